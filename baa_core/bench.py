@@ -66,11 +66,34 @@ def measure_latency(model, batches: list[dict[str, torch.Tensor]], threads: int 
     return Latency(m.median * 1e3 / n, m.iqr * 1e3 / n, threads, n)
 
 
+@dataclass
+class Comparison:
+    median_ms: dict[str, float]  # per batch
+    speedup: dict[str, float]  # median over rounds of reference_ms / model_ms, same round
+    rounds: int
+    threads: int
+
+
 def compare_latency(models: dict[str, torch.nn.Module], batches: list[dict[str, torch.Tensor]], threads: int = 1,
-                    rounds: int = 3, min_run_time: float = 0.3) -> dict[str, float]:
-    """Median ms per batch of each model, measured in ``rounds`` interleaved rounds on the same batches."""
+                    rounds: int = 15, reference: str = "dense", seed: int = 0) -> Comparison:
+    """Time each model's pass over the same batches, ``rounds`` times, in a shuffled order each round.
+
+    On a shared or throttled CPU, load comes and goes on a scale of seconds; timing the models side
+    by side within each round and taking the median of the per-round ratios cancels most of it
+    (median ms alone drifted by 15% between two runs here; the ratio by a few percent).
+    """
+    timers = {}
+    for name, model in models.items():
+        model.eval()
+        timers[name] = benchmark.Timer(stmt="run()", globals={"run": _runner(model, batches)}, num_threads=threads)
+        timers[name].timeit(1)  # warm-up
     samples: dict[str, list[float]] = {k: [] for k in models}
+    rng = random.Random(seed)
     for _ in range(rounds):
-        for name, model in models.items():
-            samples[name].append(measure_latency(model, batches, threads, min_run_time).median_ms)
-    return {k: statistics.median(v) for k, v in samples.items()}
+        order = list(timers)
+        rng.shuffle(order)
+        for name in order:
+            samples[name].append(timers[name].timeit(1).median * 1e3 / len(batches))
+    ref = samples.get(reference)
+    speedup = {k: statistics.median(r / v for r, v in zip(ref, vals)) for k, vals in samples.items()} if ref else {}
+    return Comparison({k: statistics.median(v) for k, v in samples.items()}, speedup, rounds, threads)

@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--n-batches", type=int, default=16)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--json", action="store_true")
     _data_args(p)
 
@@ -200,19 +200,20 @@ def cmd_bench(args) -> int:
     for b in args.budgets:
         masks[b] = baa_mask(model, b) if model.gate is not None else full_mask(model)
         models[f"b={b:g}"] = slice_heads(model, masks[b])
-    ms = compare_latency(models, batches, args.threads, rounds=args.rounds)
+    c = compare_latency(models, batches, args.threads, rounds=args.rounds)
+    ms = c.median_ms
     mean_len = sum(lengths) / len(lengths)
     print(f"{ckpt.name}: {len(batches)} batches of {args.batch_size} test examples (mean padded length {mean_len:.1f}), "
-          f"{args.threads} thread(s), median of {args.rounds} interleaved rounds")
+          f"{args.threads} thread(s), {args.rounds} shuffled rounds; speedup = median of per-round ratios")
     print(f"{'budget':>7} {'heads/layer':>18} {'ms/batch':>9} {'speedup':>8} {'flop_bound':>10} {'of_bound':>8}")
     print(f"{'dense':>7} {str(model.config.layer_heads):>18} {ms['dense']:9.3f} {1.0:8.3f} {1.0:10.3f} {1.0:8.3f}")
     rows = []
     for b, mask in masks.items():
-        hpl = heads_per_layer(mask)
-        speed, bound = ms["dense"] / ms[f"b={b:g}"], flop_speedup(model.config, hpl, lengths)
-        rows.append({"budget": b, "heads_per_layer": hpl, "latency_ms": ms[f"b={b:g}"], "dense_latency_ms": ms["dense"],
+        hpl, name = heads_per_layer(mask), f"b={b:g}"
+        speed, bound = c.speedup[name], flop_speedup(model.config, hpl, lengths)
+        rows.append({"budget": b, "heads_per_layer": hpl, "latency_ms": ms[name], "dense_latency_ms": ms["dense"],
                      "speedup": speed, "flop_speedup": bound, "fraction_of_bound": speed / bound, "threads": args.threads})
-        print(f"{b:7.2f} {str(hpl):>18} {ms[f'b={b:g}']:9.3f} {speed:8.3f} {bound:10.3f} {speed / bound:8.3f}")
+        print(f"{b:7.2f} {str(hpl):>18} {ms[name]:9.3f} {speed:8.3f} {bound:10.3f} {speed / bound:8.3f}")
     if args.json:
         for r in rows:
             print(json.dumps(r))

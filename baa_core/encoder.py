@@ -65,8 +65,9 @@ class EncoderBlock(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, attn_bias, head_weights=None, output_attentions=False):
-        a, probs = self.attention(x, attn_bias, head_weights, output_attentions)
+    def forward(self, x, attn_bias, head_weights=None, output_attentions=False, attention=None):
+        """``attention`` swaps in another attention module (a sliced one) for this call only."""
+        a, probs = (attention or self.attention)(x, attn_bias, head_weights, output_attentions)
         x = self.attention_norm(x + self.dropout(a))  # (B, T, d)
         h = self.ffn_output(F.gelu(self.intermediate(x)))
         x = self.ffn_norm(x + self.dropout(h))  # (B, T, d)

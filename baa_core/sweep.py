@@ -45,8 +45,7 @@ def sweep(
     method: str = "baa",
     latency_batches: list[dict] | None = None,
     threads: int = 1,
-    rounds: int = 3,
-    min_run_time: float = 0.3,
+    rounds: int = 15,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
     latency_cache: dict | None = None,
@@ -76,10 +75,9 @@ def sweep(
             key = tuple(hpl)
             if key not in timed:  # latency depends only on how many heads each layer keeps
                 dense = slice_heads(model.cpu().eval(), full_mask(model))
-                ms = compare_latency({"dense": dense, "sliced": sliced}, latency_batches, threads, rounds, min_run_time)
-                timed[key] = ms
-            ms = timed[key]
-            row.update(latency_ms=ms["sliced"], dense_latency_ms=ms["dense"], speedup=ms["dense"] / ms["sliced"])
+                timed[key] = compare_latency({"dense": dense, "sliced": sliced}, latency_batches, threads, rounds)
+            c = timed[key]
+            row.update(latency_ms=c.median_ms["sliced"], dense_latency_ms=c.median_ms["dense"], speedup=c.speedup["sliced"])
         if progress:
             progress(f"{method} budget {b:g}: accuracy {acc:.4f}" + (f", speedup {row['speedup']:.2f}x" if row["speedup"] else ""))
         rows.append(row)
