@@ -122,8 +122,7 @@ def load_external_tensors(source: str, names: list[str]) -> dict[str, torch.Tens
 
 
 def external_spec(prep) -> dict:
-    """How ``save_checkpoint`` should store a prepared model: BERT-family checkpoints leave out the
-    frozen word embeddings (the base package holds them) and store the rest as float16."""
+    """What a BERT-family checkpoint leaves out: the frozen word embeddings, which its base holds."""
     if prep.kind != "bert":
         return {}
-    return {"dtype": "float16", "external": {"source": prep.tokenizer.source, "tensors": [WORD_EMBEDDINGS]}}
+    return {"external": {"source": prep.tokenizer.source, "tensors": [WORD_EMBEDDINGS]}}

@@ -54,21 +54,25 @@ class HeadController(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, hidden: int = 64):
         super().__init__()
-        self.n_heads = n_heads
-        self.budget = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, 1))
-        self.scorer = nn.Linear(d_model, n_heads)
-        # Annealed by the trainer (exploration -> exploitation); buffers so they travel with the model.
-        self.register_buffer("tau", torch.tensor(1.0), persistent=False)
+        self.n_heads, self.hidden = n_heads, hidden
+        # The budget FFN's first layer and the head scorer read the same pooled vector: one matmul.
+        self.input = nn.Linear(d_model, hidden + n_heads)
+        self.budget_out = nn.Linear(hidden, 1)
+        # Annealed by the trainer (exploration -> exploitation). The final temperature is saved with
+        # the model (it shapes q at inference); the noise only matters while training.
+        self.register_buffer("tau", torch.tensor(1.0))
         self.register_buffer("noise", torch.tensor(0.0), persistent=False)
         self.straight_through = False
-        nn.init.zeros_(self.scorer.weight)
-        nn.init.zeros_(self.scorer.bias)
-        nn.init.constant_(self.budget[2].bias, 2.0)  # start with most heads on: s ~ 0.88
+        with torch.no_grad():
+            self.input.weight[hidden:].normal_(0, 1e-3)  # near-equal head scores at the start
+            self.input.bias[hidden:].zero_()
+        nn.init.constant_(self.budget_out.bias, 2.0)  # start with most heads on: s ~ 0.88
 
-    def predict(self, x: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = masked_mean(x, attention_mask)  # (B, d)
-        s = torch.sigmoid(self.budget(h)).squeeze(-1)  # (B,)
-        return s, self.scorer(h)  # (B,), (B, H) scores
+    def predict(self, x: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = x.mean(1) if attention_mask is None else masked_mean(x, attention_mask)  # (B, d)
+        z = self.input(h)  # (B, hidden + H)
+        s = torch.sigmoid(self.budget_out(F.gelu(z[:, : self.hidden]))).squeeze(-1)  # (B,)
+        return s, z[:, self.hidden :]  # (B,), (B, H) scores
 
     def forward(self, x, attention_mask, mode: str = "hard", target=None) -> tuple[torch.Tensor, dict]:
         """Head weights (B, H) and a record of s, q and the chosen heads for this block.
@@ -159,8 +163,9 @@ def train_budgetformer(dense, train, cfg, val=None, callbacks=(), stop=None, dev
         summary = budgetformer_summary(m, val, device=cfg.device)
         return {"val_acc": summary["accuracy"], "val_s_mean": summary["s_mean"], "val_attention_flops": summary["attention_flop_fraction"]}
 
-    groups = [(list(model.controllers.parameters()), {"lr": cfg.lr * 10})]
+    groups = [(list(model.controllers.parameters()), {"lr": cfg.gate_lr * 0.1})]
     trainer = _trainer(model, objective, train, cfg, "budgetformer", cfg.bf_epochs, seed_offset=4, param_groups=groups,
+                       lr=cfg.phase_lr,
                        callbacks=list(callbacks), stop=stop, evaluate=evaluate_val if val is not None else None,
                        eval_every=steps_per_epoch)
     trainer.run()
@@ -181,7 +186,7 @@ def controller_outputs(model, data, batch_size: int = 128, device: str = "cpu", 
 
     model.eval()
     g = torch.Generator().manual_seed(seed)
-    out = {"pred": [], "conf": [], "label": [], "s": [], "q": [], "mask": [], "loss": []}
+    out = {"pred": [], "conf": [], "label": [], "s": [], "q": [], "scores": [], "mask": [], "loss": []}
     hooks = []
     if random_heads:
         def randomise(module, args, output):
@@ -206,6 +211,7 @@ def controller_outputs(model, data, batch_size: int = 128, device: str = "cpu", 
             out["loss"].append(F.cross_entropy(res.logits.float(), batch["labels"], reduction="none").cpu())
             out["s"].append(torch.stack([r["s"] for r in res.controller], 1).cpu())
             out["q"].append(torch.stack([r["q"] for r in res.controller], 1).cpu())
+            out["scores"].append(torch.stack([r["scores"] for r in res.controller], 1).cpu())
             out["mask"].append(res.head_weights.cpu())
     finally:
         for h in hooks:
@@ -286,9 +292,10 @@ def structural_forward(model, input_ids: torch.Tensor, cache: SlicedHeadCache, a
         attention_mask = torch.ones_like(input_ids)
     x = model.embeddings(input_ids)  # (1, T, d)
     bias = attention_bias(attention_mask, x.dtype)
+    pool_mask = None if bool(attention_mask.all()) else attention_mask  # no padding at batch 1: plain mean
     chosen = []
     for layer, block in enumerate(model.blocks):
-        s, scores = model.controllers[layer].predict(x, attention_mask)
+        s, scores = model.controllers[layer].predict(x, pool_mask)
         heads = tuple(torch.nonzero(hard_head_mask(s, scores)[0]).flatten().tolist())  # same rule as batched
         chosen.append({"heads": heads, "s": float(s)})
         x, _ = block(x, bias, attention=cache.get(layer, heads))

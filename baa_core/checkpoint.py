@@ -93,6 +93,17 @@ def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, ca
     return folder
 
 
+def update_card(folder: str | Path, card: dict) -> None:
+    """Replace a checkpoint's card.json atomically (write beside it, then rename over it)."""
+    folder = Path(folder)
+    tmp = folder / f".card.json.{uuid.uuid4().hex[:8]}"
+    try:
+        _write_json(tmp, card)
+        os.replace(tmp, folder / "card.json")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _read_json(path: Path, what: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:

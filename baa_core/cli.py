@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-batches", type=int, default=16)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--update-card", action="store_true",
+                   help="time every head layout in the card's sweeps and write the latency columns back into card.json")
+    _data_args(p)
+
+    p = sub.add_parser("analyze", help="BudgetFormer: s by complexity, block x class, entropy of q, ablations, "
+                                       "per-input structural latency")
+    p.add_argument("model", help="checkpoint folder of a BudgetFormer model")
+    p.add_argument("--latency-examples", type=int, default=200, help="test inputs timed at batch 1 (0: skip)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--update-card", action="store_true", help="write the analyses into card.json")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="cpu")
     _data_args(p)
 
     p = sub.add_parser("compare", help="all methods on one dataset: one table, one run")
@@ -103,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads-latency", type=int, default=1)
     p.add_argument("--latency-batches", type=int, default=16)
     p.add_argument("--max-train", type=int, default=None)
+    p.add_argument("--results-json", default=None, help="also write the per-seed rows here (for --merge)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="RESULTS_JSON",
+                   help="no training: join the per-seed rows of earlier --results-json files (e.g. seeds run in "
+                        "parallel), print the table, and with --out write it into that checkpoint's card")
     _data_args(p)
     _train_overrides(p)
     return parser
@@ -184,46 +200,121 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _layout_mask(n_layers: int, n_heads: int, layout) -> "torch.Tensor":
+    """A mask with ``layout[l]`` heads on in layer l: latency depends on the counts, not on which heads."""
+    import torch
+
+    mask = torch.zeros(n_layers, n_heads)
+    for layer, k in enumerate(layout):
+        mask[layer, :k] = 1
+    return mask
+
+
 def cmd_bench(args) -> int:
     from .bench import compare_latency, latency_batches, padded_lengths
-    from .cost import flop_speedup, heads_per_layer
+    from .checkpoint import update_card
+    from .cost import flop_speedup
     from .prune import slice_heads
-    from .sweep import baa_mask, full_mask
+    from .sweep import baa_mask
 
     ckpt, prep = _load_for_eval(args)
     batches = latency_batches(prep.test, args.batch_size, args.n_batches)
     lengths = padded_lengths(batches)
-    model = ckpt.model
-    dense = slice_heads(model, full_mask(model))
-    models = {"dense": dense}
-    masks = {}
-    for b in args.budgets:
-        masks[b] = baa_mask(model, b) if model.gate is not None else full_mask(model)
-        models[f"b={b:g}"] = slice_heads(model, masks[b])
+    model, cfg = ckpt.model, ckpt.config
+    if args.update_card:
+        rows = [r for rs in ckpt.card.get("sweeps", {}).values() for r in rs if r.get("heads_per_layer")]
+        layouts = sorted({tuple(r["heads_per_layer"]) for r in rows}, key=sum)
+    else:
+        layouts = []
+        for b in args.budgets:
+            mask = baa_mask(model, b) if model.gate is not None else _layout_mask(cfg.n_layers, cfg.n_heads, cfg.layer_heads)
+            layouts.append(tuple(int(v) for v in mask.sum(-1).tolist()))
+    layouts = list(dict.fromkeys(layouts))
+    models = {"dense": slice_heads(model, _layout_mask(cfg.n_layers, cfg.n_heads, cfg.layer_heads))}
+    for lay in layouts:
+        models[str(list(lay))] = slice_heads(model, _layout_mask(cfg.n_layers, cfg.n_heads, lay))
     c = compare_latency(models, batches, args.threads, rounds=args.rounds)
     ms = c.median_ms
     mean_len = sum(lengths) / len(lengths)
     print(f"{ckpt.name}: {len(batches)} batches of {args.batch_size} test examples (mean padded length {mean_len:.1f}), "
           f"{args.threads} thread(s), {args.rounds} shuffled rounds; speedup = median of per-round ratios")
-    print(f"{'budget':>7} {'heads/layer':>18} {'ms/batch':>9} {'speedup':>8} {'flop_bound':>10} {'of_bound':>8}")
-    print(f"{'dense':>7} {str(model.config.layer_heads):>18} {ms['dense']:9.3f} {1.0:8.3f} {1.0:10.3f} {1.0:8.3f}")
-    rows = []
-    for b, mask in masks.items():
-        hpl, name = heads_per_layer(mask), f"b={b:g}"
-        speed, bound = c.speedup[name], flop_speedup(model.config, hpl, lengths)
-        rows.append({"budget": b, "heads_per_layer": hpl, "latency_ms": ms[name], "dense_latency_ms": ms["dense"],
-                     "speedup": speed, "flop_speedup": bound, "fraction_of_bound": speed / bound, "threads": args.threads})
-        print(f"{b:7.2f} {str(hpl):>18} {ms[name]:9.3f} {speed:8.3f} {bound:10.3f} {speed / bound:8.3f}")
+    print(f"{'heads/layer':>22} {'ms/batch':>9} {'speedup':>8} {'flop_bound':>10} {'of_bound':>8}")
+    print(f"{'dense ' + str(cfg.layer_heads):>22} {ms['dense']:9.3f} {1.0:8.3f} {1.0:10.3f} {1.0:8.3f}")
+    results = {}
+    for lay in layouts:
+        name = str(list(lay))
+        speed, bound = c.speedup[name], flop_speedup(cfg, list(lay), lengths)
+        results[lay] = {"heads_per_layer": list(lay), "latency_ms": ms[name], "dense_latency_ms": ms["dense"], "speedup": speed,
+                        "flop_speedup": bound, "fraction_of_bound": speed / bound, "threads": args.threads}
+        print(f"{name:>22} {ms[name]:9.3f} {speed:8.3f} {bound:10.3f} {speed / bound:8.3f}")
     if args.json:
-        for r in rows:
+        for r in results.values():
             print(json.dumps(r))
+    if args.update_card:
+        from .recipes import environment
+
+        for r in rows:
+            m = results[tuple(r["heads_per_layer"])]
+            r.update({k: m[k] for k in ("latency_ms", "dense_latency_ms", "speedup", "flop_speedup", "threads")})
+        ckpt.card["latency"] = {"command": _command(), "environment": environment(), "batches": len(batches),
+                                "batch_size": args.batch_size, "rounds": args.rounds, "mean_padded_length": mean_len}
+        update_card(args.model, ckpt.card)
+        print(f"updated the latency columns of {len(rows)} rows in {args.model}/card.json")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from .analysis import budgetformer_analysis, per_example_latency
+    from .budgetformer import budgetformer_summary
+    from .checkpoint import update_card
+
+    ckpt, prep = _load_for_eval(args)
+    if ckpt.model.controllers is None:
+        raise ValueError(f"{ckpt.name} is not a BudgetFormer model (method {ckpt.card.get('method')})")
+    model = ckpt.model.to(args.device)
+    result = budgetformer_analysis(model, prep.test, list(prep.data.label_names), device=args.device, latency_examples=0)
+    if args.latency_examples:
+        result["per_example_latency"] = per_example_latency(model.cpu(), prep.test, args.latency_examples, args.threads)
+    summary = budgetformer_summary(model.to(args.device), prep.test, device=args.device)
+    if args.json:
+        print(json.dumps({"summary": summary, **result}))
+    else:
+        print(f"{ckpt.name}: accuracy {summary['accuracy']:.4f}, mean s {summary['s_mean']:.3f}, heads used "
+              f"{summary['est_cost']:.3f}, attention FLOPs {summary['attention_flop_fraction']:.3f} of full MHA "
+              f"({len(prep.test)} test inputs)")
+        c = result["s_by_complexity"]
+        print(f"s by complexity ({c['complexity_measure']}); Spearman rho(complexity, s) = {c['spearman_rho']:.3f}")
+        for r in c["summary"]:
+            print(f"  {r['bucket']:>6}: n={r['n']:5d} s={r['s_mean']:.3f} ± {r['s_std']:.3f} heads={r['heads_fraction']:.3f}")
+        print("entropy of q per block (final temperature / temperature 1, uniform = log H):")
+        for r in result["q_entropy"]:
+            print(f"  block {r['block']}: {r['entropy_mean']:.3f} / {r['entropy_t1_mean']:.3f} (log H = {r['uniform_entropy']:.3f})")
+        print("ablations:")
+        for r in result["ablations"]:
+            print(f"  {r['variant']:<40} accuracy {r['accuracy']:.4f} heads {r['heads_fraction']:.3f} "
+                  f"attention FLOPs {r['attention_flop_fraction']:.3f}")
+        if "per_example_latency" in result:
+            p = result["per_example_latency"]
+            print(f"per-input latency, batch 1, {p['threads']} thread(s), {p['n']} inputs: median measured/predicted "
+                  f"{p['median_ratio']:.3f}, median speedup over dense {p['median_speedup']:.3f} "
+                  f"(FLOP bound {p['median_flop_speedup']:.3f}); head sets cached {p['cache']['head_sets']}")
+    if args.update_card:
+        result["training_dynamics"] = ckpt.card.get("analysis", {}).get("training_dynamics", [])
+        ckpt.card["analysis"] = result
+        ckpt.card.setdefault("sweeps", {})["budgetformer"] = [summary]
+        update_card(args.model, ckpt.card)
     return 0
 
 
 def cmd_compare(args) -> int:
-    from .compare import print_table, run_compare
+    from .compare import merge_results, print_table, run_compare
 
-    result = run_compare(args, command=_command())
+    if args.merge:
+        result = merge_results(args.merge, args.out)
+    else:
+        result = run_compare(args, command=_command())
+        if args.results_json:
+            Path(args.results_json).write_text(json.dumps(result, indent=1))
     if args.json:
         for r in result["rows"]:
             print(json.dumps(r))
@@ -232,4 +323,4 @@ def cmd_compare(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "compare": cmd_compare}
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "analyze": cmd_analyze, "compare": cmd_compare}

@@ -109,6 +109,9 @@ class TrainConfig:
     seed: int = 0
     batch_size: int = 64
     lr: float = 1e-3
+    # Learning rate of the model's own weights after the dense warm start (budget, hard, static,
+    # recovery, BudgetFormer phases); None = lr. The gates have their own rate, gate_lr.
+    adapt_lr: float | None = None
     gate_lr: float = 5e-2
     weight_decay: float = 0.01
     warmup_steps: int = 100
@@ -155,6 +158,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def phase_lr(self) -> float:
+        return self.lr if self.adapt_lr is None else self.adapt_lr
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":

@@ -169,12 +169,12 @@ def train_gated(dense: BudgetedClassifier, train: EncodedDataset, cfg: TrainConf
     """
     model = with_gating(dense, "baa" if budget is None else "static", None if budget is None else [budget])
     tag = "budget" if budget is None else f"static@{budget:g}"
-    _trainer(model, GateObjective(cfg, budget), train, cfg, tag, cfg.budget_epochs, seed_offset=1,
+    _trainer(model, GateObjective(cfg, budget), train, cfg, tag, cfg.budget_epochs, seed_offset=1, lr=cfg.phase_lr,
              param_groups=_gate_params(model, cfg), **kw).run()
     if cfg.hard_epochs > 0:
         teacher = copy.deepcopy(model).eval().requires_grad_(False)
         _trainer(model, HardAdaptObjective(cfg, teacher, budget), train, cfg, "hard" if budget is None else f"hard@{budget:g}",
-                 cfg.hard_epochs, seed_offset=2, lr=cfg.lr * 0.5, param_groups=_gate_params(model, cfg), **kw).run()
+                 cfg.hard_epochs, seed_offset=2, lr=cfg.phase_lr * 0.5, param_groups=_gate_params(model, cfg), **kw).run()
     return model
 
 
@@ -187,5 +187,5 @@ def train_recovery(dense: BudgetedClassifier, mask: torch.Tensor, train: Encoded
     """The recovered specialist: the post-hoc-pruned dense model fine-tuned with its fixed head mask."""
     model = copy.deepcopy(dense)
     _trainer(model, DenseObjective(mask.to(cfg.device)), train, cfg, "recovery", cfg.recovery_epochs, seed_offset=3,
-             lr=cfg.lr * 0.5, **kw).run()
+             lr=cfg.phase_lr, **kw).run()
     return model
