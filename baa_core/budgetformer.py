@@ -147,8 +147,8 @@ class BudgetFormerObjective:
         ent = entropy(q).mean()
         loss = task + c.bf_lambda_budget * budget + hinge + c.bf_lambda_entropy * ent
         acc = float((out.logits.argmax(-1) == labels).float().mean())
-        return loss, {"accuracy": acc, "cost": float(out.head_weights.detach().mean()), "s_mean": float(s.mean()),
-                      "entropy": float(ent), **sched}
+        return loss, {"accuracy": acc, "cost": out.head_weights.detach().mean().item(), "s_mean": s.mean().item(),
+                      "entropy": ent.item(), **sched}
 
 
 def train_budgetformer(dense, train, cfg, val=None, callbacks=(), stop=None, device=None):
@@ -184,7 +184,7 @@ def controller_outputs(model, data, batch_size: int = 128, device: str = "cpu", 
     """
     from .data import iterate_batches
 
-    model.eval()
+    model.to(device).eval()
     g = torch.Generator().manual_seed(seed)
     out = {"pred": [], "conf": [], "label": [], "s": [], "q": [], "scores": [], "mask": [], "loss": []}
     hooks = []

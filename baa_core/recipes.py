@@ -214,9 +214,10 @@ def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConf
         from .analysis import budgetformer_analysis
         from .budgetformer import budgetformer_summary
 
-        sweeps["budgetformer"] = [budgetformer_summary(model, prep.test)]
+        sweeps["budgetformer"] = [budgetformer_summary(model, prep.test, device=tcfg.device)]
         extra["analysis"] = budgetformer_analysis(model, prep.test, list(prep.data.label_names), result.history,
                                                   device=tcfg.device, latency_examples=n_latency_batches * 8)
+        model.cpu()
     dense_rows = measure(prep, result.dense, [1.0], method="dense", mask_for=lambda b: torch.ones(
         result.dense.config.n_layers, result.dense.config.n_heads), threads=threads, n_latency_batches=0)
     sweeps["dense"] = dense_rows
