@@ -34,7 +34,7 @@ class GatedSelfAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,  # (B, T, d)
-        attn_bias: torch.Tensor,  # (B, 1, 1, T) additive: 0 for tokens, -inf-like for padding
+        attn_bias: torch.Tensor | None,  # (B, 1, 1, T) additive: 0 for tokens, -inf-like for padding; None = no padding
         head_weights: torch.Tensor | None = None,  # (H,) or (B, H); None = all heads at 1
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -45,7 +45,9 @@ class GatedSelfAttention(nn.Module):
         v = self.value(x).view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
         dropout = self.attn_dropout if self.training else 0.0
         if output_attentions:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(D) + attn_bias  # (B, H, T, T)
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(D)  # (B, H, T, T)
+            if attn_bias is not None:
+                scores = scores + attn_bias
             probs = scores.softmax(dim=-1)
             ctx = F.dropout(probs, dropout, self.training) @ v  # (B, H, T, D)
         else:

@@ -292,12 +292,15 @@ def structural_forward(model, input_ids: torch.Tensor, cache: SlicedHeadCache, a
         attention_mask = torch.ones_like(input_ids)
     x = model.embeddings(input_ids)  # (1, T, d)
     bias = attention_bias(attention_mask, x.dtype)
-    pool_mask = None if bool(attention_mask.all()) else attention_mask  # no padding at batch 1: plain mean
+    pool_mask = None if bias is None else attention_mask  # no padding at batch 1: a plain mean
     chosen = []
+    H = model.config.n_heads
     for layer, block in enumerate(model.blocks):
         s, scores = model.controllers[layer].predict(x, pool_mask)
-        heads = tuple(torch.nonzero(hard_head_mask(s, scores)[0]).flatten().tolist())  # same rule as batched
+        k = max(1, min(H, math.ceil(s.item() * H - 1e-6)))
+        # The same ranking as hard_head_mask (stable, descending), so batched and structural agree.
+        heads = tuple(sorted(scores[0].argsort(descending=True, stable=True)[:k].tolist()))
         chosen.append({"heads": heads, "s": float(s)})
         x, _ = block(x, bias, attention=cache.get(layer, heads))
-    logits = model.classifier(masked_mean(x, attention_mask))
+    logits = model.classifier(x.mean(1) if pool_mask is None else masked_mean(x, attention_mask))
     return logits, chosen

@@ -74,8 +74,13 @@ class EncoderBlock(nn.Module):
         return x, probs
 
 
-def attention_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, T) 1/0 padding mask -> (B, 1, 1, T) additive bias that keeps padding out of every softmax."""
+def attention_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """(B, T) 1/0 padding mask -> (B, 1, 1, T) additive bias that keeps padding out of every softmax.
+
+    None when nothing is padded (a single input, or equal lengths): attention then needs no mask.
+    """
+    if bool(attention_mask.all()):
+        return None
     return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
 
