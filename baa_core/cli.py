@@ -23,8 +23,12 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+_ARGV: list[str] = []
+
+
 def _command() -> str:
-    return "python -m baa_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The command line that produced a result, for cards."""
+    return "python -m baa_core " + " ".join(shlex.quote(a) for a in _ARGV)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -65,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--budgets", type=_floats, default=None, help="budgets to sweep for the card")
     p.add_argument("--latency-batches", type=int, default=16, help="batches of 8 test examples to time (0: skip)")
-    p.add_argument("--max-train", type=int, default=None)
+    p.add_argument("--max-train", type=int, default=None, help="train on a stratified subset of this many rows")
+    p.add_argument("--max-test", type=int, default=None, help="evaluate on a stratified subset of this many rows")
     _data_args(p)
     _train_overrides(p)
 
@@ -125,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _ARGV[:] = argv
     args = build_parser().parse_args(argv)
     from .checkpoint import CheckpointError
     from .data import DataError
@@ -143,7 +150,8 @@ def cmd_train(args) -> int:
     if args.method == "static" and args.budget is None:
         raise ValueError("--method static needs --budget")
     prep = prepare(args.task, kind=args.kind, base=args.base, data_dir=args.data_dir, csv=args.csv,
-                   text_column=args.text_column, label_column=args.label_column, seed=args.seed, max_train=args.max_train)
+                   text_column=args.text_column, label_column=args.label_column, seed=args.seed, max_train=args.max_train,
+                   max_test=args.max_test)
     tcfg = _tcfg(args, "csv" if args.csv else args.task, args.kind)
     print(f"data: {prep.data.source}", file=sys.stderr)
     ckpt = train_and_save(prep, args.method, args.out, tcfg, budget=args.budget, budgets=args.budgets or DEFAULT_BUDGETS,

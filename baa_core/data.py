@@ -193,10 +193,16 @@ def stratified_split(ds: TextDataset, held: float | int, seed: int = SPLIT_SEED)
     return ds.subset(sorted(keep)), ds.subset(sorted(out))
 
 
-def load_task(task: str, data_dir: str | Path | None = None, seed: int = 0, max_train: int | None = None) -> TaskData:
-    """Train/val/test splits for ``synthetic``, ``ag_news`` or ``dbpedia14`` (local folder or Hub)."""
+def load_task(task: str, data_dir: str | Path | None = None, seed: int = 0, max_train: int | None = None,
+              max_test: int | None = None) -> TaskData:
+    """Train/val/test splits for ``synthetic``, ``ag_news`` or ``dbpedia14`` (local folder or Hub).
+
+    ``max_train`` / ``max_test`` keep a stratified subset (quick checks); cards record it.
+    """
     if task == "synthetic":
-        return load_synthetic(seed=seed)
+        data = load_synthetic(n_train=max_train or 8000, n_test=max_test or 10000, seed=seed)
+        data.extra.update({k: v for k, v in (("max_train", max_train), ("max_test", max_test)) if v})
+        return data
     if task not in HUB_NAMES:
         raise DataError(f"unknown task {task!r}; choose one of {TASKS} or load a CSV with load_csv")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -224,6 +230,9 @@ def load_task(task: str, data_dir: str | Path | None = None, seed: int = 0, max_
     if max_train is not None and len(train_full) > max_train:
         train_full, _ = stratified_split(train_full, 1.0 - max_train / len(train_full))
         extra["max_train"] = max_train
+    if max_test is not None and len(test) > max_test:
+        test, _ = stratified_split(test, 1.0 - max_test / len(test))
+        extra["max_test"] = max_test
     train, val = stratified_split(train_full, 0.1)
     return TaskData(train, val, test, source + "; validation: a stratified 10% of the training rows", task, extra)
 

@@ -83,9 +83,13 @@ class Prepared:
 
 def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = None, data_dir=None, csv: str | Path | None = None,
             text_column: str = "text", label_column: str = "label", seed: int = 0, max_train: int | None = None,
-            max_len: int | None = None, vocab_size: int = 20000, checkpoint: Checkpoint | None = None) -> Prepared:
+            max_test: int | None = None, max_len: int | None = None, vocab_size: int = 20000,
+            checkpoint: Checkpoint | None = None) -> Prepared:
     """Load a task's splits, build (or take the checkpoint's) tokenizer, and encode every split."""
-    data = load_csv(csv, text_column, label_column) if csv is not None else load_task(task, data_dir, seed=seed, max_train=max_train)
+    if csv is not None:
+        data = load_csv(csv, text_column, label_column)
+    else:
+        data = load_task(task, data_dir, seed=seed, max_train=max_train, max_test=max_test)
     n_classes, labels = len(data.label_names), list(data.label_names)
     init = None
     if checkpoint is not None:
@@ -181,7 +185,7 @@ def make_card(prep: Prepared, *, name: str, method: str, tcfg: TrainConfig, swee
         "architecture": f"{cfg.n_layers} layers x {cfg.n_heads} heads, d={cfg.d_model}, ffn={cfg.d_ffn}, max_len={cfg.max_len}",
         "labels": list(prep.data.label_names),
         "data": prep.data.source,
-        "sizes": {"train": len(prep.train), "val": len(prep.val), "test": len(prep.test)},
+        "sizes": {"train": len(prep.train), "val": len(prep.val), "test": len(prep.test), **prep.data.extra},
         "protocol": ("accuracy on the test split with the hard operating point (top-k heads, >=1 per layer), computed "
                      "by the sliced model; latency: median ms per batch of 8 random test examples at their real "
                      "lengths, CPU, fixed threads, sliced vs dense measured in interleaved rounds"),

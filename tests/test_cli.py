@@ -1,0 +1,51 @@
+"""The CLI contract: train writes a checkpoint with a card; sweep --json prints the documented keys."""
+import json
+
+import pytest
+
+from baa_core.cli import main
+from baa_core.sweep import ROW_KEYS
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "synth"
+    rc = main(["train", "--task", "synthetic", "--method", "baa", "--out", str(out), "--dense-epochs", "0.3",
+               "--budget-epochs", "0.3", "--hard-epochs", "0.2", "--latency-batches", "1", "--budgets", "0.5,1.0",
+               "--max-train", "1500", "--max-test", "500"])
+    assert rc == 0
+    return out
+
+
+def test_train_writes_checkpoint_and_card(trained):
+    card = json.loads((trained / "card.json").read_text())
+    assert card["task"] == "synthetic" and card["method"] == "baa"
+    assert card["command"].startswith("python -m baa_core train")
+    assert [r["budget"] for r in card["sweeps"]["baa"]] == [0.5, 1.0]
+    assert card["sweeps"]["baa"][0]["latency_ms"] > 0
+
+
+def test_sweep_json_prints_one_object_per_budget_with_the_documented_keys(trained, capsys):
+    rc = main(["sweep", str(trained), "--budgets", "0.25,0.5,1.0", "--json", "--latency-batches", "1", "--limit", "200"])
+    assert rc == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [r["budget"] for r in lines] == [0.25, 0.5, 1.0]
+    for r in lines:
+        assert set(ROW_KEYS) <= set(r)
+        assert r["total_heads"] == 8 and 0 < r["est_cost"] <= 1 and r["speedup"] > 0 and r["flop_speedup"] >= 1
+
+
+def test_bench_prints_ratios(trained, capsys):
+    assert main(["bench", str(trained), "--budgets", "0.5", "--rounds", "2", "--n-batches", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "speedup" in out and "flop_bound" in out
+
+
+def test_bad_budget_and_bad_checkpoint_are_clear_errors(trained, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", str(trained), "--budgets", "1.5"])
+    assert "budgets must lie in (0, 1]" in capsys.readouterr().err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.safetensors").write_bytes(b"nonsense")
+    assert main(["sweep", str(tmp_path / "broken"), "--budgets", "0.5"]) == 2
+    assert "error:" in capsys.readouterr().err
