@@ -164,10 +164,11 @@ def train_budgetformer(dense, train, cfg, val=None, callbacks=(), stop=None, dev
         return {"val_acc": summary["accuracy"], "val_s_mean": summary["s_mean"], "val_attention_flops": summary["attention_flop_fraction"]}
 
     groups = [(list(model.controllers.parameters()), {"lr": cfg.gate_lr * 0.1})]
+    # Four validation points per epoch and one before training: the training-dynamics view.
     trainer = _trainer(model, objective, train, cfg, "budgetformer", cfg.bf_epochs, seed_offset=4, param_groups=groups,
-                       lr=cfg.phase_lr,
-                       callbacks=list(callbacks), stop=stop, evaluate=evaluate_val if val is not None else None,
-                       eval_every=steps_per_epoch)
+                       lr=cfg.phase_lr, callbacks=list(callbacks), stop=stop,
+                       evaluate=evaluate_val if val is not None else None,
+                       eval_every=max(1, steps_per_epoch // 4), eval_at_start=True)
     trainer.run()
     objective.set_schedule(model, 1.0)
     return model.eval()

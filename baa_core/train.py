@@ -89,6 +89,7 @@ class Trainer:
     stop: threading.Event | Callable[[], bool] | None = None
     evaluate: Callable[[nn.Module], dict] | None = None
     eval_every: int = 0  # steps; 0 = only at the end
+    eval_at_start: bool = False  # also evaluate before the first step (training dynamics start there)
     # Ends the phase early once the evaluation says it is done (e.g. validation accuracy reached).
     done: Callable[[dict], bool] | None = None
     log_every: int = 10
@@ -117,6 +118,14 @@ class Trainer:
         history: list[TrainEvent] = []
         start, step = time.perf_counter(), 0
         loss_avg = acc_avg = cost_avg = None
+        if self.eval_at_start and self.evaluate is not None:
+            self.model.eval()
+            val = self.evaluate(self.model)
+            self.model.train()
+            event = TrainEvent(self.phase, 0, total, 0.0, float("nan"), float("nan"), float("nan"), 0.0, 0.0, {}, val)
+            history.append(event)
+            for cb in self.callbacks:
+                cb(event)
         while step < total:
             for batch in iterate_batches(self.data, self.batch_size, True, generator, self.device):
                 if step >= total:
