@@ -97,6 +97,12 @@ class BudgetedClassifier(nn.Module):
         self.blocks = nn.ModuleList(EncoderBlock(cfg, h) for h in cfg.layer_heads)
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.d_model, cfg.n_classes)
+        # BERT-style init for the network itself; gate modules below keep their own initialisation.
+        self.apply(self._init_weights)
+        if cfg.embedding_init_std != 0.02:
+            for emb in (self.embeddings.word_embeddings, self.embeddings.position_embeddings):
+                nn.init.normal_(emb.weight, std=cfg.embedding_init_std)
+            nn.init.zeros_(self.embeddings.word_embeddings.weight[cfg.pad_id])
         self.gate: nn.Module | None = None
         self.controllers: nn.ModuleList | None = None
         if cfg.gating == "baa":
@@ -109,11 +115,6 @@ class BudgetedClassifier(nn.Module):
             self.controllers = nn.ModuleList(
                 HeadController(cfg.d_model, cfg.n_heads, cfg.controller_hidden) for _ in range(cfg.n_layers)
             )
-        self.apply(self._init_weights)
-        if cfg.embedding_init_std != 0.02:
-            for emb in (self.embeddings.word_embeddings, self.embeddings.position_embeddings):
-                nn.init.normal_(emb.weight, std=cfg.embedding_init_std)
-            nn.init.zeros_(self.embeddings.word_embeddings.weight[cfg.pad_id])
 
     @staticmethod
     def _init_weights(m: nn.Module):
