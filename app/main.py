@@ -1,5 +1,31 @@
-import streamlit as st
+"""Budgeted Attention Explorer: `streamlit run app/main.py`.
 
-st.set_page_config(page_title="Budgeted Attention Explorer", layout="wide")
-st.title("Budgeted Attention Explorer")
-st.write("The app is being built; see the README.")
+The page set-up, the model picker every page shares (sidebar), and the pages. Each page lives in
+app/app_pages/ and reads like a description of its screen; figures come from app/ui/figures.py,
+numbers from baa_core (measured now) or from the model's card (measured when it was made).
+"""
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app.ui import state  # noqa: E402
+
+st.set_page_config(page_title="Budgeted Attention Explorer", page_icon=str(ROOT / "app" / "static" / "icon.png"), layout="wide")
+
+PAGES = [
+    st.Page("app_pages/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("app_pages/budget_explorer.py", title="Budget explorer", icon=":material/tune:"),
+    st.Page("app_pages/inspector.py", title="Per-input inspector", icon=":material/search:"),
+    st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/paper.py", title="Paper vs here", icon=":material/article:"),
+]
+
+page = st.navigation(PAGES)
+state.model_picker()
+page.run()

@@ -140,12 +140,16 @@ def find_row(card: dict, ours: Ours) -> dict | None:
     return None
 
 
-def find_ours(figure: PaperFigure, cards: list[dict]) -> tuple[dict, dict] | None:
-    """(card, row) of the first card holding the comparable measurement, or None if none does."""
+def find_ours(figure: PaperFigure, cards: list[dict], require_value: bool = True) -> tuple[dict, dict] | None:
+    """(card, row) of the first card holding the comparable measurement, or None if none does.
+
+    ``require_value=False`` also accepts a matching row whose value is missing (e.g. a card trained with
+    ``--latency-batches 0`` has rows without ``speedup``), so a caller can say how to fill it in.
+    """
     if figure.ours is None:
         return None
     for card in cards:
         row = find_row(card, figure.ours)
-        if row is not None and row.get(figure.ours.key) is not None:
+        if row is not None and (row.get(figure.ours.key) is not None or not require_value):
             return card, row
     return None

@@ -1,0 +1,122 @@
+"""Per-input inspector: one text (typed or from the dataset) -> prediction, the heads it used (per-block
+budget s and relevance q for BudgetFormer, the gates at the chosen budget for BAA), measured latency;
+and, for BudgetFormer, the dataset views from its card (click a point to inspect that example)."""
+import pandas as pd
+import streamlit as st
+
+from app.ui import figures, state
+from baa_core.inspect import InputError
+
+sel = state.require_model()
+model, card = sel.model, sel.card
+is_bf = model.config.gating == "budgetformer"
+st.title("Per-input inspector")
+st.caption(f"**{sel.entry.name}** · {card.get('architecture', '')} · method `{card.get('method')}`")
+if sel.entry.source == "hub":
+    st.warning("This encoder was loaded by name with an **untrained** classifier head: its predictions are random; "
+               "its attention is the pretrained model's.")
+
+data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
+budget = state.budget_widget(model, key="inspector_budget")
+if is_bf:
+    st.caption("BudgetFormer: each block picks its own budget s and heads for this input; there is no global budget.")
+text, index = state.text_input(card, data, key="inspector")
+
+try:
+    ins = state.inspect_cached(*sel.key, text, budget, False, True, sel.ckpt)
+except InputError as exc:
+    st.warning(f"Nothing to inspect: {exc}.")
+    st.stop()
+except ValueError as exc:
+    st.error(f"The model cannot run on this input: {exc}")
+    st.stop()
+
+if ins.truncated:
+    st.warning(f"The text is longer than the model reads: only its first {len(ins.tokens)} tokens were used "
+               f"(max length {model.config.max_len}).")
+c = st.columns(4)
+c[0].metric("prediction", ins.label, help="argmax of the classifier's softmax")
+c[1].metric("confidence", f"{ins.confidence:.1%}")
+c[2].metric("heads used", f"{ins.active_heads} / {ins.head_weights.numel()}", help=f"FLOPs {ins.flops / ins.dense_flops:.1%} of dense")
+if ins.latency_ms is not None:
+    c[3].metric("latency (batch 1)", f"{ins.latency_ms:.2f} ms", f"{ins.dense_latency_ms / ins.latency_ms:.2f}x vs dense {ins.dense_latency_ms:.2f} ms",
+                delta_color="off", help="measured now on this CPU, 1 thread: the structural path (only the chosen heads' weights run) "
+                                        "against the dense model on the same input")
+if index is not None:
+    names = card.get("labels") or []
+    truth = data.labels[index]
+    st.caption(f"True label: **{names[truth] if truth < len(names) else truth}** — "
+               f"{'correct' if truth == ins.prediction else 'wrong'}.")
+
+left, right = st.columns([2, 3]) if model.config.n_heads <= 5 else st.columns([1, 2])
+with left:
+    st.markdown("**Class probabilities**")
+    st.plotly_chart(figures.render_probs(ins.label_names or [str(i) for i in range(len(ins.probs))], ins.probs, ins.prediction),
+                    key="inspector_probs", config=figures.EXPORT_CONFIG)
+with right:
+    mask = ins.head_weights.tolist()
+    if is_bf and ins.s is not None:
+        st.markdown("**What each block chose for this input**")
+        st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), mask, model.config.n_heads), key="inspector_sq",
+                        config=figures.EXPORT_CONFIG)
+    else:
+        st.markdown(f"**Heads active{'' if budget is None else f' at budget {budget:.2f}'}**")
+        values = None if ins.gate_values is None else ins.gate_values.tolist()
+        st.html(figures.render_head_grid(mask, values, "gate"))
+st.caption("Chosen heads: " + " · ".join(f"block {b}: {', '.join(map(str, hs)) or 'none'}" for b, hs in enumerate(ins.chosen_heads())))
+st.caption(f"Tokens ({len(ins.tokens)}): " + " ".join(ins.tokens[:80]) + (" …" if len(ins.tokens) > 80 else ""))
+
+# ---------------------------------------------------------------- BudgetFormer: the dataset views from the card
+analysis = card.get("analysis") or {}
+if is_bf and analysis:
+    st.divider()
+    st.subheader("Across the test set (from the card)")
+    st.caption("Computed by `baa_core.analysis` on the test split when the model was made.")
+
+    def inspect_clicked():
+        points = st.session_state["inspector_scatter"].selection.get("points", [])
+        if points and points[0].get("customdata") and data is not None:
+            st.session_state["inspector_mode"] = "Dataset example"
+            st.session_state["inspector_index"] = int(points[0]["customdata"][0])
+
+    tabs = st.tabs(["s by input complexity", "block x class", "entropy of q", "training dynamics", "ablations and latency"])
+    with tabs[0]:
+        sbc = analysis.get("s_by_complexity") or {}
+        if sbc.get("examples"):
+            measure = (sbc.get("complexity_measure") or "complexity").split(" (")[0]
+            st.plotly_chart(figures.render_s_by_complexity(sbc["examples"], sbc.get("summary", []), sbc.get("spearman_rho"),
+                                                           f"complexity: {measure}"),
+                            key="inspector_scatter", on_select=inspect_clicked, selection_mode="points",
+                            config=figures.EXPORT_CONFIG)
+            st.caption(f"Complexity: {sbc.get('complexity_measure', 'not recorded')}. "
+                       + ("Click a point to inspect that example above." if data is not None
+                          else f"Clicking a point needs the test data, which is not available here ({no_data})."))
+        else:
+            st.write("Not in this card.")
+    with tabs[1]:
+        if analysis.get("s_block_class"):
+            st.plotly_chart(figures.render_block_class(analysis["s_block_class"]), key="inspector_block_class",
+                            config=figures.EXPORT_CONFIG)
+        else:
+            st.write("Not in this card.")
+    with tabs[2]:
+        if analysis.get("q_entropy"):
+            st.plotly_chart(figures.render_q_entropy(analysis["q_entropy"]), key="inspector_entropy", config=figures.EXPORT_CONFIG)
+        else:
+            st.write("Not in this card.")
+    with tabs[3]:
+        if analysis.get("training_dynamics"):
+            st.plotly_chart(figures.render_dynamics(analysis["training_dynamics"]), key="inspector_dynamics",
+                            config=figures.EXPORT_CONFIG)
+        else:
+            st.write("Not in this card.")
+    with tabs[4]:
+        if analysis.get("ablations"):
+            st.dataframe(pd.DataFrame(analysis["ablations"]), hide_index=True, key="inspector_ablations")
+        lat = analysis.get("per_example_latency")
+        if lat:
+            st.markdown(f"Per-example structural latency (batch 1, {lat.get('threads', 1)} thread, {lat.get('n')} inputs): "
+                        f"median measured / FLOP-model prediction **{lat['median_ratio']:.2f}**, median speedup over dense "
+                        f"**{lat['median_speedup']:.2f}x** (FLOP bound {lat['median_flop_speedup']:.2f}x).")
+elif is_bf:
+    st.info("This BudgetFormer card holds no dataset analyses.")

@@ -1,0 +1,53 @@
+"""Overview: what an attention budget is, one picture of it, and the models on hand."""
+import pandas as pd
+import streamlit as st
+import torch
+
+from app.ui import catalog, figures, state
+
+st.title("Budgeted Attention Explorer")
+st.markdown(
+    "A transformer reads text with many **attention heads** in every block. Most inputs do not need all of them. "
+    "An **attention budget** b says what share of the heads may run: at b = 0.5 a model keeps half its heads and "
+    "physically drops the rest (their weights are sliced out), so it really runs faster on a CPU.\n\n"
+    "- **BAA** (budgeted attention allocation) trains *one* model whose per-head gates open as the budget grows: "
+    "pick any budget at run time.\n"
+    "- **BudgetFormer** lets each block decide *per input* how many heads it needs (budget s) and which ones (relevance q).\n\n"
+    "Every number in this app is measured by this project's code (live, or recorded in the model's card when it was "
+    "trained); numbers from the papers are labelled as the paper's."
+)
+
+st.subheader("The picture: each head's gate opens as the budget grows")
+entries = catalog.list_models()
+picked = state.selected_entry()
+baa = [e for e in ([picked] if picked else []) + entries if e and e.card.get("method") == "baa" and e.path is not None]
+if baa:
+    entry = baa[0]
+    try:
+        ckpt = state.load_checkpoint_cached(str(entry.path), entry.version)
+        gate = ckpt.model.gate
+        budgets = [round(0.02 * i, 2) for i in range(1, 51)]
+        with torch.no_grad():
+            g = torch.stack([gate(b) for b in budgets])  # (B, L, H)
+        curves = [(f"block {l} head {h}", g[:, l, h].tolist()) for l in range(g.shape[1]) for h in range(g.shape[2])]
+        b = st.session_state.get(state.BUDGET_KEY, 0.5)
+        st.plotly_chart(figures.render_gate_curves(budgets, curves, b), key="overview_gates", config=figures.EXPORT_CONFIG)
+        st.caption(f"Gate values g(b) of **{entry.name}**, computed from its weights. Gates only rise with b, so more budget "
+                   f"never closes a head; at a budget the top round(b x heads) gates run (at least one per block).")
+    except Exception as exc:  # a broken checkpoint must not break the overview
+        st.warning(f"The picture needs a BAA model; {entry.name} could not be loaded ({str(exc)[:200]}).")
+else:
+    st.info("No BAA model is on hand yet to draw the picture: train one on the **Train** page.")
+
+st.subheader("Models on hand")
+if entries:
+    table = pd.DataFrame([{
+        "model": e.name, "where": e.source, "task": e.card.get("task"), "method": e.card.get("method"),
+        "architecture": e.card.get("architecture"), "created": e.card.get("created"),
+        "status": e.problem or "ok",
+    } for e in entries])
+    st.dataframe(table, hide_index=True, key="overview_models")
+else:
+    st.info("No models yet. Shipped models live in `pretrained/`; models you train go to the user models folder.")
+st.caption(f"Shipped: `{catalog.pretrained_dir()}` · yours: `{catalog.user_models_dir()}`. Pick one in the sidebar; "
+           f"every page uses that model.")

@@ -1,0 +1,60 @@
+"""Paper vs here: each published figure beside what this project measured (from the models' cards),
+with the command behind our number. The papers' numbers are quoted, never measured here."""
+import pandas as pd
+import streamlit as st
+
+from app.ui import catalog, figures
+from baa_core import paper
+
+st.title("Paper vs here")
+st.markdown("The **paper** column quotes the two papers (BAA's abstract; BudgetFormer's Table II as reviewers summarised it). "
+            "The **here** column is what this project measured, read from the card of a model on hand (shipped or yours); "
+            "the command that produced it is beside it. An empty *here* means no model on hand measures that setting yet.")
+
+entries = [e for e in catalog.list_models() if not e.problem]
+cards = [dict(e.card, _name=e.name, _source=e.source) for e in entries]
+rows, bars = [], []
+for fig in paper.FIGURES:
+    found = paper.find_ours(fig, cards)
+    here, where, command, extra = None, "", "", ""
+    if found:
+        card, row = found
+        here = row[fig.ours.key]
+        where = f"{card['_name']} ({card['_source']})"
+        command = card.get("command", "")
+        if row.get("accuracy_std") is not None and fig.ours.key == "accuracy":
+            extra = f" ± {100 * row['accuracy_std']:.1f} ({row.get('seeds', len(row.get('accuracy_seeds', [])))} seeds)"
+        if fig.ours.key == "accuracy" and row.get("est_cost") is not None:
+            extra += f" at cost {row['est_cost']:.3f}"
+        if fig.unit in ("%", "x") and fig.unit == ("%" if fig.ours.key == "accuracy" else "x"):
+            bars.append({"label": fig.id, "paper": fig.value, "ours": here, "unit": fig.unit})
+    elif fig.ours is not None and (partial := paper.find_ours(fig, cards, require_value=False)):
+        where = f"{partial[0]['_name']} ({partial[0]['_source']})"
+        command = (f"not in the card yet ({fig.ours.key} was not measured when it was made); to measure it on this CPU: "
+                   f"python -m baa_core bench {catalog.pretrained_dir().name if partial[0]['_source'] == 'shipped' else catalog.user_models_dir().name}"
+                   f"/{partial[0]['_name']} --update-card")
+    elif fig.ours is not None:
+        command = f"not measured here yet; to measure it: {fig.ours.command}"
+    rows.append({"paper": f"{fig.paper} (arXiv {fig.arxiv})", "setting": fig.setting, "figure": fig.metric,
+                 "paper's number": fig.format(), "here (measured)": (fig.format(here) + extra) if here is not None else "—",
+                 "model card": where, "command": command or "no counterpart in this project", "note": fig.note,
+                 "source": fig.source})
+
+table = pd.DataFrame(rows)
+for name, arxiv in (paper.BAA, paper.BUDGETFORMER):
+    st.subheader(name)
+    part = table[table["paper"].str.startswith(name)]
+    st.dataframe(part[["setting", "figure", "paper's number", "here (measured)", "model card"]], hide_index=True,
+                 key=f"paper_table_{arxiv}")
+    with st.expander("The commands behind the numbers, and notes"):
+        for _, r in part.iterrows():
+            note = f" — {r['note']}" if r["note"] else ""
+            cmd = f"`{r['command']}`" if r["command"].startswith(("python", "not")) else r["command"]
+            st.markdown(f"- **{r['setting']}, {r['figure']}** ({r['source']}): {cmd}{note}")
+st.caption("arXiv: " + " · ".join(f"[{n}](https://arxiv.org/abs/{a})" for n, a in (paper.BAA, paper.BUDGETFORMER)))
+
+acc = [b for b in bars if b["unit"] == "%"]
+if acc:
+    st.subheader("Accuracy: the paper's number and ours")
+    st.plotly_chart(figures.render_paper_vs_here(acc), key="paper_bars", config=figures.EXPORT_CONFIG)
+st.download_button("Download this comparison (CSV)", table.to_csv(index=False), "paper_vs_here.csv", "text/csv", key="paper_csv")

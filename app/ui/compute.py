@@ -1,0 +1,186 @@
+"""What the pages measure or look up, as plain functions (no Streamlit): operating points, card rows,
+live accuracy on an evaluation sample, live latency of a head layout.
+
+Every number the app shows comes from here (measured now, by repo code) or from a card (measured
+when the checkpoint was made, by repo code); the pages say which.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+
+from baa_core.data import EncodedDataset
+from baa_core.encoder import BudgetedClassifier
+
+BUDGET_STEP = 0.05
+# Live work that costs less than this many FLOPs (~0.5-1 s on a 2-core CPU) runs by itself when the
+# budget moves; anything bigger waits for a button, so the slider stays quick on BERT-size models.
+LIVE_AUTO_FLOPS = 2e10
+SAMPLE_FLOPS = 1e10  # the evaluation sample is sized to cost about this much per head set
+
+
+@dataclass
+class OperatingPoint:
+    budget: float | None
+    mask: torch.Tensor  # (L, H) 0/1: heads that run
+    gate_values: torch.Tensor | None  # (L, H) soft gates at the budget (BAA, static); None otherwise
+
+    @property
+    def active_heads(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def total_heads(self) -> int:
+        return int(self.mask.numel())
+
+    @property
+    def est_cost(self) -> float:
+        """Hard gates: active / total heads (METHODS.md)."""
+        return float(self.mask.mean())
+
+    @property
+    def soft_mass(self) -> float | None:
+        return None if self.gate_values is None else float(self.gate_values.mean())
+
+    @property
+    def heads_per_layer(self) -> list[int]:
+        return [int(v) for v in (self.mask > 0).sum(-1).tolist()]
+
+    @property
+    def key(self) -> tuple:
+        return tuple(tuple(int(v) for v in row) for row in self.mask.tolist())
+
+
+def has_budget(model: BudgetedClassifier) -> bool:
+    return model.config.gating in ("baa", "static")
+
+
+def budget_choices(model: BudgetedClassifier) -> list[float]:
+    """The budgets a model can run at: a 0.05 grid for BAA, the trained ones for static gates."""
+    if model.config.gating == "static":
+        return [float(b) for b in model.config.static_budgets]
+    return [round(BUDGET_STEP * i, 2) for i in range(1, int(round(1 / BUDGET_STEP)) + 1)]
+
+
+def snap_budget(model: BudgetedClassifier, budget: float | None) -> float:
+    choices = budget_choices(model)
+    if budget is None:
+        return 0.5 if 0.5 in choices else choices[len(choices) // 2]
+    return min(choices, key=lambda c: abs(c - budget))
+
+
+@torch.no_grad()
+def operating_point(model: BudgetedClassifier, budget: float | None) -> OperatingPoint:
+    """The hard operating point at ``budget`` (BAA, static); every head for dense and BudgetFormer models."""
+    cfg = model.config
+    if has_budget(model) and budget is not None:
+        return OperatingPoint(budget, model.gate.hard(budget).detach().float(), model.gate(budget).detach().float())
+    return OperatingPoint(None, torch.ones(cfg.n_layers, cfg.n_heads), None)
+
+
+# ---------------------------------------------------------------- the card's numbers
+METHOD_ORDER = ("baa", "static", "posthoc", "recovery", "dense", "budgetformer")
+METHOD_LABELS = {"baa": "BAA (one model, hard gates)", "static": "static gates (one model per budget)",
+                 "posthoc": "post-hoc structural pruning", "recovery": "post-hoc + 1 recovery epoch",
+                 "dense": "dense (all heads)", "budgetformer": "BudgetFormer (per-input budgets)"}
+
+
+def card_rows(card: dict) -> list[dict]:
+    """Every sweep row of a card, flat, with its method; in a stable method order."""
+    sweeps = card.get("sweeps") or {}
+    order = [m for m in METHOD_ORDER if m in sweeps] + [m for m in sweeps if m not in METHOD_ORDER]
+    out = []
+    for method in order:
+        for row in sweeps.get(method) or []:
+            if isinstance(row, dict) and row.get("accuracy") is not None:
+                out.append({**row, "method": method})
+    return out
+
+
+def card_row(card: dict, method: str, budget: float) -> dict | None:
+    for row in (card.get("sweeps") or {}).get(method) or []:
+        if row.get("budget") is not None and abs(float(row["budget"]) - budget) < 1e-6:
+            return row
+    return None
+
+
+def card_latency(card: dict, heads_per_layer: list[int]) -> dict | None:
+    """A card row timed with exactly this many heads per layer (latency depends only on the counts)."""
+    for row in card_rows(card):
+        if row.get("heads_per_layer") == list(heads_per_layer) and row.get("latency_ms") is not None:
+            return row
+    return None
+
+
+# ---------------------------------------------------------------- measured now
+def sample_indices(n_total: int, n: int, seed: int = 0) -> list[int]:
+    """A fixed random sample of the test split (the same for every session, so caches are shared)."""
+    if n_total <= n:
+        return list(range(n_total))
+    return sorted(random.Random(seed).sample(range(n_total), n))
+
+
+def subset(data: EncodedDataset, indices: list[int]) -> EncodedDataset:
+    return EncodedDataset([data.ids[i] for i in indices], data.labels[indices], data.pad_id)
+
+
+def live_accuracy(model: BudgetedClassifier, data: EncodedDataset, indices: list[int], point: OperatingPoint) -> float:
+    """Accuracy on the sample, computed by the sliced model (the card's protocol); BudgetFormer by its controller."""
+    from baa_core.evaluate import evaluate
+    from baa_core.prune import slice_heads
+
+    if model.config.gating == "budgetformer":
+        return evaluate(model, data, indices=indices).accuracy
+    sliced = slice_heads(model, point.mask)
+    return evaluate(sliced, data, indices=indices).accuracy
+
+
+def layout_mask(n_layers: int, n_heads: int, heads_per_layer: list[int]) -> torch.Tensor:
+    """A mask with heads_per_layer[l] heads on in layer l (timing depends on counts, not on which heads)."""
+    mask = torch.zeros(n_layers, n_heads)
+    for layer, k in enumerate(heads_per_layer):
+        mask[layer, :k] = 1
+    return mask
+
+
+def live_latency(model: BudgetedClassifier, batches: list[dict], heads_per_layer: list[int], threads: int = 1,
+                 rounds: int | None = None) -> dict:
+    """Sliced vs dense on the same batches, interleaved rounds (baa_core.bench.compare_latency).
+
+    Small models get 7 rounds over every batch; big ones (MiniLM) fewer batches and 3 rounds, so a
+    measurement takes seconds, not a minute. The numbers say how many of each were used.
+    """
+    from baa_core.bench import compare_latency, padded_lengths
+    from baa_core.prune import slice_heads
+
+    if rounds is None:
+        cheap = dense_flops(model, padded_lengths(batches)) * 2 * 8 < 5 * LIVE_AUTO_FLOPS
+        rounds, batches = (7, batches) if cheap else (3, batches[:2])
+    cfg = model.config
+    dense = slice_heads(model, torch.ones(cfg.n_layers, cfg.n_heads))
+    sliced = slice_heads(model, layout_mask(cfg.n_layers, cfg.n_heads, heads_per_layer))
+    c = compare_latency({"dense": dense, "sliced": sliced}, batches, threads, rounds)
+    return {"latency_ms": c.median_ms["sliced"], "dense_latency_ms": c.median_ms["dense"], "speedup": c.speedup["sliced"],
+            "threads": threads, "rounds": rounds, "batches": len(batches)}
+
+
+def flop_bound(model: BudgetedClassifier, heads_per_layer: list[int], lengths: list[int]) -> float:
+    from baa_core.cost import flop_speedup
+
+    return flop_speedup(model.config, heads_per_layer, lengths)
+
+
+def dense_flops(model: BudgetedClassifier, lengths: list[int]) -> float:
+    """Encoder FLOPs of the dense model over sequences of these lengths (baa_core.cost's model)."""
+    from baa_core.cost import model_flops
+
+    return model_flops(model.config, None, lengths).total
+
+
+def sample_size(model: BudgetedClassifier, mean_len: float, lo: int = 100, hi: int = 1000) -> int:
+    """How many test examples the live sample holds: about SAMPLE_FLOPS of work, within [lo, hi]."""
+    per_example = dense_flops(model, [max(1, int(math.ceil(mean_len)))])
+    return int(min(hi, max(lo, SAMPLE_FLOPS // max(per_example, 1.0))))

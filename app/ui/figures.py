@@ -1,0 +1,350 @@
+"""render_* functions: data in, plotly figure out. No Streamlit, no model calls, nothing measured here."""
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .compute import METHOD_LABELS
+
+ON, OFF, ACCENT = "#2f6fde", "#e4e6eb", "#e8590c"
+METHOD_COLORS = {"baa": "#2f6fde", "static": "#2b8a3e", "posthoc": "#868e96", "recovery": "#ae3ec9", "dense": "#212529",
+                 "budgetformer": "#e8590c", "live": "#1098ad"}
+EXPORT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def export_config(fmt: str = "png", filename: str = "figure") -> dict:
+    """Plotly's camera button saves the figure in the browser (no kaleido, no Chrome on the server)."""
+    return {"displaylogo": False, "toImageButtonOptions": {"format": fmt.lower(), "filename": filename, "scale": 2}}
+
+
+def _layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
+    """Size, margins, legend below. No template: st.plotly_chart applies Streamlit's theme (and setting a
+    template deep-copies it, ~40 ms a figure, which the slider would feel)."""
+    legend = len(fig.data) > 1 and fig.layout.showlegend is not False
+    fig.update_layout(height=height + (90 if legend else 0), margin=dict(l=10, r=10, t=40 if title else 10, b=110 if legend else 10),
+                      title=title,
+                      legend=dict(orientation="h", yanchor="bottom", y=0.0, x=0, yref="container"))
+    return fig
+
+
+def render_head_grid(mask, values=None, value_name: str = "gate") -> str:
+    """Layer x head grid as an HTML table: blue = the head runs, grey = off; each cell shows its gate (or q) value.
+
+    HTML, not plotly: it sits in the slider's panel and redraws on every move, and a table costs the
+    browser next to nothing to draw (a plotly heat map costs ~100 ms of a 300 ms budget).
+    """
+    L, H = len(mask), len(mask[0])
+    head = "".join(f"<th style='font-weight:normal;padding:2px 6px;color:#555'>head {h}</th>" for h in range(H))
+    rows = []
+    for layer in range(L):
+        cells = []
+        for h in range(H):
+            on = mask[layer][h] > 0
+            value = "" if values is None else f"<br><span style='font-size:0.8em'>{value_name} {float(values[layer][h]):.2f}</span>"
+            style = (f"background:{ON if on else OFF};color:{'white' if on else '#333'};padding:6px 4px;text-align:center;"
+                     "border-radius:4px;min-width:58px")
+            cells.append(f"<td style='{style}' title='block {layer}, head {h}: {'on' if on else 'off'}'>{'on' if on else 'off'}{value}</td>")
+        rows.append(f"<tr><th style='font-weight:normal;padding-right:8px;color:#555;text-align:right'>block {layer}</th>{''.join(cells)}</tr>")
+    return (f"<table style='border-collapse:separate;border-spacing:4px;font-size:0.85em'><tr><th></th>{head}</tr>"
+            + "".join(rows) + "</table>")
+
+
+def render_pareto(rows: list[dict], current: dict | None = None, live: list[dict] | None = None,
+                  live_label: str = "live") -> go.Figure:
+    """Accuracy against estimated attention cost, one trace per method; the current point as a star."""
+    fig = go.Figure()
+    methods: dict[str, list[dict]] = {}
+    for r in rows:
+        methods.setdefault(r["method"], []).append(r)
+    for method, rs in methods.items():
+        rs = sorted(rs, key=lambda r: (r.get("est_cost") or 0, r.get("budget") or 0))
+        fig.add_trace(go.Scatter(
+            x=[r.get("est_cost") for r in rs], y=[r["accuracy"] for r in rs], mode="lines+markers" if len(rs) > 1 else "markers",
+            name=METHOD_LABELS.get(method, method) + " (card)", marker=dict(size=9, color=METHOD_COLORS.get(method)),
+            line=dict(color=METHOD_COLORS.get(method)),
+            customdata=[[r.get("budget"), r.get("speedup"), r.get("active_heads"), r.get("total_heads")] for r in rs],
+            hovertemplate="budget %{customdata[0]}<br>cost %{x:.3f}<br>accuracy %{y:.4f}<br>speedup %{customdata[1]:.2f}x"
+                          "<br>heads %{customdata[2]}/%{customdata[3]}<extra></extra>"))
+    if live:
+        live = sorted(live, key=lambda r: r["est_cost"])
+        fig.add_trace(go.Scatter(x=[r["est_cost"] for r in live], y=[r["accuracy"] for r in live], mode="lines+markers",
+                                 name=live_label, line=dict(dash="dot", color=METHOD_COLORS["live"]),
+                                 marker=dict(size=6, color=METHOD_COLORS["live"])))
+    if current is not None:
+        fig.add_trace(go.Scatter(x=[current["est_cost"]], y=[current["accuracy"]], mode="markers", name=current.get("label", "now"),
+                                 marker=dict(symbol="star", size=20, color=ACCENT, line=dict(color="white", width=1))))
+    fig.update_xaxes(title="estimated attention cost (active heads / all heads)", range=[0, 1.05])
+    fig.update_yaxes(title="accuracy")
+    return _layout(fig, 380)
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    span = max(hi - lo, 1e-9)
+    raw = span / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [round(first + i * step, 10) for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def render_pareto_svg(rows: list[dict], current: dict | None = None, live: list[dict] | None = None,
+                      live_label: str = "live", width: int = 620, height: int = 340) -> str:
+    """The Pareto chart as one SVG string: accuracy against estimated cost, one line per method, the
+    current point as a star. SVG, not plotly, because it redraws on every slider move: the browser draws
+    it in about a millisecond (a plotly chart remounts, ~150 ms here), and the string is the SVG export."""
+    from html import escape
+
+    series: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("est_cost") is not None and r.get("accuracy") is not None:
+            series.setdefault(r["method"], []).append(r)
+    if live:
+        series["live"] = [dict(r, method="live") for r in live]
+    ys = [r["accuracy"] for rs in series.values() for r in rs] + ([current["accuracy"]] if current else [])
+    if not ys:
+        return "<p>No measured points to draw.</p>"
+    lo, hi = min(ys), max(ys)
+    pad = max(0.002, (hi - lo) * 0.1)
+    lo, hi = max(0.0, lo - pad), hi + pad
+    L, R, T, B = 58, 16, 12, 46
+    legend_rows = (len(series) + (1 if current else 0) + 1) // 2
+    H = height + 20 * legend_rows
+    pw, ph = width - L - R, height - T - B
+    X = lambda x: L + pw * x / 1.05  # noqa: E731
+    Y = lambda y: T + ph * (1 - (y - lo) / (hi - lo or 1))  # noqa: E731
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {H}' width='100%' style='max-width:{width}px;"
+           f"font-family:sans-serif;font-size:11px' role='img' aria-label='accuracy against estimated attention cost'>",
+           f"<rect x='0' y='0' width='{width}' height='{H}' fill='white'/>"]
+    for t in _nice_ticks(0, 1.0):
+        out.append(f"<line x1='{X(t):.1f}' x2='{X(t):.1f}' y1='{T}' y2='{T + ph}' stroke='#eee'/>"
+                   f"<text x='{X(t):.1f}' y='{T + ph + 14}' text-anchor='middle' fill='#555'>{t:g}</text>")
+    for t in _nice_ticks(lo, hi):
+        out.append(f"<line x1='{L}' x2='{L + pw}' y1='{Y(t):.1f}' y2='{Y(t):.1f}' stroke='#eee'/>"
+                   f"<text x='{L - 6}' y='{Y(t) + 4:.1f}' text-anchor='end' fill='#555'>{t:.4g}</text>")
+    out.append(f"<text x='{L + pw / 2}' y='{T + ph + 32}' text-anchor='middle' fill='#333'>estimated attention cost "
+               f"(active heads / all heads)</text><text transform='translate(14 {T + ph / 2}) rotate(-90)' text-anchor='middle' "
+               f"fill='#333'>accuracy</text><rect x='{L}' y='{T}' width='{pw}' height='{ph}' fill='none' stroke='#ccc'/>")
+    legend = []
+    for method, rs in series.items():
+        color = METHOD_COLORS.get(method, "#555")
+        rs = sorted(rs, key=lambda r: (r["est_cost"], r.get("budget") or 0))
+        dash = " stroke-dasharray='4 3'" if method == "live" else ""
+        if len(rs) > 1:
+            pts = " ".join(f"{X(r['est_cost']):.1f},{Y(r['accuracy']):.1f}" for r in rs)
+            out.append(f"<polyline points='{pts}' fill='none' stroke='{color}' stroke-width='2'{dash}/>")
+        for r in rs:
+            tip = f"{method} budget {r.get('budget', '-')}: cost {r['est_cost']:.3f}, accuracy {r['accuracy']:.4f}"
+            if r.get("speedup"):
+                tip += f", speedup {r['speedup']:.2f}x"
+            out.append(f"<circle cx='{X(r['est_cost']):.1f}' cy='{Y(r['accuracy']):.1f}' r='{3 if method == 'live' else 4}' "
+                       f"fill='{color}'><title>{escape(tip)}</title></circle>")
+        legend.append((color, live_label if method == "live" else METHOD_LABELS.get(method, method) + " (card)", dash))
+    if current:
+        cx, cy = X(current["est_cost"]), Y(current["accuracy"])
+        star = " ".join(f"{cx + (10 if i % 2 == 0 else 4) * math.sin(i * math.pi / 5):.1f},"
+                        f"{cy - (10 if i % 2 == 0 else 4) * math.cos(i * math.pi / 5):.1f}" for i in range(10))
+        out.append(f"<polygon points='{star}' fill='{ACCENT}' stroke='white'><title>{escape(current.get('label', 'now'))}: "
+                   f"cost {current['est_cost']:.3f}, accuracy {current['accuracy']:.4f}</title></polygon>")
+        legend.append((ACCENT, current.get("label", "now"), None))
+    for i, (color, label, dash) in enumerate(legend):
+        lx, ly = L + (i % 2) * (pw / 2), height + 4 + 20 * (i // 2)
+        mark = (f"<polygon points='{lx + 9},{ly - 6} {lx + 11},{ly - 1} {lx + 16},{ly - 1} {lx + 12},{ly + 2} {lx + 14},{ly + 7} "
+                f"{lx + 9},{ly + 4} {lx + 4},{ly + 7} {lx + 6},{ly + 2} {lx + 2},{ly - 1} {lx + 7},{ly - 1}' fill='{color}'/>"
+                if dash is None else f"<line x1='{lx}' x2='{lx + 18}' y1='{ly}' y2='{ly}' stroke='{color}' stroke-width='2'{dash}/>")
+        out.append(f"{mark}<text x='{lx + 24}' y='{ly + 4}' fill='#333'>{escape(label)}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def render_probs(labels: list[str], probs: list[float], prediction: int) -> go.Figure:
+    order = sorted(range(len(probs)), key=lambda i: probs[i])[-10:]
+    fig = go.Figure(go.Bar(x=[probs[i] for i in order], y=[labels[i] if i < len(labels) else str(i) for i in order], orientation="h",
+                           marker_color=[ACCENT if i == prediction else ON for i in order],
+                           hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_xaxes(range=[0, 1], title="probability")
+    return _layout(fig, 60 + 26 * len(order))
+
+
+def render_s_q(s: list[float], q, mask, n_heads: int) -> go.Figure:
+    """BudgetFormer, one input: budget s per block (bars, with ceil(s*H)/H) and q per head (chosen heads marked)."""
+    L = len(s)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], subplot_titles=("budget s per block", "relevance q (✓ = runs)"))
+    fig.add_trace(go.Bar(y=[f"block {l}" for l in range(L)], x=s, orientation="h", marker_color=ACCENT, name="s",
+                         text=[f"{v:.3f} → {max(1, math.ceil(v * n_heads - 1e-6))}/{n_heads}" for v in s], textposition="auto",
+                         hovertemplate="%{y}: s=%{x:.3f}<extra></extra>"), 1, 1)
+    text = [[f"{float(q[l][h]):.2f}" + (" ✓" if mask[l][h] > 0 else "") for h in range(n_heads)] for l in range(L)]
+    fig.add_trace(go.Heatmap(z=[[float(v) for v in row] for row in q], x=[f"h{h}" for h in range(n_heads)],
+                             y=[f"block {l}" for l in range(L)], text=text, texttemplate="%{text}", colorscale="Oranges",
+                             zmin=0, zmax=1, showscale=False, xgap=2, ygap=2, hovertemplate="%{y} %{x}: q=%{z:.3f}<extra></extra>"),
+                  1, 2)
+    fig.update_xaxes(range=[0, 1], row=1, col=1)
+    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=2)
+    return _layout(fig, 90 + 40 * L)
+
+
+def render_attention_heatmaps(attn, tokens: list[str], order: list[int], active: list[bool], block: int,
+                              importance=None, importance_name: str = "gate", max_cols: int = 4) -> go.Figure:
+    """One block's heads as heat maps, sorted by importance; inactive heads drawn grey and titled 'off'."""
+    n = len(order)
+    cols = min(max_cols, n)
+    rows = math.ceil(n / cols)
+    titles = []
+    for h in order:
+        imp = "" if importance is None else f" {importance_name}={float(importance[h]):.2f}"
+        titles.append(f"head {h}{imp}" + ("" if active[h] else " (off)"))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.12 / max(1, rows))
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    for i, h in enumerate(order):
+        r, c = i // cols + 1, i % cols + 1
+        fig.add_trace(go.Heatmap(z=[[float(v) for v in row] for row in attn[h]], x=labels, y=labels, zmin=0, zmax=1,
+                                 colorscale="Blues" if active[h] else "Greys", showscale=False, opacity=1.0 if active[h] else 0.35,
+                                 hovertemplate=f"head {h}: %{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>"), r, c)
+        fig.update_yaxes(autorange="reversed", showticklabels=c == 1 and len(tokens) <= 40, row=r, col=c)
+        fig.update_xaxes(showticklabels=False, row=r, col=c)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, 60 + 260 * rows, f"block {block}: heads sorted by {importance_name}")
+
+
+def render_training_curves(events: list[dict]) -> go.Figure:
+    """Live loss, accuracy and mean cost against the global step, coloured by phase."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss (EMA)", "training accuracy (EMA)", "mean gate cost (EMA)"))
+    phases: dict[str, list[dict]] = {}
+    for e in events:
+        phases.setdefault(e["phase"], []).append(e)
+    palette = ["#2f6fde", "#2b8a3e", "#e8590c", "#ae3ec9", "#1098ad", "#212529"]
+    for i, (phase, es) in enumerate(phases.items()):
+        color = palette[i % len(palette)]
+        for col, key in ((1, "loss"), (2, "accuracy"), (3, "cost")):
+            fig.add_trace(go.Scatter(x=[e["global_step"] for e in es], y=[e[key] for e in es], mode="lines", name=phase,
+                                     legendgroup=phase, showlegend=col == 1, line=dict(color=color)), 1, col)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=3)
+    fig.update_xaxes(title="step")
+    return _layout(fig, 300)
+
+
+def render_training_curves_svg(events: list[dict], width: int = 900, panel_height: int = 170, max_points: int = 400) -> str:
+    """The live curves as one SVG string (loss, training accuracy, mean cost against the step, one colour per
+    phase). Redrawn every second while training runs, so it must cost the browser nothing; the interactive
+    plotly version (render_training_curves) is shown once training has ended."""
+    from html import escape
+
+    if not events:
+        return ""
+    step = max(1, len(events) // max_points)
+    events = events[::step] + ([events[-1]] if (len(events) - 1) % step else [])
+    palette = ["#2f6fde", "#2b8a3e", "#e8590c", "#ae3ec9", "#1098ad", "#212529"]
+    phases = list(dict.fromkeys(e["phase"] for e in events))
+    x_max = max(e["global_step"] for e in events) or 1
+    panels = (("loss (EMA)", "loss", None), ("training accuracy (EMA)", "accuracy", (0.0, 1.0)), ("mean gate cost (EMA)", "cost", (0.0, 1.0)))
+    pw, gap, L, T, B = (width - 40) / 3, 20, 40, 22, 24
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {panel_height + 24}' width='100%' "
+           f"style='font-family:sans-serif;font-size:11px' role='img' aria-label='training curves'>"]
+    for i, (title, key, fixed) in enumerate(panels):
+        x0 = i * (pw + gap)
+        values = [e[key] for e in events if e.get(key) is not None]
+        lo, hi = fixed or (min(values, default=0.0), max(values, default=1.0))
+        hi = hi if hi > lo else lo + 1.0
+        ph, w = panel_height - T - B, pw - L
+        X = lambda s, x0=x0, w=w: x0 + L + w * s / x_max  # noqa: E731
+        Y = lambda v, lo=lo, hi=hi, ph=ph: T + ph * (1 - (v - lo) / (hi - lo))  # noqa: E731
+        out.append(f"<text x='{x0 + L}' y='14' fill='#333'>{title}</text><rect x='{x0 + L}' y='{T}' width='{w:.1f}' "
+                   f"height='{ph}' fill='none' stroke='#ccc'/><text x='{x0 + L - 4}' y='{T + 4}' text-anchor='end' "
+                   f"fill='#555'>{hi:.3g}</text><text x='{x0 + L - 4}' y='{T + ph + 4}' text-anchor='end' fill='#555'>{lo:.3g}</text>"
+                   f"<text x='{x0 + L + w:.1f}' y='{T + ph + 14}' text-anchor='end' fill='#555'>step {x_max}</text>")
+        for j, phase in enumerate(phases):
+            pts = " ".join(f"{X(e['global_step']):.1f},{Y(e[key]):.1f}" for e in events if e["phase"] == phase and e.get(key) is not None)
+            out.append(f"<polyline points='{pts}' fill='none' stroke='{palette[j % len(palette)]}' stroke-width='1.5'/>")
+    for j, phase in enumerate(phases):
+        x = L + j * 130
+        out.append(f"<line x1='{x}' x2='{x + 16}' y1='{panel_height + 12}' y2='{panel_height + 12}' "
+                   f"stroke='{palette[j % len(palette)]}' stroke-width='2'/><text x='{x + 20}' y='{panel_height + 16}' "
+                   f"fill='#333'>{escape(phase)}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def render_s_by_complexity(examples: list[dict], summary: list[dict], rho: float | None = None,
+                           x_title: str = "complexity (dense model's loss)") -> go.Figure:
+    """Each test input's mean s against its complexity (click a point to inspect it), and the bucket means."""
+    colors = {"Simple": "#2b8a3e", "Medium": "#f59f00", "Hard": "#e03131"}
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35],
+                        subplot_titles=("each input (click one to inspect it)", "mean s by complexity bucket"))
+    for bucket in ("Simple", "Medium", "Hard"):
+        es = [e for e in examples if e["bucket"] == bucket]
+        if not es:
+            continue
+        fig.add_trace(go.Scatter(x=[e["complexity"] for e in es], y=[e["s_mean"] for e in es], mode="markers", name=bucket,
+                                 marker=dict(size=6, color=colors[bucket], opacity=0.7), customdata=[[e["index"]] for e in es],
+                                 hovertemplate="example %{customdata[0]}<br>complexity %{x:.3f}<br>mean s %{y:.3f}<extra></extra>"),
+                      1, 1)
+    fig.add_trace(go.Bar(x=[s["bucket"] for s in summary], y=[s["s_mean"] for s in summary],
+                         error_y=dict(type="data", array=[s.get("s_std", 0) for s in summary]),
+                         marker_color=[colors.get(s["bucket"], ON) for s in summary], showlegend=False,
+                         hovertemplate="%{x}: mean s %{y:.3f}<extra></extra>"), 1, 2)
+    fig.update_xaxes(title=x_title, type="log", row=1, col=1)
+    fig.update_yaxes(title="mean s over blocks", row=1, col=1)
+    title = None if rho is None else f"Spearman rank correlation of s with complexity: {rho:+.3f}"
+    return _layout(fig, 380, title)
+
+
+def render_block_class(rows: list[dict]) -> go.Figure:
+    """Mean and standard deviation of s per block x class, side by side."""
+    blocks = sorted({r["block"] for r in rows})
+    classes = list(dict.fromkeys(r["class"] for r in rows))
+    get = {(r["block"], r["class"]): r for r in rows}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("mean s", "std of s"), horizontal_spacing=0.12)
+    for col, key, scale in ((1, "s_mean", "Oranges"), (2, "s_std", "Purples")):
+        z = [[get[(b, c)][key] if (b, c) in get else None for c in classes] for b in blocks]
+        fig.add_trace(go.Heatmap(z=z, x=classes, y=[f"block {b}" for b in blocks], colorscale=scale, showscale=False,
+                                 texttemplate="%{z:.2f}", hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>"), 1, col)
+        fig.update_yaxes(autorange="reversed", row=1, col=col)
+    return _layout(fig, 120 + 40 * len(blocks))
+
+
+def render_q_entropy(rows: list[dict]) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[f"block {r['block']}" for r in rows], y=[r["entropy_mean"] for r in rows],
+                           error_y=dict(type="data", array=[r.get("entropy_std", 0) for r in rows]), marker_color=ACCENT,
+                           name="entropy of q"))
+    if rows:
+        u = rows[0]["uniform_entropy"]
+        fig.add_hline(y=u, line_dash="dot", annotation_text=f"uniform over heads (log H = {u:.2f})")
+    fig.update_yaxes(title="entropy of q (nats)", rangemode="tozero")
+    return _layout(fig, 300)
+
+
+def render_dynamics(rows: list[dict]) -> go.Figure:
+    fig = go.Figure()
+    for key, name, color in (("s_mean_train", "s mean (train, running)", ACCENT), ("s_mean_val", "s mean (validation)", "#ae3ec9"),
+                             ("val_accuracy", "validation accuracy", ON)):
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in rows], y=[r.get(key) for r in rows], mode="lines+markers", name=name,
+                                 line=dict(color=color)))
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(range=[0, 1.02])
+    return _layout(fig, 320)
+
+
+def render_gate_curves(budgets: list[float], curves: list[tuple[str, list[float]]], budget: float | None = None) -> go.Figure:
+    """g_lh(b) of every head against the budget: the picture of what a budget does."""
+    fig = go.Figure()
+    for name, ys in curves:
+        fig.add_trace(go.Scatter(x=budgets, y=ys, mode="lines", name=name, hovertemplate=name + ": g=%{y:.2f} at b=%{x:.2f}<extra></extra>"))
+    if budget is not None:
+        fig.add_vline(x=budget, line_dash="dot", annotation_text=f"b = {budget:.2f}")
+    fig.update_xaxes(title="requested budget b", range=[0, 1])
+    fig.update_yaxes(title="gate g(b)", range=[0, 1.02])
+    fig.update_layout(showlegend=len(curves) <= 16)
+    return _layout(fig, 330)
+
+
+def render_paper_vs_here(items: list[dict]) -> go.Figure:
+    """Grouped bars: the paper's number and ours, per figure with a counterpart here (same unit only)."""
+    fig = go.Figure()
+    xs = [i["label"] for i in items]
+    fig.add_trace(go.Bar(x=xs, y=[i["paper"] for i in items], name="the paper's number (quoted)", marker_color="#adb5bd"))
+    fig.add_trace(go.Bar(x=xs, y=[i["ours"] for i in items], name="measured here (card)", marker_color=ON))
+    fig.update_layout(barmode="group")
+    return _layout(fig, 360)

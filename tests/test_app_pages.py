@@ -1,0 +1,395 @@
+"""The app, page by page, through Streamlit's AppTest: tiny models in a temp folder, no browser, no network.
+
+Every page renders without an exception and its main widgets work; two sessions at different budgets
+each see their own numbers; bad input (empty / huge / emoji text, wrong CSV columns, an oversized
+upload, a corrupt checkpoint) gives a clear message while the app keeps working.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.app_fixtures import build_model_dirs, csv_bytes
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+PAGES = ["overview", "budget_explorer", "inspector", "attention", "train", "paper"]
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory):
+    return build_model_dirs(tmp_path_factory.mktemp("app_models"))
+
+
+@pytest.fixture
+def env(model_dirs, monkeypatch):
+    monkeypatch.setenv("BAA_PRETRAINED_DIR", str(model_dirs["pretrained"]))
+    monkeypatch.setenv("BAA_USER_MODELS", str(model_dirs["user_models"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("BAA_DATA_DIR", str(model_dirs["pretrained"].parent / "no-data-here"))
+    return model_dirs
+
+
+def new_app(model: str = "shipped/tiny-baa", page: str | None = None) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    at.selectbox(key="model_id").set_value(model).run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def load(dirs, name):
+    from baa_core.checkpoint import load_checkpoint
+
+    return load_checkpoint(dirs["pretrained"] / name)
+
+
+# ---------------------------------------------------------------- every page, every kind of model
+@pytest.mark.parametrize("model", ["shipped/tiny-baa", "shipped/tiny-static", "shipped/tiny-bf"])
+def test_every_page_renders(env, model):
+    at = new_app(model)
+    for page in PAGES:
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert_clean(at)
+        assert at.title, page
+    assert any(o.startswith("⚠ broken") for o in at.selectbox(key="model_id").options)
+
+
+def test_picker_lists_shipped_and_user_models(env):
+    at = new_app()
+    options = at.selectbox(key="model_id").options  # AppTest shows the labels
+    names = [o.split(" (")[0] for o in options]
+    assert ["tiny-agnews", "tiny-baa", "tiny-bf", "tiny-static", "⚠ broken"] == names[:5]
+    assert options[-1] == "BERT by Hugging Face name…"
+
+
+# ---------------------------------------------------------------- budget explorer
+@functools.lru_cache(maxsize=None)
+def _live_setup(pretrained: str):
+    from app.ui import compute
+    from baa_core.checkpoint import load_checkpoint
+    from baa_core.recipes import prepare
+
+    ckpt = load_checkpoint(Path(pretrained) / "tiny-baa")
+    prep = prepare("synthetic", checkpoint=ckpt)
+    lengths = prep.test.lengths()
+    return ckpt, prep, compute.sample_indices(len(prep.test), compute.sample_size(ckpt.model, sum(lengths) / len(lengths)))
+
+
+def expected_at(dirs, budget: float) -> tuple[str, str]:
+    """(active heads, live accuracy) as the page should print them, computed here with baa_core directly."""
+    from app.ui import compute
+
+    ckpt, prep, sample = _live_setup(str(dirs["pretrained"]))
+    point = compute.operating_point(ckpt.model, budget)
+    acc = compute.live_accuracy(ckpt.model, prep.test, sample, point)
+    return f"{int(ckpt.model.gate.hard(budget).sum())} / 8", f"{acc:.2%}"
+
+
+def test_budget_slider_drives_every_panel(env):
+    at = new_app(page="budget_explorer")
+    assert_clean(at)
+    for budget in (0.25, 0.75):
+        at.slider(key="explorer_budget").set_value(budget).run()
+        assert_clean(at)
+        heads, acc = expected_at(env, budget)
+        assert metric(at, "active heads") == heads
+        assert metric(at, "accuracy") == acc
+        assert metric(at, "estimated attention cost") == f"{int(heads.split()[0]) / 8:.3f}"
+        assert metric(at, "speedup vs dense").endswith("x")  # the card's timing of this layout, or a live one
+        assert any(f"Budget **{budget:.2f}**" in c.value for c in at.caption)
+    assert any(">on<" in h.proto.body for h in at.get("html"))  # the head grid
+    assert any("<svg" in m.value and "now: b=0.75" in m.value for m in at.markdown)  # the Pareto chart
+    # the budget is shared with the other pages of the session
+    at.switch_page("app_pages/inspector.py").run()
+    assert at.slider(key="inspector_budget").value == pytest.approx(0.75)
+
+
+def test_without_data_the_explorer_shows_the_cards_numbers_and_says_so(env):
+    at = new_app("shipped/tiny-agnews", "budget_explorer")
+    assert_clean(at)
+    assert any("No live evaluation here" in c.value for c in at.caption)
+    card = load(env, "tiny-agnews").card
+    row = next(r for r in card["sweeps"]["baa"] if r["budget"] == 0.5)
+    assert metric(at, "accuracy") == f"{row['accuracy']:.2%}"
+    assert any("accuracy: card" in c.value for c in at.caption)
+    at.slider(key="explorer_budget").set_value(0.45).run()  # a budget the card has no row for
+    assert_clean(at)
+    assert metric(at, "accuracy") == "-"
+    at.switch_page("app_pages/inspector.py").run()
+    assert_clean(at)
+    assert at.radio(key="inspector_mode").options == ["Type text"]
+
+
+def test_static_model_offers_only_trained_budgets(env):
+    at = new_app("shipped/tiny-static", "budget_explorer")
+    assert_clean(at)
+    slider = at.select_slider(key="explorer_budget")
+    assert list(slider.options) == ["0.25", "0.5"]
+    slider.set_value(0.25).run()
+    assert_clean(at)
+    assert metric(at, "active heads") == "2 / 8"
+
+
+def test_budgetformer_explorer_explains_per_input_budgets(env):
+    at = new_app("shipped/tiny-bf", "budget_explorer")
+    assert_clean(at)
+    assert any("per input" in i.value for i in at.info)
+
+
+def test_two_concurrent_sessions_keep_their_own_budgets(env):
+    a, b = new_app(page="budget_explorer"), new_app(page="budget_explorer")
+    errors = []
+
+    def move(at, budget):
+        try:
+            at.slider(key="explorer_budget").set_value(budget).run()
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=move, args=(a, 0.25)), threading.Thread(target=move, args=(b, 0.75))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    for at, budget in ((a, 0.25), (b, 0.75)):
+        assert_clean(at)
+        heads, acc = expected_at(env, budget)
+        assert (metric(at, "active heads"), metric(at, "accuracy")) == (heads, acc)
+        assert at.slider(key="explorer_budget").value == pytest.approx(budget)
+
+
+# ---------------------------------------------------------------- per-input inspector
+def test_inspector_typed_text_and_dataset_example(env):
+    at = new_app(page="inspector")
+    at.text_area(key="inspector_text_synthetic").input("p q [M] c r s").run()
+    assert_clean(at)
+    ckpt = load(env, "tiny-baa")
+    from baa_core.inspect import inspect_text
+
+    ins = inspect_text(ckpt.model, ckpt.tokenizer, "p q [M] c r s", budget=0.5, attentions=False)
+    assert metric(at, "prediction") == ins.label
+    assert metric(at, "heads used") == f"{ins.active_heads} / 8"
+    assert metric(at, "latency (batch 1)").endswith("ms")
+    at.radio(key="inspector_mode").set_value("Dataset example").run()
+    at.number_input(key="inspector_index").set_value(7).run()
+    assert_clean(at)
+    assert any("true label" in c.value.lower() for c in at.caption)
+
+
+def test_inspector_budgetformer_views_and_click_to_inspect(env):
+    at = new_app("shipped/tiny-bf", "inspector")
+    assert_clean(at)
+    keys = {c.proto.id for c in at.get("plotly_chart")}
+    assert len(keys) >= 3  # probabilities, s and q, and the dataset views
+    assert any("blocks" in c.value or "Chosen heads" in c.value for c in at.caption)
+    # a click on a point of the s-vs-complexity scatter selects that test example
+    at.session_state["inspector_mode"] = "Dataset example"
+    at.session_state["inspector_index"] = 5
+    at.run()
+    assert_clean(at)
+    assert at.number_input(key="inspector_index").value == 5
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("", "empty"),
+    ("   ", "empty"),
+    (" ".join(["word"] * 10_000), "first"),
+    ("🙂🚀 [M] c 🎉 ünïcödé", None),
+])
+def test_inspector_bad_input_gives_a_message(env, text, expect):
+    at = new_app(page="inspector")
+    at.text_area(key="inspector_text_synthetic").input(text).run()
+    assert not at.exception, [e.value for e in at.exception]
+    if expect:
+        assert any(expect in w.value for w in at.warning), [w.value for w in at.warning]
+    else:
+        assert metric(at, "prediction")
+    at.text_area(key="inspector_text_synthetic").input("a b [M] d").run()  # and the page works again
+    assert_clean(at)
+    assert metric(at, "prediction")
+
+
+# ---------------------------------------------------------------- attention
+def test_attention_page_renders_bertviz_offline_and_exports(env):
+    at = new_app(page="attention")
+    assert_clean(at)
+    frames = at.get("iframe")
+    assert len(frames) == 2  # head view + model view
+    for f in frames:
+        html = f.proto.srcdoc
+        assert "d3js.org v5.7.0" in html and "window.requirejs" in html and "cdnjs" not in html and 'src="http' not in html
+    at.radio(key="attention_export_fmt").set_value("SVG").run()
+    chart = next(c for c in at.get("plotly_chart") if "svg" in c.proto.config)
+    assert '"format": "svg"' in chart.proto.config or '"format":"svg"' in chart.proto.config
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert {"Attention weights (CSV)", "Heads (CSV)"} <= labels
+    at.slider(key="attention_budget").set_value(0.25).run()
+    assert_clean(at)
+    assert any("2 of 8 heads run" in c.value for c in at.caption)
+
+
+# ---------------------------------------------------------------- corrupt checkpoint, offline hub
+def test_corrupt_checkpoint_is_reported_and_the_app_keeps_working(env):
+    at = new_app("yours/broken")
+    for page in ("budget_explorer", "inspector", "attention"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception
+        assert any("cannot be loaded" in e.value for e in at.error)
+    at.selectbox(key="model_id").set_value("shipped/tiny-baa").run()
+    at.switch_page("app_pages/budget_explorer.py").run()
+    assert_clean(at)
+    assert metric(at, "active heads")
+
+
+def test_bert_by_name_offline_gives_a_clear_message(env):
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    at.session_state["model_id"] = "hub:"
+    at.session_state["hub_model_name"] = "prajjwal1/bert-mini"
+    at.switch_page("app_pages/budget_explorer.py").run()
+    assert not at.exception
+    assert any("unreachable" in w.value for w in at.warning)
+
+
+# ---------------------------------------------------------------- train
+def test_train_page_rejects_bad_csvs(env):
+    from streamlit import config
+
+    at = new_app(page="train")
+    at.radio(key="train_task").set_value("csv").run()
+    assert any("upload a CSV first" in c.value for c in at.caption)
+    # one column only: text and label cannot both come from it
+    at.file_uploader(key="train_csv").set_value(("one.csv", b"text\n" + b"hello world\n" * 30, "text/csv")).run()
+    assert not at.exception
+    assert any("must differ" in e.value for e in at.error)
+    # a label column that is really an id (60 distinct values... > 2 rows per class is not checked; > 100 classes is)
+    rows = "\n".join(f"text number {i},{i}" for i in range(150))
+    at.file_uploader(key="train_csv").set_value(("ids.csv", f"text,row_id\n{rows}\n".encode(), "text/csv")).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    assert any("really a label" in e.value for e in at.error), [e.value for e in at.error]
+    # not a CSV at all
+    at.file_uploader(key="train_csv").set_value(("x.csv", b"\x00\x01\x02\xff" * 10, "text/csv")).run()
+    assert not at.exception
+    # an upload over the configured limit (the real server refuses it before the app sees it)
+    old = config.get_option("server.maxUploadSize")
+    config.set_option("server.maxUploadSize", 1)
+    try:
+        at.file_uploader(key="train_csv").set_value(("big.csv", csv_bytes(60) + b"x" * (2 * 2**20), "text/csv")).run()
+        assert any("limit is 1 MB" in e.value for e in at.error)
+    finally:
+        config.set_option("server.maxUploadSize", old)
+    at.switch_page("app_pages/overview.py").run()
+    assert_clean(at)
+
+
+def test_train_a_csv_model_in_the_background(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("BAA_USER_MODELS", str(tmp_path / "mine"))
+    at = new_app(page="train")
+    at.radio(key="train_task").set_value("csv").run()
+    at.file_uploader(key="train_csv").set_value(("news.csv", csv_bytes(60), "text/csv")).run()
+    assert_clean(at)
+    at.number_input(key="train_dense_epochs").set_value(0.5).run()
+    at.number_input(key="train_budget_epochs").set_value(0.5).run()
+    at.number_input(key="train_hard_epochs").set_value(0.5).run()
+    at.number_input(key="train_latency_batches").set_value(1).run()
+    at.text_input(key="train_name").input("tiny-csv").run()
+    at.button(key="train_start").click().run()
+    assert_clean(at)
+    deadline = time.time() + 90
+    while time.time() < deadline and not (tmp_path / "mine" / "tiny-csv" / "data.csv").exists():
+        time.sleep(0.5)
+    for _ in range(5):  # the page polls the job; these runs stand for the browser's refreshes
+        at.run()
+        if any("Saved" in s.value for s in at.success):
+            break
+        time.sleep(0.5)
+    assert_clean(at)
+    assert any("Saved **tiny-csv**" in s.value for s in at.success), [p.proto.text for p in at.get("progress")]
+    assert any(o.startswith("tiny-csv (yours") for o in at.selectbox(key="model_id").options)
+    at.selectbox(key="model_id").set_value("yours/tiny-csv").run()
+    at.switch_page("app_pages/budget_explorer.py").run()
+    assert_clean(at)
+    assert any("Live" in c.value for c in at.caption)  # the stored CSV makes live evaluation possible
+
+
+def test_cancel_stops_training_and_saves_nothing(env, tmp_path, monkeypatch):
+    from app.ui import worker
+
+    req = worker.TrainRequest(name="cancelled", task="synthetic", method="baa", overrides={"dense_epochs": 5.0})
+    job = worker.TrainingJob(req, tmp_path).start()
+    deadline = time.time() + 30
+    while time.time() < deadline and not job.events:
+        time.sleep(0.05)
+    job.cancel()
+    job.thread.join(30)
+    assert job.snapshot()["status"] == "cancelled"
+    assert not (tmp_path / "cancelled").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cancelled")]
+
+
+# ---------------------------------------------------------------- paper vs here
+def test_paper_page_labels_the_papers_numbers_and_finds_ours(env):
+    at = new_app(page="paper")
+    assert_clean(at)
+    frames = [d.value for d in at.dataframe]
+    baa = frames[0]
+    assert "paper's number" in baa.columns and "here (measured)" in baa.columns
+    row = baa[baa["figure"] == "accuracy at 0.504 estimated attention cost"].iloc[0]
+    assert row["paper's number"] == "100.0%"
+    assert "tiny-baa" in row["model card"]  # the fixture's card has a BAA row at budget 0.5
+    ckpt = load(env, "tiny-baa")
+    acc = next(r["accuracy"] for r in ckpt.card["sweeps"]["baa"] if r["budget"] == 0.5)
+    assert row["here (measured)"].startswith(f"{100 * acc:.1f}%")
+
+
+def test_paper_figures_are_labelled_data():
+    from baa_core import paper
+
+    ids = [f.id for f in paper.FIGURES]
+    assert len(ids) == len(set(ids))
+    for f in paper.FIGURES:
+        assert f.arxiv in ("2605.05697", "2604.22583") and f.source and f.setting
+        if f.unit == "%":
+            assert 0 < f.value <= 1
+    card = {"task": "synthetic", "model_kind": "word", "sweeps": {"baa": [{"budget": 0.5, "accuracy": 0.99}]}}
+    fig = next(f for f in paper.FIGURES if f.id == "baa-synthetic-504")
+    assert paper.find_ours(fig, [card]) == (card, card["sweeps"]["baa"][0])
+    assert paper.find_ours(next(f for f in paper.FIGURES if f.id == "bf-imdb"), [card]) is None
+
+
+def test_pure_helpers():
+    from app.ui import bertviz_view, compute, figures
+
+    assert compute.budget_choices(type("M", (), {"config": type("C", (), {"gating": "static", "static_budgets": [0.5]})})()) == [0.5]
+    mask = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    html = figures.render_head_grid(mask.tolist(), [[0.9, 0.1], [0.2, 0.8]])
+    assert html.count(">on<") == 2 and html.count(">off<") == 2 and "gate 0.10" in html
+    events = [{"phase": ph, "global_step": i, "loss": 1.0 / (i + 1), "accuracy": 0.5, "cost": 1.0}
+              for i, ph in enumerate(["dense"] * 5 + ["budget"] * 5)]
+    svg = figures.render_training_curves_svg(events)
+    assert svg.startswith("<svg") and svg.count("<polyline") == 6  # 3 panels x 2 phases
+    svg = figures.render_pareto_svg([{"method": "baa", "est_cost": 0.5, "accuracy": 0.9, "budget": 0.5}],
+                                    {"est_cost": 0.5, "accuracy": 0.9, "label": "now"})
+    assert "<circle" in svg and "<polygon" in svg
+    html = bertviz_view.make_offline('<script src="https://cdnjs.cloudflare.com/x.js"></script><div>x</div>'
+                                     '<script>require.config({paths: {d3: "https://cdnjs.cloudflare.com/d3"}});</script>')
+    assert "cdnjs" not in html and "window.requirejs" in html

@@ -1,0 +1,136 @@
+"""The running app in headless Chromium, with no network beyond localhost.
+
+Starts ``streamlit run app/main.py`` on a free port with the tiny test models, visits every page by
+its sidebar link, and checks: no error box, no SEVERE console entry, the bertviz head view and model
+view drawn (their SVG inside the iframes), the budget slider moving the numbers. Screenshots go to
+``$BAA_SCREENSHOTS`` or ``screenshots/`` (gitignored).
+
+Chromium is installed with apt-get when missing (Debian packages ``chromium`` and ``chromium-driver``);
+if that is impossible the test fails. Set BAA_SKIP_BROWSER=1 to skip it instead.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import browser_support as bs
+from tests.app_fixtures import build_model_dirs
+
+pytestmark = pytest.mark.browser
+
+T0 = time.perf_counter()
+PAGES = [("Budget explorer", "Budget explorer"), ("Per-input inspector", "Per-input inspector"), ("Attention", "Attention"),
+         ("Train", "Train a model"), ("Paper vs here", "Paper vs here")]
+
+
+@pytest.fixture(scope="module")
+def browser_paths():
+    if os.environ.get("BAA_SKIP_BROWSER") == "1":
+        pytest.skip("BAA_SKIP_BROWSER=1")
+    try:
+        return bs.ensure_chromium()
+    except (bs.BrowserUnavailable, OSError) as exc:
+        pytest.fail(f"headless Chromium is needed for this test and could not be installed: {exc} "
+                    f"(set BAA_SKIP_BROWSER=1 to skip it)")
+
+
+@pytest.fixture(scope="module")
+def screenshots() -> Path:
+    folder = Path(os.environ.get("BAA_SCREENSHOTS") or bs.ROOT / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def check_page(driver, name: str, shots: Path) -> None:
+    t = time.perf_counter()
+    bs.wait_idle(driver)
+    print(f"{name}: settled in {time.perf_counter() - t:.1f} s (at {time.perf_counter() - T0:.1f})")
+    driver.save_screenshot(str(shots / f"{name.lower().replace(' ', '_').replace('-', '_')}.png"))
+    assert not bs.error_boxes(driver), (name, bs.error_boxes(driver))
+    severe = bs.severe_console(driver)
+    assert not severe, (name, severe)
+
+
+def bertviz_drawings(driver, title: str, timeout: float = 20) -> int:
+    """How many SVG shapes and labels bertviz drew in the st.iframe whose document is titled ``title``."""
+    from selenium.webdriver.common.by import By
+
+    end = time.time() + timeout
+    while time.time() < end:
+        for frame in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stIFrame"]'):
+            driver.switch_to.frame(frame)
+            try:
+                found = driver.execute_script(
+                    "return document.title === arguments[0] ? document.querySelectorAll('svg text, svg rect, svg line').length : -1",
+                    title)
+            finally:
+                driver.switch_to.default_content()
+            if found and found > 0:
+                return found
+        time.sleep(0.2)
+    return 0
+
+
+def test_every_page_in_a_real_browser(browser_paths, screenshots, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    global T0
+    T0 = time.perf_counter()
+    dirs = build_model_dirs(tmp_path / "models")
+    print(f"models built at {time.perf_counter() - T0:.1f}")
+    env = {"BAA_PRETRAINED_DIR": str(dirs["pretrained"]), "BAA_USER_MODELS": str(dirs["user_models"]), "HF_HUB_OFFLINE": "1"}
+    with bs.streamlit_server(env, log_path=tmp_path / "streamlit.log") as (url, _), bs.chrome(*browser_paths) as driver:
+        driver.get(url + "/?model=shipped/tiny-baa")
+        bs.wait_for_title(driver, "Budgeted Attention Explorer")
+        check_page(driver, "overview", screenshots)
+        for link, title in PAGES:
+            bs.click_nav(driver, link)
+            bs.wait_for_title(driver, title)
+            check_page(driver, link, screenshots)
+            if link == "Budget explorer":
+                drawn = driver.execute_script("return document.querySelectorAll('svg[role=img] circle').length")
+                assert drawn > 0, "the Pareto chart drew no points"
+            if link == "Attention":
+                assert bertviz_drawings(driver, "bertviz head view") > 0, "the bertviz head view drew nothing"
+                driver.find_elements(By.CSS_SELECTOR, '[data-testid="stTab"]')[1].click()  # the model view's tab
+                assert bertviz_drawings(driver, "bertviz model view") > 0, "the bertviz model view drew nothing"
+                driver.save_screenshot(str(screenshots / "attention_model_view.png"))
+                assert not bs.severe_console(driver)
+
+        # the budget slider moves the numbers (keyboard: one step of 0.05 per key press)
+        bs.click_nav(driver, "Budget explorer")
+        bs.wait_for_title(driver, "Budget explorer")
+        bs.wait_idle(driver)
+        before = driver.execute_script("return document.body.innerText.match(/Budget (\\d\\.\\d\\d) ·/)[1]")
+        driver.find_element(By.CSS_SELECTOR, '[data-testid="stSlider"] input[type="range"]').send_keys(Keys.ARROW_LEFT)
+        end = time.time() + 20
+        after = before
+        while time.time() < end and after == before:
+            after = driver.execute_script("var m = document.body.innerText.match(/Budget (\\d\\.\\d\\d) ·/); return m ? m[1] : null;")
+            time.sleep(0.05)
+        assert float(after) == pytest.approx(float(before) - 0.05), (before, after)
+        check_page(driver, "budget explorer after slider", screenshots)
+
+        # a BudgetFormer model: the inspector's per-block s and q and its dataset views
+        driver.get(url + "/?model=shipped/tiny-bf")
+        bs.wait_for_title(driver, "Budgeted Attention Explorer")
+        bs.wait_idle(driver)
+        bs.click_nav(driver, "Per-input inspector")
+        bs.wait_for_title(driver, "Per-input inspector")
+        check_page(driver, "inspector budgetformer", screenshots)
+        assert "budget s per block" in driver.find_element(By.TAG_NAME, "body").text
+
+        # a corrupt checkpoint: a clear message, not a crash (this error box is expected)
+        driver.get(url + "/?model=yours/broken")
+        bs.wait_for_title(driver, "Budgeted Attention Explorer")
+        bs.wait_idle(driver)
+        bs.click_nav(driver, "Budget explorer")
+        bs.wait_idle(driver)
+        boxes = bs.error_boxes(driver)
+        assert boxes and "cannot be loaded" in boxes[0]
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        driver.save_screenshot(str(screenshots / "corrupt_checkpoint.png"))
