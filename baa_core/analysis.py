@@ -128,7 +128,10 @@ def per_example_latency(model, data: EncodedDataset, n: int = 200, threads: int 
     dense = slice_heads(model, torch.ones(cfg.n_layers, cfg.n_heads)).eval()
     cache = SlicedHeadCache(model)
     idx = random.Random(seed).sample(range(len(data)), min(n, len(data)))
+    from .bench import TIMING_LOCK
+
     rows = []
+    TIMING_LOCK.acquire()
     prev = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -149,6 +152,7 @@ def per_example_latency(model, data: EncodedDataset, n: int = 200, threads: int 
                              "ratio": sm / (dm * frac), "speedup": dm / sm, "flop_fraction": frac})
     finally:
         torch.set_num_threads(prev)
+        TIMING_LOCK.release()
     return {"examples": rows, "median_ratio": statistics.median(r["ratio"] for r in rows),
             "median_speedup": statistics.median(r["speedup"] for r in rows),
             "median_flop_speedup": statistics.median(1 / r["flop_fraction"] for r in rows),

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import random
 import statistics
+import threading
 from dataclasses import dataclass
 
 import torch
 from torch.utils import benchmark
 
 from .data import EncodedDataset, collate
+
+# torch's thread count is process-wide and Timer(num_threads=...) sets it while timing: two timings
+# at once (two app sessions, or a timing beside training) would disturb each other. One at a time.
+TIMING_LOCK = threading.RLock()
 
 
 def latency_batches(data: EncodedDataset, batch_size: int = 8, n_batches: int = 16, seed: int = 0,
@@ -60,8 +65,9 @@ def measure_latency(model, batches: list[dict[str, torch.Tensor]], threads: int 
     """Median wall time of one batch of ``model``'s forward pass, on the CPU with ``threads`` threads."""
     model.eval()
     run = _runner(model, batches)
-    run()  # warm-up: first-call allocations and kernel selection stay out of the numbers
-    m = benchmark.Timer(stmt="run()", globals={"run": run}, num_threads=threads).blocked_autorange(min_run_time=min_run_time)
+    with TIMING_LOCK:
+        run()  # warm-up: first-call allocations and kernel selection stay out of the numbers
+        m = benchmark.Timer(stmt="run()", globals={"run": run}, num_threads=threads).blocked_autorange(min_run_time=min_run_time)
     n = len(batches)
     return Latency(m.median * 1e3 / n, m.iqr * 1e3 / n, threads, n)
 
@@ -76,24 +82,37 @@ class Comparison:
 
 def compare_latency(models: dict[str, torch.nn.Module], batches: list[dict[str, torch.Tensor]], threads: int = 1,
                     rounds: int = 15, reference: str = "dense", seed: int = 0) -> Comparison:
-    """Time each model's pass over the same batches, ``rounds`` times, in a shuffled order each round.
+    """Time each model against the reference on the same batches, ``rounds`` times.
 
-    On a shared or throttled CPU, load comes and goes on a scale of seconds; timing the models side
-    by side within each round and taking the median of the per-round ratios cancels most of it
-    (median ms alone drifted by 15% between two runs here; the ratio by a few percent).
+    Each round visits the models in a shuffled order and times every one right beside a fresh
+    timing of the reference (the pair in random order); the speedup is the median over rounds of
+    reference / model within each pair. On this shared CPU, load comes and goes on a scale of
+    seconds: pairs timed back to back see the same load, so their ratio is steady even when the
+    plain milliseconds drift by 10-25% from round to round.
     """
-    timers = {}
-    for name, model in models.items():
-        model.eval()
-        timers[name] = benchmark.Timer(stmt="run()", globals={"run": _runner(model, batches)}, num_threads=threads)
-        timers[name].timeit(1)  # warm-up
+    if reference not in models:
+        raise ValueError(f"the reference model {reference!r} is not among {list(models)}")
     samples: dict[str, list[float]] = {k: [] for k in models}
+    ratios: dict[str, list[float]] = {k: [] for k in models if k != reference}
     rng = random.Random(seed)
-    for _ in range(rounds):
-        order = list(timers)
-        rng.shuffle(order)
-        for name in order:
-            samples[name].append(timers[name].timeit(1).median * 1e3 / len(batches))
-    ref = samples.get(reference)
-    speedup = {k: statistics.median(r / v for r, v in zip(ref, vals)) for k, vals in samples.items()} if ref else {}
+    with TIMING_LOCK:
+        timers = {}
+        for name, model in models.items():
+            model.eval()
+            timers[name] = benchmark.Timer(stmt="run()", globals={"run": _runner(model, batches)}, num_threads=threads)
+            timers[name].timeit(1)  # warm-up
+        ms = lambda name: timers[name].timeit(1).median * 1e3 / len(batches)  # noqa: E731
+        for _ in range(rounds):
+            order = list(ratios)
+            rng.shuffle(order)
+            for name in order:
+                if rng.random() < 0.5:
+                    ref, other = ms(reference), ms(name)
+                else:
+                    other, ref = ms(name), ms(reference)
+                samples[reference].append(ref)
+                samples[name].append(other)
+                ratios[name].append(ref / other)
+    speedup = {k: statistics.median(v) for k, v in ratios.items()}
+    speedup[reference] = 1.0
     return Comparison({k: statistics.median(v) for k, v in samples.items()}, speedup, rounds, threads)

@@ -134,6 +134,32 @@ def default_data_dir() -> Path | None:
     return None
 
 
+def data_available(task: str, data_dir: str | Path | None = None) -> str | None:
+    """None when ``task`` can be loaded right now without the network; otherwise why not.
+
+    Lets a caller decide before ``load_task`` falls back to the Hugging Face Hub (which, offline,
+    fails only after network timeouts).
+    """
+    if task == "synthetic":
+        return None
+    if task not in HUB_NAMES:
+        return f"unknown task {task!r}"
+    folder = Path(data_dir) if data_dir is not None else default_data_dir()
+    if folder is not None:
+        try:
+            _task_folder(folder, task)
+            return None
+        except DataError as exc:
+            return str(exc)
+    try:
+        from huggingface_hub.constants import HF_HUB_OFFLINE
+    except ImportError:  # pragma: no cover - huggingface_hub comes with datasets
+        HF_HUB_OFFLINE = False
+    if HF_HUB_OFFLINE or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        return f"no local {task} data (set BAA_DATA_DIR or --data-dir) and the Hugging Face Hub is switched off"
+    return None
+
+
 def _task_folder(data_dir: Path, task: str) -> Path:
     for candidate in (data_dir / task, data_dir):
         if any((candidate / f).exists() for f in ("test.csv", "train.csv", "train_partial_desc_only.csv", "partial_content_only.csv")):

@@ -28,6 +28,9 @@ from .sweep import sweep
 from .tokenize import WordTokenizer
 
 METHODS = ("dense", "baa", "static", "budgetformer")
+# The Trainer phases each method runs, in order (TrainEvent.phase); static ones carry their budget.
+PHASES = {"dense": ["dense"], "baa": ["dense", "budget", "hard"], "static": ["dense", "static@{b:g}", "hard@{b:g}"],
+          "budgetformer": ["dense", "budgetformer"]}
 DEFAULT_BUDGETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 
 # Model shapes per task for the word-level model. Text models: FFN width = d, so attention is most of
@@ -84,8 +87,9 @@ class Prepared:
 def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = None, data_dir=None, csv: str | Path | None = None,
             text_column: str = "text", label_column: str = "label", seed: int = 0, max_train: int | None = None,
             max_test: int | None = None, max_len: int | None = None, vocab_size: int = 20000,
-            checkpoint: Checkpoint | None = None) -> Prepared:
-    """Load a task's splits, build (or take the checkpoint's) tokenizer, and encode every split."""
+            checkpoint: Checkpoint | None = None, splits: tuple[str, ...] = ("train", "val", "test")) -> Prepared:
+    """Load a task's splits, build (or take the checkpoint's) tokenizer, and encode ``splits``
+    (the others stay empty: evaluating a checkpoint needs only its test split)."""
     if csv is not None:
         data = load_csv(csv, text_column, label_column)
     else:
@@ -115,7 +119,9 @@ def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = N
         mcfg = init.config
     else:
         raise ValueError(f"model kind must be 'word' or 'bert', not {kind!r}")
-    train, val, test = (encode(d, tokenizer, mcfg.max_len) for d in (data.train, data.val, data.test))
+    empty = EncodedDataset([], torch.empty(0, dtype=torch.long), tokenizer.pad_id)
+    train, val, test = (encode(d, tokenizer, mcfg.max_len) if name in splits else empty
+                        for name, d in (("train", data.train), ("val", data.val), ("test", data.test)))
     return Prepared(data, tokenizer, train, val, test, mcfg, kind, base, init)
 
 
@@ -202,7 +208,7 @@ def make_card(prep: Prepared, *, name: str, method: str, tcfg: TrainConfig, swee
 
 def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConfig, *, budget: float | None = None,
                    budgets=DEFAULT_BUDGETS, name: str | None = None, command: str = "", callbacks=(), stop=None,
-                   threads: int = 1, n_latency_batches: int = 16, progress=None) -> Checkpoint:
+                   threads: int = 1, n_latency_batches: int = 16, progress=None, card_extra: dict | None = None) -> Checkpoint:
     """Train one method, sweep it on the test split, and save it with its card (atomically)."""
     result = fit(prep, method, tcfg, budget=budget, callbacks=callbacks, stop=stop)
     dtype = storage_dtype(prep)
@@ -213,7 +219,7 @@ def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConf
     elif method == "static":
         sweeps["static"] = measure(prep, model, [budget], method="static", threads=threads,
                                    n_latency_batches=n_latency_batches, progress=progress)
-    extra = {}
+    extra = dict(card_extra or {})
     if method == "budgetformer":
         from .analysis import budgetformer_analysis
         from .budgetformer import budgetformer_summary

@@ -5,6 +5,7 @@ import pytest
 from baa_core.data import (
     DataError,
     clean_text,
+    data_available,
     encode,
     iterate_batches,
     load_csv,
@@ -66,6 +67,17 @@ def test_dbpedia_partial_file_is_split_into_test(tmp_path):
 def test_missing_files_explain_the_layout(tmp_path):
     with pytest.raises(DataError, match="expected"):
         load_task("ag_news", tmp_path)
+
+
+def test_data_available_says_why_before_any_download(ag_dir, tmp_path, monkeypatch):
+    assert data_available("ag_news", ag_dir) is None
+    assert data_available("synthetic") is None
+    assert "expected" in data_available("ag_news", tmp_path / "nothing")
+    assert "unknown task" in data_available("imdb", ag_dir)
+    monkeypatch.setenv("BAA_DATA_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    reason = data_available("dbpedia14")
+    assert reason is not None and "dbpedia14" in reason
 
 
 def test_user_csv_with_wrong_columns(tmp_path):

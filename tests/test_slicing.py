@@ -81,3 +81,18 @@ def test_flop_model_matches_methods_md_figures():
     assert flop_speedup(cfg, [4, 4], [128]) == pytest.approx(1.43, abs=0.005)
     f = layer_flops(128, 8, 16, 256, 10)
     assert f.qkv == 6 * 128 * 128 * 10 and f.scores == 4 * 100 * 128 and f.ffn == 4 * 128 * 256 * 10
+
+
+def test_latency_comparison_pairs_every_model_with_the_reference(tiny_model):
+    from baa_core.bench import compare_latency
+
+    ids, mask = padded_batch()
+    batch = {"input_ids": ids, "attention_mask": mask}
+    L, H = tiny_model.config.n_layers, tiny_model.config.n_heads
+    half = slice_heads(tiny_model, topk_head_mask(torch.rand(L, H), L * H // 2))
+    full = slice_heads(tiny_model, torch.ones(L, H))
+    c = compare_latency({"dense": full, "half": half}, [batch], rounds=3)
+    assert c.speedup["dense"] == 1.0 and c.speedup["half"] > 0
+    assert set(c.median_ms) == {"dense", "half"} and all(v > 0 for v in c.median_ms.values())
+    with pytest.raises(ValueError, match="reference"):
+        compare_latency({"half": half}, [batch], rounds=1)

@@ -78,18 +78,16 @@ class EvalData:
 
 def data_unavailable_reason(card: dict) -> str | None:
     """Why live evaluation cannot run for this card's task, or None if its data is on hand."""
-    from baa_core.data import default_data_dir
+    from baa_core.data import data_available, default_data_dir
 
     task = card.get("task")
     if task == "synthetic":
         return None
     if task in ("ag_news", "dbpedia14"):
-        # CORE-NEEDED: a baa_core.data.data_available(task, data_dir) check; without it prepare() falls back to
-        # the Hub, which hangs or fails slowly offline. Until then: live data only from a local data folder.
-        d = default_data_dir()
-        if d is not None and ((d / task).is_dir() or any(d.glob("*.csv"))):
-            return None
-        return f"no local {task} data (../shared/data or $BAA_DATA_DIR), and the app does not fetch it from the Hub"
+        # Live data comes from a local data folder only: the app does not download datasets from the Hub.
+        if default_data_dir() is None:
+            return f"no local {task} data (../shared/data or $BAA_DATA_DIR), and the app does not fetch it from the Hub"
+        return data_available(task)
     if task == "csv":
         csv = card.get("csv_file")
         if csv:
@@ -110,7 +108,7 @@ def eval_data(path: str, version: float, _ckpt) -> EvalData:
                   label_column=card.get("label_column", "label"))
     else:
         kw = {}
-    prep = prepare(task or "synthetic", checkpoint=_ckpt, **kw)
+    prep = prepare(task or "synthetic", checkpoint=_ckpt, splits=("test",), **kw)
     lengths = prep.test.lengths()
     n = compute.sample_size(_ckpt.model, sum(lengths) / max(1, len(lengths)))
     sample = compute.sample_indices(len(prep.test), n)

@@ -18,11 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-PHASES = {  # CORE-NEEDED: baa_core.recipes could expose each method's phase names (for overall progress)
-    "dense": ["dense"],
-    "baa": ["dense", "budget", "hard"],
-    "budgetformer": ["dense", "budgetformer"],
-}
 TRAIN_SHARE = 0.85  # of the progress bar; the rest is the measurement sweep and saving
 
 
@@ -43,9 +38,9 @@ class TrainRequest:
     latency_batches: int = 8
 
     def phases(self) -> list[str]:
-        if self.method == "static":
-            return ["dense", f"static@{self.budget:g}", f"hard@{self.budget:g}"]
-        return PHASES.get(self.method, ["dense"])
+        from baa_core.recipes import PHASES
+
+        return [p.format(b=self.budget or 0.0) for p in PHASES.get(self.method, ["dense"])]
 
     def command(self) -> str:
         """The CLI command that trains the same thing (for the card)."""
@@ -126,7 +121,6 @@ class TrainingJob:
             self.message = msg
 
     def _run(self) -> None:
-        from baa_core.checkpoint import update_card
         from baa_core.recipes import DEFAULT_BUDGETS, default_train_config, prepare, train_and_save
         from baa_core.train import TrainingCancelled
 
@@ -142,11 +136,13 @@ class TrainingJob:
                 raise TrainingCancelled("cancelled before training started")
             tcfg = default_train_config("csv" if r.task == "csv" else r.task, r.kind, **r.overrides)
             self._set("training", f"data: {prep.data.source}")
+            csv_fields = ({"csv_file": "data.csv", "text_column": r.text_column, "label_column": r.label_column}
+                          if r.task == "csv" else None)
             ckpt = train_and_save(prep, r.method, self.out, tcfg, budget=r.budget, budgets=r.budgets or DEFAULT_BUDGETS,
                                   name=r.name, command=r.command(), callbacks=[self._on_event], stop=self.stop,
-                                  n_latency_batches=r.latency_batches, progress=self._on_measure)
+                                  n_latency_batches=r.latency_batches, progress=self._on_measure, card_extra=csv_fields)
             if r.task == "csv":
-                self._keep_csv(ckpt.card, update_card)
+                self._keep_csv()
             self.result = {"path": str(self.out), "sweeps": ckpt.card.get("sweeps", {}), "train_time_s": ckpt.card.get("train_time_s")}
             self._set("done", f"saved {self.out}")
         except TrainingCancelled as exc:
@@ -156,16 +152,11 @@ class TrainingJob:
         finally:
             self.finished = time.time()
 
-    def _keep_csv(self, card: dict, update_card) -> None:
-        """Copy the training CSV beside the checkpoint (so the app can evaluate it live) and note it in the card.
-
-        CORE-NEEDED: train_and_save could take extra card fields; here the card is rewritten atomically after the save.
-        """
-        r = self.request
+    def _keep_csv(self) -> None:
+        """Copy the training CSV beside the checkpoint (its card names it), so the app can evaluate it live."""
         tmp = self.out / ".data.csv.partial"
-        shutil.copyfile(r.csv_path, tmp)
+        shutil.copyfile(self.request.csv_path, tmp)
         tmp.replace(self.out / "data.csv")
-        update_card(self.out, {**card, "csv_file": "data.csv", "text_column": r.text_column, "label_column": r.label_column})
 
     def _set(self, status: str, message: str) -> None:
         with self.lock:
