@@ -5,7 +5,6 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import bertviz_view, figures, state
-from baa_core.inspect import InputError
 
 MAX_TOKENS = 64  # what the views draw; the model itself reads up to its max_len
 
@@ -17,14 +16,7 @@ data, _ = state.get_eval_data(sel.entry, sel.ckpt)
 budget = state.budget_widget(model, key="attention_budget")
 text, _ = state.text_input(card, data, key="attention")
 
-try:
-    ins = state.inspect_cached(*sel.key, text, budget, True, False, sel.ckpt)
-except InputError as exc:
-    st.warning(f"Nothing to draw: {exc}.")
-    st.stop()
-except ValueError as exc:
-    st.error(f"The model cannot run on this input: {exc}")
-    st.stop()
+ins = state.inspect_or_stop(sel, text, budget, attentions=True, latency=False, nothing="Nothing to draw")
 
 T = min(len(ins.tokens), MAX_TOKENS)
 tokens = ins.tokens[:T]

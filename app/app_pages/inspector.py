@@ -5,7 +5,6 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import figures, state
-from baa_core.inspect import InputError
 
 sel = state.require_model()
 model, card = sel.model, sel.card
@@ -22,14 +21,7 @@ if is_bf:
     st.caption("BudgetFormer: each block picks its own budget s and heads for this input; there is no global budget.")
 text, index = state.text_input(card, data, key="inspector")
 
-try:
-    ins = state.inspect_cached(*sel.key, text, budget, False, True, sel.ckpt)
-except InputError as exc:
-    st.warning(f"Nothing to inspect: {exc}.")
-    st.stop()
-except ValueError as exc:
-    st.error(f"The model cannot run on this input: {exc}")
-    st.stop()
+ins = state.inspect_or_stop(sel, text, budget, attentions=False, latency=True, nothing="Nothing to inspect")
 
 if ins.truncated:
     st.warning(f"The text is longer than the model reads: only its first {len(ins.tokens)} tokens were used "
@@ -93,23 +85,15 @@ if is_bf and analysis:
                           else f"Clicking a point needs the test data, which is not available here ({no_data})."))
         else:
             st.write("Not in this card.")
-    with tabs[1]:
-        if analysis.get("s_block_class"):
-            st.plotly_chart(figures.render_block_class(analysis["s_block_class"]), key="inspector_block_class",
-                            config=figures.EXPORT_CONFIG)
-        else:
-            st.write("Not in this card.")
-    with tabs[2]:
-        if analysis.get("q_entropy"):
-            st.plotly_chart(figures.render_q_entropy(analysis["q_entropy"]), key="inspector_entropy", config=figures.EXPORT_CONFIG)
-        else:
-            st.write("Not in this card.")
-    with tabs[3]:
-        if analysis.get("training_dynamics"):
-            st.plotly_chart(figures.render_dynamics(analysis["training_dynamics"]), key="inspector_dynamics",
-                            config=figures.EXPORT_CONFIG)
-        else:
-            st.write("Not in this card.")
+    card_charts = ((tabs[1], "s_block_class", figures.render_block_class, "inspector_block_class"),
+                   (tabs[2], "q_entropy", figures.render_q_entropy, "inspector_entropy"),
+                   (tabs[3], "training_dynamics", figures.render_dynamics, "inspector_dynamics"))
+    for tab, field, render, chart_key in card_charts:
+        with tab:
+            if analysis.get(field):
+                st.plotly_chart(render(analysis[field]), key=chart_key, config=figures.EXPORT_CONFIG)
+            else:
+                st.write("Not in this card.")
     with tabs[4]:
         if analysis.get("ablations"):
             st.dataframe(pd.DataFrame(analysis["ablations"]), hide_index=True, key="inspector_ablations")

@@ -277,6 +277,19 @@ def inspect_cached(path: str, version: float, text: str, budget: float | None, a
                             threads=1, latency_cache=shared["cache"], label_names=_ckpt.card.get("labels") or None)
 
 
+def inspect_or_stop(sel, text: str, budget: float | None, *, attentions: bool, latency: bool, nothing: str):
+    """``inspect_cached`` for the selected model; bad input ends the page run with a message, not a traceback."""
+    from baa_core.inspect import InputError
+
+    try:
+        return inspect_cached(*sel.key, text, budget, attentions, latency, sel.ckpt)
+    except InputError as exc:
+        st.warning(f"{nothing}: {exc}.")
+    except ValueError as exc:
+        st.error(f"The model cannot run on this input: {exc}")
+    st.stop()
+
+
 def default_text(card: dict, data: EvalData | None) -> str:
     if data is not None and data.texts:
         return data.texts[data.sample[0] if data.sample else 0]
