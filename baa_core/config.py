@@ -155,6 +155,8 @@ class TrainConfig:
             raise ConfigError("budgets must satisfy 0 < min_budget <= max_budget <= 1")
         if any(not 0.0 < b <= 1.0 for b in self.budgets):
             raise ConfigError("every budget must lie in (0, 1]")
+        if not 0.0 < self.bf_target < 1.0:
+            raise ConfigError(f"the BudgetFormer target budget must lie in (0, 1), not {self.bf_target}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

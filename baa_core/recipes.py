@@ -143,6 +143,8 @@ def fit(prep: Prepared, method: str, tcfg: TrainConfig, *, budget: float | None 
     """Train ``method`` ("dense", "baa", "static" at ``budget``, "budgetformer"), from ``dense`` if given."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if method == "static" and (budget is None or not 0.0 < budget <= 1.0):
+        raise ValueError(f"the static baseline is trained for one budget in (0, 1]; got budget={budget}")
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
     start = time.perf_counter()
@@ -156,8 +158,6 @@ def fit(prep: Prepared, method: str, tcfg: TrainConfig, *, budget: float | None 
     elif method == "baa":
         model = train_gated(dense, prep.train, tcfg, evaluate=val_metrics(prep.val, (0.25, 0.5), tcfg.device), **kw)
     elif method == "static":
-        if budget is None:
-            raise ValueError("the static baseline is trained for one budget: pass budget=")
         model = train_gated(dense, prep.train, tcfg, budget=budget, **kw)
     else:
         from .budgetformer import train_budgetformer

@@ -49,3 +49,13 @@ def test_bad_budget_and_bad_checkpoint_are_clear_errors(trained, tmp_path, capsy
     (tmp_path / "broken" / "model.safetensors").write_bytes(b"nonsense")
     assert main(["sweep", str(tmp_path / "broken"), "--budgets", "0.5"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_out_of_range_training_budgets_fail_before_training(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--task", "synthetic", "--method", "static", "--budget", "-1", "--out", str(tmp_path / "s")])
+    assert "budgets must lie in (0, 1]" in capsys.readouterr().err
+    assert main(["train", "--task", "synthetic", "--method", "budgetformer", "--bf-target", "1.5",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "target budget must lie in (0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "b").exists()
