@@ -7,6 +7,7 @@ same input batches, so a burst of load on the machine hits them alike.
 """
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import threading
@@ -81,15 +82,19 @@ class Comparison:
 
 
 def compare_latency(models: dict[str, torch.nn.Module], batches: list[dict[str, torch.Tensor]], threads: int = 1,
-                    rounds: int = 15, reference: str = "dense", seed: int = 0) -> Comparison:
+                    rounds: int = 15, reference: str = "dense", seed: int = 0, min_timing_ms: float = 0.0) -> Comparison:
     """Time each model against the reference on the same batches, ``rounds`` times.
 
     Each round visits the models in a shuffled order and times every one right beside a fresh
     timing of the reference (the pair in random order); the speedup is the median over rounds of
     reference / model within each pair. On this shared CPU, load comes and goes on a scale of
     seconds: pairs timed back to back see the same load, so their ratio is steady even when the
-    plain milliseconds drift by 10-25% from round to round.
+    plain milliseconds drift by 10-25% from round to round. A timing repeats the pass until it
+    lasts ``min_timing_ms`` (sub-millisecond passes, e.g. one input at batch 1, are too short to
+    time once).
     """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, not {rounds}")
     if reference not in models:
         raise ValueError(f"the reference model {reference!r} is not among {list(models)}")
     samples: dict[str, list[float]] = {k: [] for k in models}
@@ -101,7 +106,9 @@ def compare_latency(models: dict[str, torch.nn.Module], batches: list[dict[str, 
             model.eval()
             timers[name] = benchmark.Timer(stmt="run()", globals={"run": _runner(model, batches)}, num_threads=threads)
             timers[name].timeit(1)  # warm-up
-        ms = lambda name: timers[name].timeit(1).median * 1e3 / len(batches)  # noqa: E731
+        warm = timers[reference].timeit(1).median * 1e3
+        number = max(1, math.ceil(min_timing_ms / max(warm, 1e-3)))
+        ms = lambda name: timers[name].timeit(number).median * 1e3 / len(batches)  # noqa: E731
         for _ in range(rounds):
             order = list(ratios)
             rng.shuffle(order)

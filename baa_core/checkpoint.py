@@ -117,6 +117,33 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
+def check_files(folder: str | Path) -> str | None:
+    """What is wrong with a checkpoint folder, found without loading its weights (config, tokenizer
+    files, the safetensors header), in one sentence; None when nothing is. For listing many models
+    quickly; ``load_checkpoint`` still checks everything else."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    weights = folder / "model.safetensors"
+    try:
+        if not weights.exists():
+            raise CheckpointError(f"{folder.name} is not a checkpoint: model.safetensors is missing")
+        config = _read_json(folder / "config.json", "configuration")
+        if config.get("format") != FORMAT:
+            raise CheckpointError(f"{folder.name}/config.json is not a {FORMAT} config (format={config.get('format')!r})")
+        tok = config.get("tokenizer") or {}
+        needed = folder / tok.get("file", "vocab.json") if tok.get("kind") == "word" else folder / "tokenizer"
+        if not needed.exists():
+            raise CheckpointError(f"{folder.name} is not a checkpoint: {needed.name} is missing")
+        with safe_open(str(weights), framework="pt") as f:
+            f.keys()
+    except CheckpointError as exc:
+        return str(exc)
+    except Exception as exc:  # safetensors reports a bad header with several exception types
+        return f"{folder.name}/model.safetensors is corrupt or truncated ({exc})"
+    return None
+
+
 def load_checkpoint(folder: str | Path, device: str = "cpu") -> Checkpoint:
     folder = Path(folder)
     if not folder.is_dir():

@@ -26,6 +26,16 @@ def _budget(text: str) -> float:
     return values[0]
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -87,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per budget per line")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--latency-batches", type=int, default=16)
-    p.add_argument("--limit", type=int, default=None, help="evaluate on the first N test examples only")
+    p.add_argument("--limit", type=_positive_int, default=None, help="evaluate on the first N test examples only")
     p.add_argument("--device", default="cpu")
     _data_args(p)
 
@@ -95,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="checkpoint folder")
     p.add_argument("--budgets", type=_floats, default=[0.25, 0.5, 0.75])
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--n-batches", type=int, default=16)
-    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument("--n-batches", type=_positive_int, default=16)
+    p.add_argument("--rounds", type=_positive_int, default=20)
     p.add_argument("--json", action="store_true")
     p.add_argument("--update-card", action="store_true",
                    help="time every head layout in the card's sweeps and write the latency columns back into card.json")
@@ -199,7 +209,7 @@ def cmd_sweep(args) -> int:
     from .recipes import DEFAULT_BUDGETS, measure
 
     ckpt, prep = _load_for_eval(args)
-    if args.limit:
+    if args.limit is not None:
         prep.test.ids, prep.test.labels = prep.test.ids[: args.limit], prep.test.labels[: args.limit]
     budgets = args.budgets or DEFAULT_BUDGETS
     method = ckpt.card.get("method", "baa")

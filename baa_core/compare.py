@@ -112,7 +112,8 @@ def run_compare(args, command: str = "") -> dict:
         tcfg = _tcfg(args, "csv" if args.csv else args.task, args.kind)
         card = make_card(prep, name=args.out.rstrip("/").split("/")[-1], method="baa", tcfg=tcfg, sweeps=result["table"],
                          command=command, train_time_s=saved["train_time_s"],
-                         extra={"seeds": list(args.seeds), "posthoc_importance": saved.get("importance")})
+                         extra={"seeds": list(args.seeds), "weights_seed": args.seeds[0],
+                                "posthoc_importance": saved.get("importance")})
         save_checkpoint(args.out, saved["model"], prep.tokenizer, card, dtype=dtype, **external_spec(prep))
         _log(f"saved {args.out}")
     return result

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .bench import measure_latency
+from .bench import compare_latency
 from .cost import model_flops
 from .data import collate
 
@@ -122,17 +122,19 @@ def input_latency(model, enc: EncodedText, head_weights: torch.Tensor, threads: 
     batch = [{"input_ids": enc.input_ids, "attention_mask": enc.attention_mask}]
     if "dense" not in cache:
         cache["dense"] = slice_heads(model, torch.ones(model.config.n_layers, model.config.n_heads))
-    dense_ms = measure_latency(cache["dense"], batch, threads, min_run_time=0.05).median_ms
     if model.controllers is not None:
-        from .budgetformer import SlicedHeadCache, structural_forward
+        from .budgetformer import SlicedHeadCache
 
-        heads_cache = cache.setdefault("heads", SlicedHeadCache(model))
-        runner = _StructuralRunner(model, heads_cache)
-        return measure_latency(runner, batch, threads, min_run_time=0.05).median_ms, dense_ms
-    key = tuple(map(tuple, (head_weights > 0).int().tolist()))
-    if key not in cache:
-        cache[key] = slice_heads(model, (head_weights > 0).float())
-    return measure_latency(cache[key], batch, threads, min_run_time=0.05).median_ms, dense_ms
+        runner = _StructuralRunner(model, cache.setdefault("heads", SlicedHeadCache(model)))
+    else:
+        key = tuple(map(tuple, (head_weights > 0).int().tolist()))
+        if key not in cache:
+            cache[key] = slice_heads(model, (head_weights > 0).float())
+        runner = cache[key]
+    # Timed in pairs beside the dense model (bench.compare_latency): one timing of a sub-millisecond
+    # pass each is at the mercy of whatever else the CPU is doing at that moment.
+    c = compare_latency({"dense": cache["dense"], "input": runner}, batch, threads, rounds=7, min_timing_ms=3.0)
+    return c.median_ms["input"], c.median_ms["dense"]
 
 
 class _StructuralRunner(torch.nn.Module):

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from baa_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from baa_core.checkpoint import CheckpointError, check_files, load_checkpoint, save_checkpoint
 from baa_core.tokenize import WordTokenizer
 
 from .conftest import padded_batch, tiny_config
@@ -36,6 +36,18 @@ def test_corrupt_weights_are_one_clear_error(saved):
     path.write_bytes(path.read_bytes()[: 200])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_checkpoint(folder)
+
+
+def test_quick_file_check_finds_what_a_model_list_must_flag(saved):
+    folder, _ = saved
+    assert check_files(folder) is None
+    path = folder / "model.safetensors"
+    good = path.read_bytes()
+    path.write_bytes(os.urandom(4096))
+    assert "corrupt or truncated" in check_files(folder)
+    path.write_bytes(good)
+    (folder / "vocab.json").unlink()
+    assert "vocab.json is missing" in check_files(folder)
 
 
 def test_garbage_config_is_reported(saved):

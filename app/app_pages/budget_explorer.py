@@ -68,6 +68,12 @@ def budget_panel():
     row = compute.card_row(card, method, budget)
     if data and (live_auto or st.session_state.get(f"explorer_live_{point.key}")):
         accuracy, acc_src = state.live_accuracy_cached(*sel.key, point.key, sel.ckpt, data), f"live, {len(data.sample)} examples"
+    elif row is not None and row.get("accuracy_seeds"):
+        # A multi-seed card: the weights on hand are its first seed's; the mean is over all of them.
+        accuracy = row["accuracy_seeds"][0]
+        acc_src = (f"card, this checkpoint (seed {card.get('weights_seed', (card.get('seeds') or [0])[0])}) on "
+                   f"{row.get('n', '?')} test examples; mean of {len(row['accuracy_seeds'])} seeds "
+                   f"{row['accuracy']:.2%} ± {row.get('accuracy_std', 0):.2%}")
     elif row is not None:
         accuracy, acc_src = row["accuracy"], f"card, {row.get('n', '?')} test examples"
     else:

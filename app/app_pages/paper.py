@@ -27,7 +27,7 @@ for fig in paper.FIGURES:
         if fig.ours.key == "accuracy" and row.get("est_cost") is not None:
             extra += f" at cost {row['est_cost']:.3f}"
         if fig.unit in ("%", "x") and fig.unit == ("%" if fig.ours.key == "accuracy" else "x"):
-            bars.append({"label": fig.id, "paper": fig.value, "ours": here, "unit": fig.unit})
+            bars.append({"label": f"{fig.setting}<br>({fig.metric})", "paper": fig.value, "ours": here, "unit": fig.unit})
     elif fig.ours is not None and (partial := paper.find_ours(fig, cards, require_value=False)):
         where = f"{partial[0]['_name']} ({partial[0]['_source']})"
         command = (f"not in the card yet ({fig.ours.key} was not measured when it was made); to measure it on this CPU: "
@@ -44,7 +44,7 @@ table = pd.DataFrame(rows)
 for name, arxiv in (paper.BAA, paper.BUDGETFORMER):
     st.subheader(name)
     part = table[table["paper"].str.startswith(name)]
-    st.dataframe(part[["setting", "figure", "paper's number", "here (measured)", "model card"]], hide_index=True,
+    st.dataframe(part[["setting", "figure", "paper's number", "here (measured)", "note", "model card"]], hide_index=True,
                  key=f"paper_table_{arxiv}")
     with st.expander("The commands behind the numbers, and notes"):
         for _, r in part.iterrows():

@@ -64,17 +64,10 @@ def _read_card(folder: Path) -> tuple[dict, str | None]:
 
 
 def _quick_check(folder: Path) -> str | None:
-    """A cheap look for the obvious faults (the loader finds the rest and says which, when the model is picked)."""
-    if not (folder / "model.safetensors").exists():
-        return "model.safetensors is missing"
-    try:
-        with open(folder / "config.json", encoding="utf-8") as f:
-            json.load(f)
-    except FileNotFoundError:
-        return "config.json is missing"
-    except (OSError, ValueError):
-        return "config.json is corrupt"
-    return None
+    """The obvious faults, found without loading the weights (the loader finds the rest when the model is picked)."""
+    from baa_core.checkpoint import check_files
+
+    return check_files(folder)
 
 
 def scan(folder: Path, source: str) -> list[ModelEntry]:

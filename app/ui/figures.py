@@ -42,7 +42,7 @@ def render_head_grid(mask, values=None, value_name: str = "gate") -> str:
         cells = []
         for h in range(H):
             on = mask[layer][h] > 0
-            value = "" if values is None else f"<br><span style='font-size:0.8em'>{value_name} {float(values[layer][h]):.2f}</span>"
+            value = "" if values is None else f"<br><span style='font-size:0.8em'>{value_name} {float(values[layer][h]):.3f}</span>"
             style = (f"background:{ON if on else OFF};color:{'white' if on else '#333'};padding:6px 4px;text-align:center;"
                      "border-radius:4px;min-width:58px")
             cells.append(f"<td style='{style}' title='block {layer}, head {h}: {'on' if on else 'off'}'>{'on' if on else 'off'}{value}</td>")
@@ -170,11 +170,14 @@ def render_probs(labels: list[str], probs: list[float], prediction: int) -> go.F
 def render_s_q(s: list[float], q, mask, n_heads: int) -> go.Figure:
     """BudgetFormer, one input: budget s per block (bars, with ceil(s*H)/H) and q per head (chosen heads marked)."""
     L = len(s)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], subplot_titles=("budget s per block", "relevance q (✓ = runs)"))
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], subplot_titles=("budget s per block", "rank by relevance q (✓ = runs)"))
     fig.add_trace(go.Bar(y=[f"block {l}" for l in range(L)], x=s, orientation="h", marker_color=ACCENT, name="s",
                          text=[f"{v:.3f} → {max(1, math.ceil(v * n_heads - 1e-6))}/{n_heads}" for v in s], textposition="auto",
                          hovertemplate="%{y}: s=%{x:.3f}<extra></extra>"), 1, 1)
-    text = [[f"{float(q[l][h]):.2f}" + (" ✓" if mask[l][h] > 0 else "") for h in range(n_heads)] for l in range(L)]
+    # After training q is nearly one-hot, so its values alone hide the order the heads are picked in:
+    # each cell shows the head's rank by q (#1 = most relevant), the value is in the colour and on hover.
+    ranks = [sorted(range(n_heads), key=lambda h: -float(q[l][h])) for l in range(L)]
+    text = [[f"#{ranks[l].index(h) + 1}" + (" ✓" if mask[l][h] > 0 else "") for h in range(n_heads)] for l in range(L)]
     fig.add_trace(go.Heatmap(z=[[float(v) for v in row] for row in q], x=[f"h{h}" for h in range(n_heads)],
                              y=[f"block {l}" for l in range(L)], text=text, texttemplate="%{text}", colorscale="Oranges",
                              zmin=0, zmax=1, showscale=False, xgap=2, ygap=2, hovertemplate="%{y} %{x}: q=%{z:.3f}<extra></extra>"),
@@ -193,14 +196,19 @@ def render_attention_heatmaps(attn, tokens: list[str], order: list[int], active:
     rows = math.ceil(n / cols)
     titles = []
     for h in order:
-        imp = "" if importance is None else f" {importance_name}={float(importance[h]):.2f}"
+        imp = "" if importance is None else f" {importance_name}={float(importance[h]):.3f}"
         titles.append(f"head {h}{imp}" + ("" if active[h] else " (off)"))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.12 / max(1, rows))
     labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    # One colour scale for the block, up to its largest weight: with many tokens each weight is small,
+    # and a fixed 0..1 scale would leave every map nearly white.
+    zmax = max((float(max(max(row) for row in attn[h])) for h in order), default=1.0) or 1.0
     for i, h in enumerate(order):
         r, c = i // cols + 1, i % cols + 1
-        fig.add_trace(go.Heatmap(z=[[float(v) for v in row] for row in attn[h]], x=labels, y=labels, zmin=0, zmax=1,
-                                 colorscale="Blues" if active[h] else "Greys", showscale=False, opacity=1.0 if active[h] else 0.35,
+        fig.add_trace(go.Heatmap(z=[[float(v) for v in row] for row in attn[h]], x=labels, y=labels, zmin=0, zmax=zmax,
+                                 colorscale="Blues" if active[h] else "Greys", showscale=i == 0,
+                                 colorbar=dict(title="attention weight", len=min(1.0, 1.0 / rows + 0.2)),
+                                 opacity=1.0 if active[h] else 0.35,
                                  hovertemplate=f"head {h}: %{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>"), r, c)
         fig.update_yaxes(autorange="reversed", showticklabels=c == 1 and len(tokens) <= 40, row=r, col=c)
         fig.update_xaxes(showticklabels=False, row=r, col=c)
