@@ -197,11 +197,17 @@ def _load_for_eval(args):
     from .recipes import prepare
 
     ckpt = load_checkpoint(args.model)
-    task = ckpt.card.get("task", "synthetic")
-    if task == "csv" and not args.csv:
-        raise ValueError(f"{ckpt.name} was trained on a CSV; pass it again with --csv")
-    prep = prepare(task, data_dir=args.data_dir, csv=args.csv, text_column=args.text_column,
-                   label_column=args.label_column, checkpoint=ckpt)
+    card = ckpt.card
+    task = card.get("task", "synthetic")
+    csv, text_column, label_column = args.csv, args.text_column, args.label_column
+    if task == "csv" and not csv:
+        # The app keeps a copy of the training CSV beside the checkpoint and names it in the card.
+        kept = Path(args.model) / card["csv_file"] if card.get("csv_file") else None
+        if kept is None or not kept.exists():
+            raise ValueError(f"{ckpt.name} was trained on a CSV; pass it again with --csv")
+        csv, text_column, label_column = kept, card.get("text_column", "text"), card.get("label_column", "label")
+    prep = prepare(task, data_dir=args.data_dir, csv=csv, text_column=text_column,
+                   label_column=label_column, checkpoint=ckpt)
     return ckpt, prep
 
 

@@ -59,3 +59,29 @@ def test_out_of_range_training_budgets_fail_before_training(tmp_path, capsys):
                  "--out", str(tmp_path / "b")]) == 2
     assert "target budget must lie in (0, 1)" in capsys.readouterr().err
     assert not (tmp_path / "s").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_csv_model_is_measured_from_the_csv_kept_beside_it(tmp_path, capsys):
+    import csv as csv_module
+
+    from baa_core.checkpoint import load_checkpoint, update_card
+
+    data = tmp_path / "mine.csv"
+    with open(data, "w", newline="") as f:
+        w = csv_module.writer(f)
+        w.writerow(["body", "topic"])
+        for i in range(120):
+            w.writerow([f"{'alpha beta' if i % 2 else 'gamma delta'} filler {i}", "a" if i % 2 else "b"])
+    out = tmp_path / "csv-model"
+    assert main(["train", "--csv", str(data), "--text-column", "body", "--label-column", "topic", "--method", "dense",
+                 "--out", str(out), "--dense-epochs", "0.5", "--latency-batches", "0"]) == 0
+    capsys.readouterr()
+    assert main(["bench", str(out), "--rounds", "1", "--n-batches", "1"]) == 2
+    assert "pass it again with --csv" in capsys.readouterr().err
+    # what the app's Train page does: keep a copy of the CSV and name it in the card
+    (out / "data.csv").write_bytes(data.read_bytes())
+    card = load_checkpoint(out).card
+    update_card(out, {**card, "csv_file": "data.csv", "text_column": "body", "label_column": "topic"})
+    capsys.readouterr()
+    assert main(["bench", str(out), "--rounds", "1", "--n-batches", "1", "--budgets", "0.5"]) == 0
+    assert "speedup" in capsys.readouterr().out

@@ -46,6 +46,9 @@ def job_panel():
         for method, rows in (job.result or {}).get("sweeps", {}).items():
             st.caption(f"{method}: measured on the test split")
             st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"train_result_{method}")
+        st.caption("The latency columns were timed inside the app while it was drawing this page, so they carry more "
+                   "noise than a quiet terminal run. To re-time them and update the card: "
+                   f"`python -m baa_core bench {job.out} --update-card`.")
     elif snap["status"] == "cancelled":
         st.warning(f"Training was cancelled: {snap['message']}")
     elif snap["status"] == "failed":
