@@ -106,8 +106,9 @@ def render_pareto_svg(rows: list[dict], current: dict | None = None, live: list[
     if not ys:
         return "<p>No measured points to draw.</p>"
     lo, hi = min(ys), max(ys)
-    pad = max(0.002, (hi - lo) * 0.1)
-    lo, hi = max(0.0, lo - pad), hi + pad
+    # At least 2 accuracy points tall: a 0.2-point gap drawn across the whole chart would look large.
+    span, mid = max((hi - lo) * 1.2, 0.02), (lo + hi) / 2
+    lo, hi = max(0.0, mid - span / 2), min(1.01, mid + span / 2)
     L, R, T, B = 58, 16, 12, 46
     legend_rows = (len(series) + (1 if current else 0) + 1) // 2
     H = height + 20 * legend_rows
