@@ -131,28 +131,27 @@ def per_example_latency(model, data: EncodedDataset, n: int = 200, threads: int 
     from .bench import TIMING_LOCK
 
     rows = []
-    TIMING_LOCK.acquire()
-    prev = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            for i in idx:
-                ids = torch.tensor([data.ids[i]])
-                _, chosen = structural_forward(model, ids, cache)  # warm the cache for this input
-                t_s = benchmark.Timer("f()", globals={"f": lambda: structural_forward(model, ids, cache)}, num_threads=threads)
-                t_d = benchmark.Timer("f()", globals={"f": lambda: dense(ids)}, num_threads=threads)
-                s_ms, d_ms = [], []
-                for _ in range(repeats):  # interleaved, as in bench.compare_latency
-                    s_ms.append(t_s.timeit(1).median * 1e3)
-                    d_ms.append(t_d.timeit(1).median * 1e3)
-                T = ids.shape[1]
-                frac = model_flops(cfg, [len(c["heads"]) for c in chosen], [T]).total / model_flops(cfg, None, [T]).total
-                sm, dm = statistics.median(s_ms), statistics.median(d_ms)
-                rows.append({"index": i, "tokens": T, "latency_ms": sm, "dense_ms": dm, "predicted_ms": dm * frac,
-                             "ratio": sm / (dm * frac), "speedup": dm / sm, "flop_fraction": frac})
-    finally:
-        torch.set_num_threads(prev)
-        TIMING_LOCK.release()
+    with TIMING_LOCK:  # one timing at a time in this process (bench.TIMING_LOCK says why)
+        prev = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with torch.inference_mode():
+                for i in idx:
+                    ids = torch.tensor([data.ids[i]])
+                    _, chosen = structural_forward(model, ids, cache)  # warm the cache for this input
+                    t_s = benchmark.Timer("f()", globals={"f": lambda: structural_forward(model, ids, cache)}, num_threads=threads)
+                    t_d = benchmark.Timer("f()", globals={"f": lambda: dense(ids)}, num_threads=threads)
+                    s_ms, d_ms = [], []
+                    for _ in range(repeats):  # interleaved, as in bench.compare_latency
+                        s_ms.append(t_s.timeit(1).median * 1e3)
+                        d_ms.append(t_d.timeit(1).median * 1e3)
+                    T = ids.shape[1]
+                    frac = model_flops(cfg, [len(c["heads"]) for c in chosen], [T]).total / model_flops(cfg, None, [T]).total
+                    sm, dm = statistics.median(s_ms), statistics.median(d_ms)
+                    rows.append({"index": i, "tokens": T, "latency_ms": sm, "dense_ms": dm, "predicted_ms": dm * frac,
+                                 "ratio": sm / (dm * frac), "speedup": dm / sm, "flop_fraction": frac})
+        finally:
+            torch.set_num_threads(prev)
     return {"examples": rows, "median_ratio": statistics.median(r["ratio"] for r in rows),
             "median_speedup": statistics.median(r["speedup"] for r in rows),
             "median_flop_speedup": statistics.median(1 / r["flop_fraction"] for r in rows),
