@@ -95,9 +95,11 @@ def q_entropy(outputs: dict) -> list[dict]:
              "uniform_entropy": math.log(H)} for b in range(ent.shape[1])]
 
 
-def ablations(model, data: EncodedDataset, device: str = "cpu") -> list[dict]:
-    """The controller vs a fixed budget (its own mean s for everyone) vs its budgets with random heads."""
-    full = controller_outputs(model, data, device=device)
+def ablations(model, data: EncodedDataset, device: str = "cpu", full: dict | None = None) -> list[dict]:
+    """The controller vs a fixed budget (its own mean s for everyone) vs its budgets with random heads.
+
+    ``full``: the controller's own ``controller_outputs`` on ``data``, when the caller has them already."""
+    full = full if full is not None else controller_outputs(model, data, device=device)
     fixed_s = float(full["s"].mean())
     fixed = controller_outputs(model, data, device=device, target=fixed_s)
     rand = controller_outputs(model, data, device=device, random_heads=True)
@@ -159,15 +161,19 @@ def per_example_latency(model, data: EncodedDataset, n: int = 200, threads: int 
 
 
 def budgetformer_analysis(model, test: EncodedDataset, label_names: list[str], history=(), device: str = "cpu",
-                          latency_examples: int = 200, max_examples: int = 2000) -> dict:
-    """Everything the app's BudgetFormer views need, for the card."""
-    outputs = controller_outputs(model, test, device=device)
+                          latency_examples: int = 200, max_examples: int = 2000, threads: int = 1,
+                          outputs: dict | None = None) -> dict:
+    """Everything the app's BudgetFormer views need, for the card.
+
+    ``outputs``: ``controller_outputs(model, test)``, when the caller has them already (one pass over
+    the test set serves the summary, the analyses and the ablations)."""
+    outputs = outputs if outputs is not None else controller_outputs(model, test, device=device)
     complexity = controller_outputs(model, test, device=device, mode="all")["loss"]
     by_c = s_by_complexity(outputs, complexity)
     by_c["examples"] = by_c["examples"][:max_examples]
     result = {"training_dynamics": training_dynamics(history), "s_by_complexity": by_c,
               "s_block_class": s_block_class(outputs, label_names), "q_entropy": q_entropy(outputs),
-              "ablations": ablations(model, test, device)}
+              "ablations": ablations(model, test, device, full=outputs)}
     if latency_examples:
-        result["per_example_latency"] = per_example_latency(model.cpu(), test, latency_examples)
+        result["per_example_latency"] = per_example_latency(model.cpu(), test, latency_examples, threads)
     return result

@@ -235,7 +235,11 @@ def attention_flop_fraction(model, mask: torch.Tensor, lengths) -> torch.Tensor:
 
 def budgetformer_summary(model, data, device: str = "cpu", **kw) -> dict:
     """Accuracy, mean s, mean chosen-head fraction and attention-FLOP fraction over ``data``."""
-    o = controller_outputs(model, data, device=device, **kw)
+    return summarize_outputs(model, controller_outputs(model, data, device=device, **kw), data)
+
+
+def summarize_outputs(model, o: dict, data) -> dict:
+    """``budgetformer_summary`` of outputs already computed by ``controller_outputs`` on ``data``."""
     flops = attention_flop_fraction(model, o["mask"], data.lengths())
     return {
         "method": "budgetformer",
@@ -295,12 +299,9 @@ def structural_forward(model, input_ids: torch.Tensor, cache: SlicedHeadCache, a
     bias = attention_bias(attention_mask, x.dtype)
     pool_mask = None if bias is None else attention_mask  # no padding at batch 1: a plain mean
     chosen = []
-    H = model.config.n_heads
     for layer, block in enumerate(model.blocks):
         s, scores = model.controllers[layer].predict(x, pool_mask)
-        k = max(1, min(H, math.ceil(s.item() * H - 1e-6)))
-        # The same ranking as hard_head_mask (stable, descending), so batched and structural agree.
-        heads = tuple(sorted(scores[0].argsort(descending=True, stable=True)[:k].tolist()))
+        heads = tuple(torch.nonzero(hard_head_mask(s, scores)[0]).flatten().tolist())  # the batched path's rule
         chosen.append({"heads": heads, "s": float(s)})
         x, _ = block(x, bias, attention=cache.get(layer, heads))
     logits = model.classifier(x.mean(1) if pool_mask is None else masked_mean(x, attention_mask))

@@ -117,6 +117,11 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
+def read_card(folder: str | Path) -> dict:
+    """A checkpoint's card.json alone (no weights loaded)."""
+    return _read_json(Path(folder) / "card.json", "model card")
+
+
 def check_files(folder: str | Path) -> str | None:
     """What is wrong with a checkpoint folder, found without loading its weights (config, tokenizer
     files, the safetensors header), in one sentence; None when nothing is. For listing many models

@@ -295,18 +295,18 @@ def cmd_bench(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from .analysis import budgetformer_analysis, per_example_latency
-    from .budgetformer import budgetformer_summary
+    from .analysis import budgetformer_analysis
+    from .budgetformer import controller_outputs, summarize_outputs
     from .checkpoint import update_card
 
     ckpt, prep = _load_for_eval(args)
     if ckpt.model.controllers is None:
         raise ValueError(f"{ckpt.name} is not a BudgetFormer model (method {ckpt.card.get('method')})")
     model = ckpt.model.to(args.device)
-    result = budgetformer_analysis(model, prep.test, list(prep.data.label_names), device=args.device, latency_examples=0)
-    if args.latency_examples:
-        result["per_example_latency"] = per_example_latency(model.cpu(), prep.test, args.latency_examples, args.threads)
-    summary = budgetformer_summary(model.to(args.device), prep.test, device=args.device)
+    outputs = controller_outputs(model, prep.test, device=args.device)
+    summary = summarize_outputs(model, outputs, prep.test)
+    result = budgetformer_analysis(model, prep.test, list(prep.data.label_names), device=args.device,
+                                   latency_examples=args.latency_examples, threads=args.threads, outputs=outputs)
     if args.json:
         print(json.dumps({"summary": summary, **result}))
     else:

@@ -127,7 +127,7 @@ def aggregate_result(per_seed: dict[str, list[list[dict]]]) -> dict:
 def merge_results(paths: list[str], out: str | None = None) -> dict:
     """Join the per-seed rows of several ``compare --results-json`` files (e.g. seeds run in parallel)
     and aggregate them; with ``out``, write the merged table into that checkpoint's card."""
-    from .checkpoint import load_checkpoint, update_card
+    from .checkpoint import read_card, update_card
 
     results = [json.loads(Path(p).read_text()) for p in paths]
     first = results[0]
@@ -143,11 +143,9 @@ def merge_results(paths: list[str], out: str | None = None) -> dict:
     merged = {**first, "seeds": seeds, "per_seed": per_seed, "merged_from": [r["command"] for r in results]}
     merged.update(aggregate_result(per_seed))
     if out:
-        ckpt = load_checkpoint(out)
-        ckpt.card["sweeps"] = merged["table"]
-        ckpt.card["seeds"] = seeds
-        ckpt.card["compare_commands"] = merged["merged_from"]
-        update_card(out, ckpt.card)
+        card = read_card(out)
+        card.update(sweeps=merged["table"], seeds=seeds, compare_commands=merged["merged_from"])
+        update_card(out, card)
         _log(f"wrote the {len(seeds)}-seed table into {out}/card.json")
     return merged
 

@@ -222,11 +222,13 @@ def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConf
     extra = dict(card_extra or {})
     if method == "budgetformer":
         from .analysis import budgetformer_analysis
-        from .budgetformer import budgetformer_summary
+        from .budgetformer import controller_outputs, summarize_outputs
 
-        sweeps["budgetformer"] = [budgetformer_summary(model, prep.test, device=tcfg.device)]
+        outputs = controller_outputs(model, prep.test, device=tcfg.device)
+        sweeps["budgetformer"] = [summarize_outputs(model, outputs, prep.test)]
         extra["analysis"] = budgetformer_analysis(model, prep.test, list(prep.data.label_names), result.history,
-                                                  device=tcfg.device, latency_examples=n_latency_batches * 8)
+                                                  device=tcfg.device, latency_examples=n_latency_batches * 8,
+                                                  threads=threads, outputs=outputs)
         model.cpu()
     dense_rows = measure(prep, result.dense, [1.0], method="dense", mask_for=lambda b: torch.ones(
         result.dense.config.n_layers, result.dense.config.n_heads), threads=threads, n_latency_batches=0)

@@ -119,13 +119,8 @@ class Trainer:
         start, step = time.perf_counter(), 0
         loss_avg = acc_avg = cost_avg = None
         if self.eval_at_start and self.evaluate is not None:
-            self.model.eval()
-            val = self.evaluate(self.model)
-            self.model.train()
-            event = TrainEvent(self.phase, 0, total, 0.0, float("nan"), float("nan"), float("nan"), 0.0, 0.0, {}, val)
-            history.append(event)
-            for cb in self.callbacks:
-                cb(event)
+            self._emit(history, TrainEvent(self.phase, 0, total, 0.0, float("nan"), float("nan"), float("nan"), 0.0, 0.0,
+                                           {}, self._validate()))
         while step < total:
             for batch in iterate_batches(self.data, self.batch_size, True, generator, self.device):
                 if step >= total:
@@ -152,22 +147,27 @@ class Trainer:
                 cost_avg = a * (cost_avg or 0.0) + (1 - a) * float(metrics.get("cost", 1.0))
                 at_eval = self.evaluate is not None and (step == total or (self.eval_every and step % self.eval_every == 0))
                 if step % self.log_every == 0 or step == total or at_eval:
-                    val = None
-                    if at_eval:
-                        self.model.eval()
-                        val = self.evaluate(self.model)
-                        self.model.train()
+                    val = self._validate() if at_eval else None
                     extra = {k: float(v) for k, v in metrics.items() if k not in ("accuracy", "cost")}
-                    event = TrainEvent(self.phase, step, total, step / steps_per_epoch, loss_avg, acc_avg, cost_avg,
-                                       opt.param_groups[0]["lr"], time.perf_counter() - start, extra, val)
-                    history.append(event)
-                    for cb in self.callbacks:
-                        cb(event)
+                    self._emit(history, TrainEvent(self.phase, step, total, step / steps_per_epoch, loss_avg, acc_avg,
+                                                   cost_avg, opt.param_groups[0]["lr"], time.perf_counter() - start, extra, val))
                     if val is not None and self.done is not None and self.done(val):
                         self.model.eval()
                         return history
         self.model.eval()
         return history
+
+    def _validate(self) -> dict:
+        self.model.eval()
+        try:
+            return self.evaluate(self.model)
+        finally:
+            self.model.train()
+
+    def _emit(self, history: list[TrainEvent], event: TrainEvent) -> None:
+        history.append(event)
+        for cb in self.callbacks:
+            cb(event)
 
 
 class TerminalProgress:
