@@ -194,20 +194,18 @@ def _print_rows(rows: list[dict], title: str = "") -> None:
 
 def _load_for_eval(args):
     from .checkpoint import load_checkpoint
-    from .recipes import prepare
+    from .data import DataError
+    from .recipes import kept_csv_args, prepare
 
     ckpt = load_checkpoint(args.model)
-    card = ckpt.card
-    task = card.get("task", "synthetic")
-    csv, text_column, label_column = args.csv, args.text_column, args.label_column
-    if task == "csv" and not csv:
-        # The app keeps a copy of the training CSV beside the checkpoint and names it in the card.
-        kept = Path(args.model) / card["csv_file"] if card.get("csv_file") else None
-        if kept is None or not kept.exists():
-            raise ValueError(f"{ckpt.name} was trained on a CSV; pass it again with --csv")
-        csv, text_column, label_column = kept, card.get("text_column", "text"), card.get("label_column", "label")
-    prep = prepare(task, data_dir=args.data_dir, csv=csv, text_column=text_column,
-                   label_column=label_column, checkpoint=ckpt)
+    task = ckpt.card.get("task", "synthetic")
+    data = dict(csv=args.csv, text_column=args.text_column, label_column=args.label_column)
+    if task == "csv" and not args.csv:
+        try:
+            data = kept_csv_args(ckpt.card, args.model)
+        except DataError as exc:
+            raise ValueError(f"{ckpt.name} was trained on a CSV and {exc}; pass it again with --csv") from None
+    prep = prepare(task, data_dir=args.data_dir, checkpoint=ckpt, **data)
     return ckpt, prep
 
 
@@ -231,21 +229,11 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def _layout_mask(n_layers: int, n_heads: int, layout) -> "torch.Tensor":
-    """A mask with ``layout[l]`` heads on in layer l: latency depends on the counts, not on which heads."""
-    import torch
-
-    mask = torch.zeros(n_layers, n_heads)
-    for layer, k in enumerate(layout):
-        mask[layer, :k] = 1
-    return mask
-
-
 def cmd_bench(args) -> int:
     from .bench import compare_latency, latency_batches, padded_lengths
     from .checkpoint import update_card
     from .cost import flop_speedup
-    from .prune import slice_heads
+    from .prune import layout_mask, slice_heads
     from .sweep import baa_mask
 
     ckpt, prep = _load_for_eval(args)
@@ -258,12 +246,12 @@ def cmd_bench(args) -> int:
     else:
         layouts = []
         for b in args.budgets:
-            mask = baa_mask(model, b) if model.gate is not None else _layout_mask(cfg.n_layers, cfg.n_heads, cfg.layer_heads)
+            mask = baa_mask(model, b) if model.gate is not None else layout_mask(cfg.n_layers, cfg.n_heads, cfg.layer_heads)
             layouts.append(tuple(int(v) for v in mask.sum(-1).tolist()))
     layouts = list(dict.fromkeys(layouts))
-    models = {"dense": slice_heads(model, _layout_mask(cfg.n_layers, cfg.n_heads, cfg.layer_heads))}
+    models = {"dense": slice_heads(model, layout_mask(cfg.n_layers, cfg.n_heads, cfg.layer_heads))}
     for lay in layouts:
-        models[str(list(lay))] = slice_heads(model, _layout_mask(cfg.n_layers, cfg.n_heads, lay))
+        models[str(list(lay))] = slice_heads(model, layout_mask(cfg.n_layers, cfg.n_heads, lay))
     c = compare_latency(models, batches, args.threads, rounds=args.rounds)
     ms = c.median_ms
     mean_len = sum(lengths) / len(lengths)

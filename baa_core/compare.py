@@ -24,8 +24,6 @@ from .recipes import DEFAULT_BUDGETS, fit, fit_dense, make_card, measure, prepar
 from .train import TerminalProgress
 
 ALL_METHODS = ("dense", "baa", "static", "posthoc", "recovery")
-LABELS = {"dense": "dense (all heads)", "baa": "BAA (one model, hard gates)", "static": "static gates (one model per budget)",
-          "posthoc": "post-hoc structural pruning", "recovery": "post-hoc + 1 recovery epoch (one model per budget)"}
 
 
 def _log(msg: str) -> None:

@@ -27,6 +27,12 @@ from .prune import head_importance
 from .train import StepContext, Trainer
 
 
+# How each method's rows are named in tables and charts (CLI, cards' readers, the app).
+METHOD_LABELS = {"dense": "dense (all heads)", "baa": "BAA (one model, hard gates)",
+                 "static": "static gates (one model per budget)", "posthoc": "post-hoc structural pruning",
+                 "recovery": "post-hoc + 1 recovery epoch (one model per budget)",
+                 "budgetformer": "BudgetFormer (per-input budgets)"}
+
 def _task_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
     return F.cross_entropy(logits, labels), float((logits.argmax(-1) == labels).float().mean())
 

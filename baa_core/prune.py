@@ -51,6 +51,14 @@ def slice_heads(model: BudgetedClassifier, mask: torch.Tensor, gate_values: torc
     return small
 
 
+def layout_mask(n_layers: int, n_heads: int, heads_per_layer) -> torch.Tensor:
+    """A mask with ``heads_per_layer[l]`` heads on in layer l: latency depends on the counts, not on which heads."""
+    mask = torch.zeros(n_layers, n_heads)
+    for layer, k in enumerate(heads_per_layer):
+        mask[layer, :k] = 1
+    return mask
+
+
 def head_importance(model: BudgetedClassifier, batches, device: str = "cpu") -> torch.Tensor:
     """Validation importance of each head of a dense model: sum over batches of |dLoss/dg_lh| at g = 1."""
     cfg = model.config

@@ -20,7 +20,7 @@ import torch
 from .bench import latency_batches
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
-from .data import EncodedDataset, TaskData, encode, load_csv, load_task, synthetic_vocab
+from .data import DataError, EncodedDataset, TaskData, encode, load_csv, load_task, synthetic_vocab
 from .encoder import BudgetedClassifier
 from .methods import train_dense, train_gated, train_recovery, val_metrics, validation_importance
 from .prune import posthoc_mask
@@ -136,6 +136,17 @@ class FitResult:
 def fit_dense(prep: Prepared, tcfg: TrainConfig, callbacks=(), stop=None) -> BudgetedClassifier:
     return train_dense(prep.model_config, prep.train, tcfg, model=prep.new_model(), callbacks=list(callbacks), stop=stop,
                        evaluate=val_metrics(prep.val, device=tcfg.device), eval_every=tcfg.eval_every)
+
+
+def kept_csv_args(card: dict, folder: str | Path) -> dict:
+    """``prepare`` arguments for a model trained on a CSV, from the copy its card names beside it
+    (the app's Train page keeps one); DataError when there is none."""
+    name = card.get("csv_file")
+    path = Path(folder) / name if name else None
+    if path is None or not path.exists():
+        raise DataError("the CSV this model was trained on is not stored with it"
+                        + (f" ({name} is missing)" if name else ""))
+    return {"csv": str(path), "text_column": card.get("text_column", "text"), "label_column": card.get("label_column", "label")}
 
 
 def fit(prep: Prepared, method: str, tcfg: TrainConfig, *, budget: float | None = None, callbacks=(), stop=None,

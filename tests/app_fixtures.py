@@ -77,10 +77,7 @@ def build_model_dirs(root: Path) -> dict[str, Path]:
 
     torch.manual_seed(2)
     bf = BudgetedClassifier(tiny_config(gating="budgetformer", controller_hidden=8)).eval()
-    import inspect
-
-    extra = {"dense": BudgetedClassifier(tiny_config()).eval()} if "dense" in inspect.signature(budgetformer_analysis).parameters else {}
-    analysis = budgetformer_analysis(bf, test=test, label_names=list(SYNTH_VALUES), latency_examples=4, **extra)
+    analysis = budgetformer_analysis(bf, test=test, label_names=list(SYNTH_VALUES), latency_examples=4)
     save_checkpoint(pre / "tiny-bf", bf, tok, _card("tiny-bf", "budgetformer", {"budgetformer": [budgetformer_summary(bf, test)]},
                                                    analysis=analysis))
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.ui import bertviz_view, figures, state
+from app.ui import figures, state
 
 MAX_TOKENS = 64  # what the views draw; the model itself reads up to its max_len
 
@@ -34,14 +34,13 @@ elif ins.gate_values is not None:
 else:
     importance, imp_name = None, "index"
 
+head_html, model_html = state.bertviz_html(*sel.key, text, budget, T, attn, tokens, active)
 head_tab, model_tab, maps_tab, export_tab = st.tabs(["Head view (bertviz)", "Model view (bertviz)", "Heat maps", "Export"])
 with head_tab:
-    head_html = bertviz_view.head_view_html(attn, tokens, active)
     st.iframe(head_html, height=140 + 22 * T)
     st.caption("bertviz head view, drawn offline (d3 and jQuery inlined from app/static, no CDN). Colours are heads; heads that are "
                "off carry no attention. Pick the block in *Layer*; click a colour to toggle a head, hover a token to focus it.")
 with model_tab:
-    model_html = bertviz_view.model_view_html(attn, tokens, active)
     st.iframe(model_html, height=min(3000, 120 + 170 * len(attn)))
     st.caption("bertviz model view: every block (rows) and head (columns); blank thumbnails are heads that are off.")
 with maps_tab:

@@ -125,7 +125,7 @@ st.toggle("Measure latency live on this CPU (instead of the card's numbers)", ke
 
 with st.expander("The card's sweeps (every method, full test split)"):
     if rows:
-        st.plotly_chart(figures.render_pareto(rows, None, live_rows, "BAA live (sample)"), key="explorer_pareto_interactive",
+        st.plotly_chart(figures.render_pareto(rows, live_rows, "BAA live (sample)"), key="explorer_pareto_interactive",
                         config=figures.EXPORT_CONFIG)
         table = pd.DataFrame(rows)
         st.dataframe(table, hide_index=True, key="explorer_card_rows")

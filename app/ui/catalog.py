@@ -1,11 +1,13 @@
 """Which models the app can offer: shipped (pretrained/), yours (the user models folder), a BERT by name.
 
-Pure Python (no Streamlit). Listing reads only each folder's card.json, so it is cheap enough to
-run on every rerun: a model saved by the Train page shows up on every page at the next rerun.
+Pure Python (no Streamlit). Listing stats each folder's files and rereads a card only when they
+changed, so it is cheap enough to run on every rerun: a model saved by the Train page shows up on
+every page at the next rerun.
 A folder that is not a valid checkpoint is still listed; loading it reports why (one sentence).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -63,11 +65,27 @@ def _read_card(folder: Path) -> tuple[dict, str | None]:
         return {}, f"card.json is unreadable ({type(exc).__name__})"
 
 
-def _quick_check(folder: Path) -> str | None:
-    """The obvious faults, found without loading the weights (the loader finds the rest when the model is picked)."""
+def _stamp(folder: Path) -> tuple:
+    """What changes when a checkpoint folder's files are rewritten (atomic saves replace them)."""
+    out = []
+    for name in ("card.json", "config.json", "model.safetensors", "vocab.json"):
+        try:
+            st = (folder / name).stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _look(folder: str, stamp: tuple) -> tuple[dict, str | None]:
+    """The card and the obvious faults of one folder, found without loading the weights (the loader
+    finds the rest when the model is picked). Kept per file stamp: cards run to a megabyte, and the
+    list is read on every rerun."""
     from baa_core.checkpoint import check_files
 
-    return check_files(folder)
+    card, problem = _read_card(Path(folder))
+    return card, check_files(folder) or problem
 
 
 def scan(folder: Path, source: str) -> list[ModelEntry]:
@@ -76,8 +94,8 @@ def scan(folder: Path, source: str) -> list[ModelEntry]:
         return []
     out = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        card, problem = _read_card(sub)
-        out.append(ModelEntry(f"{source}/{sub.name}", sub.name, source, sub, card, _quick_check(sub) or problem))
+        card, problem = _look(str(sub), _stamp(sub))
+        out.append(ModelEntry(f"{source}/{sub.name}", sub.name, source, sub, card, problem))
     return out
 
 

@@ -83,9 +83,6 @@ def operating_point(model: BudgetedClassifier, budget: float | None) -> Operatin
 
 # ---------------------------------------------------------------- the card's numbers
 METHOD_ORDER = ("baa", "static", "posthoc", "recovery", "dense", "budgetformer")
-METHOD_LABELS = {"baa": "BAA (one model, hard gates)", "static": "static gates (one model per budget)",
-                 "posthoc": "post-hoc structural pruning", "recovery": "post-hoc + 1 recovery epoch",
-                 "dense": "dense (all heads)", "budgetformer": "BudgetFormer (per-input budgets)"}
 
 
 def card_rows(card: dict) -> list[dict]:
@@ -123,10 +120,6 @@ def sample_indices(n_total: int, n: int, seed: int = 0) -> list[int]:
     return sorted(random.Random(seed).sample(range(n_total), n))
 
 
-def subset(data: EncodedDataset, indices: list[int]) -> EncodedDataset:
-    return EncodedDataset([data.ids[i] for i in indices], data.labels[indices], data.pad_id)
-
-
 def live_accuracy(model: BudgetedClassifier, data: EncodedDataset, indices: list[int], point: OperatingPoint) -> float:
     """Accuracy on the sample, computed by the sliced model (the card's protocol); BudgetFormer by its controller."""
     from baa_core.evaluate import evaluate
@@ -138,14 +131,6 @@ def live_accuracy(model: BudgetedClassifier, data: EncodedDataset, indices: list
     return evaluate(sliced, data, indices=indices).accuracy
 
 
-def layout_mask(n_layers: int, n_heads: int, heads_per_layer: list[int]) -> torch.Tensor:
-    """A mask with heads_per_layer[l] heads on in layer l (timing depends on counts, not on which heads)."""
-    mask = torch.zeros(n_layers, n_heads)
-    for layer, k in enumerate(heads_per_layer):
-        mask[layer, :k] = 1
-    return mask
-
-
 def live_latency(model: BudgetedClassifier, batches: list[dict], heads_per_layer: list[int], threads: int = 1,
                  rounds: int | None = None) -> dict:
     """Sliced vs dense on the same batches, interleaved rounds (baa_core.bench.compare_latency).
@@ -154,7 +139,7 @@ def live_latency(model: BudgetedClassifier, batches: list[dict], heads_per_layer
     measurement takes seconds, not a minute. The numbers say how many of each were used.
     """
     from baa_core.bench import compare_latency, padded_lengths
-    from baa_core.prune import slice_heads
+    from baa_core.prune import layout_mask, slice_heads
 
     if rounds is None:
         cheap = dense_flops(model, padded_lengths(batches)) * 2 * 8 < 5 * LIVE_AUTO_FLOPS
@@ -165,12 +150,6 @@ def live_latency(model: BudgetedClassifier, batches: list[dict], heads_per_layer
     c = compare_latency({"dense": dense, "sliced": sliced}, batches, threads, rounds)
     return {"latency_ms": c.median_ms["sliced"], "dense_latency_ms": c.median_ms["dense"], "speedup": c.speedup["sliced"],
             "threads": threads, "rounds": rounds, "batches": len(batches)}
-
-
-def flop_bound(model: BudgetedClassifier, heads_per_layer: list[int], lengths: list[int]) -> float:
-    from baa_core.cost import flop_speedup
-
-    return flop_speedup(model.config, heads_per_layer, lengths)
 
 
 def dense_flops(model: BudgetedClassifier, lengths: list[int]) -> float:

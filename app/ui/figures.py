@@ -6,7 +6,7 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .compute import METHOD_LABELS
+from baa_core.methods import METHOD_LABELS
 
 ON, OFF, ACCENT = "#2f6fde", "#e4e6eb", "#e8590c"
 METHOD_COLORS = {"baa": "#2f6fde", "static": "#2b8a3e", "posthoc": "#868e96", "recovery": "#ae3ec9", "dense": "#212529",
@@ -51,9 +51,9 @@ def render_head_grid(mask, values=None, value_name: str = "gate") -> str:
             + "".join(rows) + "</table>")
 
 
-def render_pareto(rows: list[dict], current: dict | None = None, live: list[dict] | None = None,
-                  live_label: str = "live") -> go.Figure:
-    """Accuracy against estimated attention cost, one trace per method; the current point as a star."""
+def render_pareto(rows: list[dict], live: list[dict] | None = None, live_label: str = "live") -> go.Figure:
+    """Accuracy against estimated attention cost, one trace per method (the slider's panel draws the
+    current point with ``render_pareto_svg``)."""
     fig = go.Figure()
     methods: dict[str, list[dict]] = {}
     for r in rows:
@@ -72,9 +72,6 @@ def render_pareto(rows: list[dict], current: dict | None = None, live: list[dict
         fig.add_trace(go.Scatter(x=[r["est_cost"] for r in live], y=[r["accuracy"] for r in live], mode="lines+markers",
                                  name=live_label, line=dict(dash="dot", color=METHOD_COLORS["live"]),
                                  marker=dict(size=6, color=METHOD_COLORS["live"])))
-    if current is not None:
-        fig.add_trace(go.Scatter(x=[current["est_cost"]], y=[current["accuracy"]], mode="markers", name=current.get("label", "now"),
-                                 marker=dict(symbol="star", size=20, color=ACCENT, line=dict(color="white", width=1))))
     fig.update_xaxes(title="estimated attention cost (active heads / all heads)", range=[0, 1.05])
     fig.update_yaxes(title="accuracy")
     return _layout(fig, 380)

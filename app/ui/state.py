@@ -6,6 +6,7 @@ on (model, head set) are cached with ``st.cache_data`` and shared by every sessi
 """
 from __future__ import annotations
 
+import functools
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,9 +77,11 @@ class EvalData:
         return padded_lengths(self.latency_batches)
 
 
-def data_unavailable_reason(card: dict) -> str | None:
-    """Why live evaluation cannot run for this card's task, or None if its data is on hand."""
-    from baa_core.data import data_available, default_data_dir
+def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | None:
+    """Why live evaluation cannot run for this card's task, or None if its data is on hand
+    (``folder``: the checkpoint's, where a CSV model keeps its data)."""
+    from baa_core.data import DataError, data_available, default_data_dir
+    from baa_core.recipes import kept_csv_args
 
     task = card.get("task")
     if task == "synthetic":
@@ -89,25 +92,22 @@ def data_unavailable_reason(card: dict) -> str | None:
             return f"no local {task} data (../shared/data or $BAA_DATA_DIR), and the app does not fetch it from the Hub"
         return data_available(task)
     if task == "csv":
-        csv = card.get("csv_file")
-        if csv:
+        try:
+            kept_csv_args(card, folder or Path("."))
             return None
-        return "the CSV this model was trained on is not stored with it"
+        except DataError as exc:
+            return str(exc)
     return "this model has no task with data to evaluate on"
 
 
 @st.cache_resource(show_spinner="Preparing the evaluation data…", max_entries=4)
 def eval_data(path: str, version: float, _ckpt) -> EvalData:
     from baa_core.bench import latency_batches
-    from baa_core.recipes import prepare
+    from baa_core.recipes import kept_csv_args, prepare
 
     card = _ckpt.card
     task = card.get("task")
-    if task == "csv":
-        kw = dict(csv=str(Path(path) / card["csv_file"]), text_column=card.get("text_column", "text"),
-                  label_column=card.get("label_column", "label"))
-    else:
-        kw = {}
+    kw = kept_csv_args(card, path) if task == "csv" else {}
     prep = prepare(task or "synthetic", checkpoint=_ckpt, splits=("test",), **kw)
     lengths = prep.test.lengths()
     n = compute.sample_size(_ckpt.model, sum(lengths) / max(1, len(lengths)))
@@ -120,7 +120,7 @@ def get_eval_data(entry: catalog.ModelEntry, ckpt) -> tuple[EvalData | None, str
     """(data, None) when live evaluation can run, else (None, reason)."""
     if entry.path is None:
         return None, "a model loaded by name has no task data"
-    reason = data_unavailable_reason(ckpt.card)
+    reason = data_unavailable_reason(ckpt.card, entry.path)
     if reason:
         return None, reason
     try:
@@ -260,7 +260,8 @@ SHARED_TEXT = "shared_text"  # the text the inspector and the attention page loo
 
 @st.cache_resource(max_entries=8)
 def _latency_cache(path: str, version: float) -> dict:
-    """Sliced models per head set for per-input timing, shared by sessions; the lock keeps timings from overlapping."""
+    """Sliced models per head set for per-input timing, shared by sessions; the lock guards that cache
+    (the timings themselves are serialised process-wide by ``baa_core.bench.TIMING_LOCK``)."""
     import threading
 
     return {"lock": threading.Lock(), "cache": {}}
@@ -271,10 +272,24 @@ def inspect_cached(path: str, version: float, text: str, budget: float | None, a
     """``baa_core.inspect.inspect_text`` for one (model, text, budget), measured once and then reused."""
     from baa_core.inspect import inspect_text
 
+    run = functools.partial(inspect_text, _ckpt.model, _ckpt.tokenizer, text, budget=budget, attentions=attentions,
+                            latency=latency, threads=1, label_names=_ckpt.card.get("labels") or None)
+    if not latency:  # no timing, no shared slice cache: nothing to wait for
+        return run()
     shared = _latency_cache(path, version)
     with shared["lock"]:
-        return inspect_text(_ckpt.model, _ckpt.tokenizer, text, budget=budget, attentions=attentions, latency=latency,
-                            threads=1, latency_cache=shared["cache"], label_names=_ckpt.card.get("labels") or None)
+        return run(latency_cache=shared["cache"])
+
+
+@st.cache_data(show_spinner="Drawing the bertviz views…", max_entries=4)
+def bertviz_html(path: str, version: float, text: str, budget: float | None, n_tokens: int, _attn, _tokens, _active):
+    """The head view and model view HTML for one (model, text, budget), built once: they are large
+    (tens of MB for MiniLM) and carry a random element id, so rebuilding them on every rerun would
+    also reload both iframes."""
+    from app.ui import bertviz_view
+
+    return (bertviz_view.head_view_html(_attn, _tokens, _active),
+            bertviz_view.model_view_html(_attn, _tokens, _active))
 
 
 def inspect_or_stop(sel, text: str, budget: float | None, *, attentions: bool, latency: bool, nothing: str):
