@@ -26,8 +26,8 @@ for fig in paper.FIGURES:
             extra = f" ± {100 * row['accuracy_std']:.1f} ({row.get('seeds', len(row.get('accuracy_seeds', [])))} seeds)"
         if fig.ours.key == "accuracy" and row.get("est_cost") is not None:
             extra += f" at cost {row['est_cost']:.3f}"
-        if fig.unit in ("%", "x") and fig.unit == ("%" if fig.ours.key == "accuracy" else "x"):
-            bars.append({"label": f"{fig.setting}<br>({fig.metric})", "paper": fig.value, "ours": here, "unit": fig.unit})
+        if fig.ours.key == "accuracy" and fig.unit == "%":
+            bars.append({"label": f"{fig.setting}<br>({fig.metric})", "paper": fig.value, "ours": here})
     elif fig.ours is not None and (partial := paper.find_ours(fig, cards, require_value=False)):
         where = f"{partial[0]['_name']} ({partial[0]['_source']})"
         command = (f"not in the card yet ({fig.ours.key} was not measured when it was made); to measure it on this CPU: "
@@ -53,8 +53,7 @@ for name, arxiv in (paper.BAA, paper.BUDGETFORMER):
             st.markdown(f"- **{r['setting']}, {r['figure']}** ({r['source']}): {cmd}{note}")
 st.caption("arXiv: " + " · ".join(f"[{n}](https://arxiv.org/abs/{a})" for n, a in (paper.BAA, paper.BUDGETFORMER)))
 
-acc = [b for b in bars if b["unit"] == "%"]
-if acc:
+if bars:
     st.subheader("Accuracy: the paper's number and ours")
-    st.plotly_chart(figures.render_paper_vs_here(acc), key="paper_bars", config=figures.EXPORT_CONFIG)
+    st.plotly_chart(figures.render_paper_vs_here(bars), key="paper_bars", config=figures.EXPORT_CONFIG)
 st.download_button("Download this comparison (CSV)", table.to_csv(index=False), "paper_vs_here.csv", "text/csv", key="paper_csv")

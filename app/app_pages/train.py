@@ -84,11 +84,14 @@ elif task == "csv":
     else:
         uploads = catalog.user_models_dir() / ".uploads"
         uploads.mkdir(parents=True, exist_ok=True)
-        content = up.getvalue()
-        digest = hashlib.sha256(content).hexdigest()[:16]
+        # Hash and store each upload once (not on every rerun of this page): the file can be large.
+        digest = st.session_state.get(f"train_csv_digest_{up.file_id}")
+        if digest is None:
+            content = up.getvalue()
+            digest = st.session_state[f"train_csv_digest_{up.file_id}"] = hashlib.sha256(content).hexdigest()[:16]
+            if not (uploads / f"{digest}.csv").exists():
+                (uploads / f"{digest}.csv").write_bytes(content)
         csv_path = uploads / f"{digest}.csv"
-        if not csv_path.exists():
-            csv_path.write_bytes(content)
         try:
             head = pd.read_csv(csv_path, nrows=20)
             columns = [str(c) for c in head.columns]

@@ -11,12 +11,15 @@ from baa_core.methods import METHOD_LABELS
 ON, OFF, ACCENT = "#2f6fde", "#e4e6eb", "#e8590c"
 METHOD_COLORS = {"baa": "#2f6fde", "static": "#2b8a3e", "posthoc": "#868e96", "recovery": "#ae3ec9", "dense": "#212529",
                  "budgetformer": "#e8590c", "live": "#1098ad"}
-EXPORT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+PHASE_PALETTE = ["#2f6fde", "#2b8a3e", "#e8590c", "#ae3ec9", "#1098ad", "#212529"]
 
 
 def export_config(fmt: str = "png", filename: str = "figure") -> dict:
     """Plotly's camera button saves the figure in the browser (no kaleido, no Chrome on the server)."""
     return {"displaylogo": False, "toImageButtonOptions": {"format": fmt.lower(), "filename": filename, "scale": 2}}
+
+
+EXPORT_CONFIG = export_config()
 
 
 def _layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
@@ -220,7 +223,7 @@ def render_training_curves(events: list[dict]) -> go.Figure:
     phases: dict[str, list[dict]] = {}
     for e in events:
         phases.setdefault(e["phase"], []).append(e)
-    palette = ["#2f6fde", "#2b8a3e", "#e8590c", "#ae3ec9", "#1098ad", "#212529"]
+    palette = PHASE_PALETTE
     for i, (phase, es) in enumerate(phases.items()):
         color = palette[i % len(palette)]
         for col, key in ((1, "loss"), (2, "accuracy"), (3, "cost")):
@@ -242,7 +245,7 @@ def render_training_curves_svg(events: list[dict], width: int = 900, panel_heigh
         return ""
     step = max(1, len(events) // max_points)
     events = events[::step] + ([events[-1]] if (len(events) - 1) % step else [])
-    palette = ["#2f6fde", "#2b8a3e", "#e8590c", "#ae3ec9", "#1098ad", "#212529"]
+    palette = PHASE_PALETTE
     phases = list(dict.fromkeys(e["phase"] for e in events))
     x_max = max(e["global_step"] for e in events) or 1
     panels = (("loss (EMA)", "loss", None), ("training accuracy (EMA)", "accuracy", (0.0, 1.0)), ("mean gate cost (EMA)", "cost", (0.0, 1.0)))

@@ -34,7 +34,6 @@ class TrainRequest:
     label_column: str = "label"
     max_train: int | None = None
     overrides: dict = field(default_factory=dict)  # TrainConfig fields
-    budgets: list[float] | None = None
     latency_batches: int = 8
 
     def phases(self) -> list[str]:
@@ -121,7 +120,7 @@ class TrainingJob:
             self.message = msg
 
     def _run(self) -> None:
-        from baa_core.recipes import DEFAULT_BUDGETS, default_train_config, prepare, train_and_save
+        from baa_core.recipes import default_train_config, prepare, train_and_save
         from baa_core.train import TrainingCancelled
 
         r = self.request
@@ -138,7 +137,7 @@ class TrainingJob:
             self._set("training", f"data: {prep.data.source}")
             csv_fields = ({"csv_file": "data.csv", "text_column": r.text_column, "label_column": r.label_column}
                           if r.task == "csv" else None)
-            ckpt = train_and_save(prep, r.method, self.out, tcfg, budget=r.budget, budgets=r.budgets or DEFAULT_BUDGETS,
+            ckpt = train_and_save(prep, r.method, self.out, tcfg, budget=r.budget,
                                   name=r.name, command=r.command(), callbacks=[self._on_event], stop=self.stop,
                                   n_latency_batches=r.latency_batches, progress=self._on_measure, card_extra=csv_fields)
             if r.task == "csv":
@@ -173,7 +172,9 @@ class TrainingJob:
             last = self.events[-1]
             idx = phases.index(last["phase"]) if last["phase"] in phases else len(phases) - 1
             train = (idx + last["fraction"]) / len(phases)
-            n_budgets = len(self.request.budgets or []) or 10
+            from baa_core.recipes import DEFAULT_BUDGETS  # what train_and_save sweeps
+
+            n_budgets = 1 if self.request.method == "static" else len(DEFAULT_BUDGETS)
             measure = min(1.0, self.measure_done / (n_budgets + 1)) if self.status == "measuring" else 0.0
             return min(0.99, TRAIN_SHARE * train + (1 - TRAIN_SHARE) * measure)
 
