@@ -13,7 +13,7 @@ st.caption(f"**{sel.entry.name}** · {card.get('architecture', '')} · task `{ca
 data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
 rows = compute.card_rows(card)
 if data:
-    live_auto = compute.dense_flops(model, data.sample_lengths) < compute.LIVE_AUTO_FLOPS
+    live_auto = data.live_accuracy_auto
     st.caption(f"**Live**: accuracy on a fixed sample of {len(data.sample)} test examples, computed now by the sliced model"
                f"{'' if live_auto else ' when you press a button (this model is too big to evaluate at every slider move)'}. "
                f"**Card**: the full test-split sweep recorded when the model was made ({card.get('created', 'date unknown')}).",
@@ -80,10 +80,9 @@ def budget_panel():
         accuracy, acc_src = None, "not measured at this budget"
     lat = compute.card_latency(card, point.heads_per_layer)
     lat_src = "card"
-    if data and (st.session_state.get("explorer_latency_live") or lat is None):
-        # timed by itself only when it takes ~0.1 s; otherwise when the toggle below asks for it
-        if compute.dense_flops(model, data.latency_lengths) * 16 < compute.LIVE_AUTO_FLOPS / 10 or st.session_state.get("explorer_latency_live"):
-            lat, lat_src = state.live_latency_cached(*sel.key, tuple(point.heads_per_layer), 1, sel.ckpt, data), "live, this CPU"
+    # timed when the toggle below asks for it, or by itself when the card lacks it and that takes ~0.1 s
+    if data and (st.session_state.get("explorer_latency_live") or (lat is None and data.live_latency_auto)):
+        lat, lat_src = state.live_latency_cached(*sel.key, tuple(point.heads_per_layer), 1, sel.ckpt, data), "live, this CPU"
 
     c = st.columns(5)
     c[0].metric("accuracy", "-" if accuracy is None else f"{accuracy:.2%}", help=f"source: {acc_src}")

@@ -65,16 +65,8 @@ class EvalData:
     sample: list[int]
     latency_batches: list[dict]
     source: str
-
-    @property
-    def sample_lengths(self) -> list[int]:
-        return [len(self.test.ids[i]) for i in self.sample]
-
-    @property
-    def latency_lengths(self) -> list[int]:
-        from baa_core.bench import padded_lengths
-
-        return padded_lengths(self.latency_batches)
+    live_accuracy_auto: bool  # accuracy on the sample is cheap enough to compute at every slider move
+    live_latency_auto: bool  # timing a head layout takes ~0.1 s: done without being asked
 
 
 def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | None:
@@ -102,7 +94,7 @@ def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | Non
 
 @st.cache_resource(show_spinner="Preparing the evaluation data…", max_entries=4)
 def eval_data(path: str, version: float, _ckpt) -> EvalData:
-    from baa_core.bench import latency_batches
+    from baa_core.bench import latency_batches, padded_lengths
     from baa_core.recipes import kept_csv_args, prepare
 
     card = _ckpt.card
@@ -112,8 +104,11 @@ def eval_data(path: str, version: float, _ckpt) -> EvalData:
     lengths = prep.test.lengths()
     n = compute.sample_size(_ckpt.model, sum(lengths) / max(1, len(lengths)))
     sample = compute.sample_indices(len(prep.test), n)
-    return EvalData(prep.data.test.texts, list(prep.data.test.labels), prep.test, sample,
-                    latency_batches(prep.test, 8, 4), prep.data.source)
+    batches = latency_batches(prep.test, 8, 4)
+    model = _ckpt.model
+    return EvalData(prep.data.test.texts, list(prep.data.test.labels), prep.test, sample, batches, prep.data.source,
+                    compute.dense_flops(model, [lengths[i] for i in sample]) < compute.LIVE_AUTO_FLOPS,
+                    compute.dense_flops(model, padded_lengths(batches)) * 16 < compute.LIVE_AUTO_FLOPS / 10)
 
 
 def get_eval_data(entry: catalog.ModelEntry, ckpt) -> tuple[EvalData | None, str | None]:
@@ -239,18 +234,14 @@ def budget_widget(model, key: str, label: str = "Budget (share of heads to keep)
     if current is None or min(abs(float(current) - c) for c in choices) > 1e-6:
         st.session_state[key] = shared
 
-    def sync():
-        st.session_state[BUDGET_KEY] = st.session_state[key]
-
     if model.config.gating == "static":
-        value = st.select_slider(label + " — trained budgets only", options=choices, key=key, on_change=sync,
+        value = st.select_slider(label + " — trained budgets only", options=choices, key=key,
                                  help="A static-gate model has one gate set per budget it was trained for.")
     else:
-        value = st.slider(label, min_value=choices[0], max_value=choices[-1], step=compute.BUDGET_STEP, key=key,
-                          on_change=sync, format="%.2f",
+        value = st.slider(label, min_value=choices[0], max_value=choices[-1], step=compute.BUDGET_STEP, key=key, format="%.2f",
                           help="k = round(b x layers x heads) heads stay on (at least one per layer).")
     value = round(float(value), 4)
-    st.session_state[BUDGET_KEY] = value
+    st.session_state[BUDGET_KEY] = value  # what the other pages start from
     return value
 
 
