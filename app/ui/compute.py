@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from baa_core.data import EncodedDataset
+from baa_core.cost import estimated_attention_cost, heads_per_layer
 from baa_core.encoder import BudgetedClassifier
+from baa_core.sweep import baa_mask, full_mask
 
 BUDGET_STEP = 0.05
 # Live work that costs less than this many FLOPs (~0.5-1 s on a 2-core CPU) runs by itself when the
@@ -39,7 +41,7 @@ class OperatingPoint:
     @property
     def est_cost(self) -> float:
         """Hard gates: active / total heads (METHODS.md)."""
-        return float(self.mask.mean())
+        return estimated_attention_cost(self.mask)
 
     @property
     def soft_mass(self) -> float | None:
@@ -47,7 +49,7 @@ class OperatingPoint:
 
     @property
     def heads_per_layer(self) -> list[int]:
-        return [int(v) for v in (self.mask > 0).sum(-1).tolist()]
+        return heads_per_layer(self.mask)
 
     @property
     def key(self) -> tuple:
@@ -75,10 +77,9 @@ def snap_budget(model: BudgetedClassifier, budget: float | None) -> float:
 @torch.no_grad()
 def operating_point(model: BudgetedClassifier, budget: float | None) -> OperatingPoint:
     """The hard operating point at ``budget`` (BAA, static); every head for dense and BudgetFormer models."""
-    cfg = model.config
     if has_budget(model) and budget is not None:
-        return OperatingPoint(budget, model.gate.hard(budget).detach().float(), model.gate(budget).detach().float())
-    return OperatingPoint(None, torch.ones(cfg.n_layers, cfg.n_heads), None)
+        return OperatingPoint(budget, baa_mask(model, budget).float(), model.gate(budget).detach().float())
+    return OperatingPoint(None, full_mask(model), None)
 
 
 # ---------------------------------------------------------------- the card's numbers
@@ -98,10 +99,9 @@ def card_rows(card: dict) -> list[dict]:
 
 
 def card_row(card: dict, method: str, budget: float) -> dict | None:
-    for row in (card.get("sweeps") or {}).get(method) or []:
-        if row.get("budget") is not None and abs(float(row["budget"]) - budget) < 1e-6:
-            return row
-    return None
+    from baa_core.paper import Ours, find_row
+
+    return find_row(card, Ours(card.get("task"), method, "accuracy", budget))
 
 
 def card_latency(card: dict, heads_per_layer: list[int]) -> dict | None:
@@ -145,7 +145,7 @@ def live_latency(model: BudgetedClassifier, batches: list[dict], heads_per_layer
         cheap = dense_flops(model, padded_lengths(batches)) * 2 * 8 < 5 * LIVE_AUTO_FLOPS
         rounds, batches = (7, batches) if cheap else (3, batches[:2])
     cfg = model.config
-    dense = slice_heads(model, torch.ones(cfg.n_layers, cfg.n_heads))
+    dense = slice_heads(model, full_mask(model))
     sliced = slice_heads(model, layout_mask(cfg.n_layers, cfg.n_heads, heads_per_layer))
     c = compare_latency({"dense": dense, "sliced": sliced}, batches, threads, rounds)
     return {"latency_ms": c.median_ms["sliced"], "dense_latency_ms": c.median_ms["dense"], "speedup": c.speedup["sliced"],
