@@ -87,8 +87,11 @@ def load_pretrained(name_or_path: str | None, n_classes: int, labels: list[str] 
     """
     from transformers import AutoModel
 
+    from .sources import HF_LOAD_KWARGS, require_safetensors
+
     source = resolve_source(name_or_path)
-    hf = AutoModel.from_pretrained(source)
+    require_safetensors(source)  # a local folder: safetensors only (a Hub name is held to it by use_safetensors)
+    hf = AutoModel.from_pretrained(source, **HF_LOAD_KWARGS)
     cfg = config_from_hf(hf.config, n_classes, labels)
     model = BudgetedClassifier(cfg)
     state = {}
@@ -114,7 +117,9 @@ def load_external_tensors(source: str, names: list[str]) -> dict[str, torch.Tens
     if not path.exists():  # a Hub name: the file sits in the local Hugging Face cache once downloaded
         from huggingface_hub import hf_hub_download
 
-        path = Path(hf_hub_download(folder, "model.safetensors"))
+        from .sources import in_hub_cache
+
+        path = Path(hf_hub_download(folder, "model.safetensors", local_files_only=in_hub_cache(folder)))
     from safetensors import safe_open
 
     out = {}

@@ -112,7 +112,8 @@ def run_compare(args, command: str = "") -> dict:
                          command=command, train_time_s=saved["train_time_s"],
                          extra={"seeds": list(args.seeds), "weights_seed": args.seeds[0],
                                 "posthoc_importance": saved.get("importance")})
-        save_checkpoint(args.out, saved["model"], prep.tokenizer, card, dtype=dtype, **external_spec(prep))
+        save_checkpoint(args.out, saved["model"], prep.tokenizer, card, dtype=dtype, overwrite=getattr(args, "overwrite", False),
+                        **external_spec(prep))
         _log(f"saved {args.out}")
     return result
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .bench import latency_batches
-from .checkpoint import Checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, check_target, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import DataError, EncodedDataset, TaskData, encode, load_csv, load_task, synthetic_vocab
 from .encoder import BudgetedClassifier
@@ -91,7 +91,7 @@ def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = N
     """Load a task's splits, build (or take the checkpoint's) tokenizer, and encode ``splits``
     (the others stay empty: evaluating a checkpoint needs only its test split)."""
     if csv is not None:
-        data = load_csv(csv, text_column, label_column)
+        data = load_csv(csv, text_column, label_column, max_train=max_train, max_test=max_test)
     else:
         data = load_task(task, data_dir, seed=seed, max_train=max_train, max_test=max_test)
     n_classes, labels = len(data.label_names), list(data.label_names)
@@ -142,6 +142,8 @@ def kept_csv_args(card: dict, folder: str | Path) -> dict:
     """``prepare`` arguments for a model trained on a CSV, from the copy its card names beside it
     (the app's Train page keeps one); DataError when there is none."""
     name = card.get("csv_file")
+    if name is not None and (not isinstance(name, str) or Path(name).name != name or name.startswith(".")):
+        raise DataError("the card's csv_file is not a plain file name inside the model's folder")
     path = Path(folder) / name if name else None
     if path is None or not path.exists():
         raise DataError("the CSV this model was trained on is not stored with it"
@@ -219,8 +221,15 @@ def make_card(prep: Prepared, *, name: str, method: str, tcfg: TrainConfig, swee
 
 def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConfig, *, budget: float | None = None,
                    budgets=DEFAULT_BUDGETS, name: str | None = None, command: str = "", callbacks=(), stop=None,
-                   threads: int = 1, n_latency_batches: int = 16, progress=None, card_extra: dict | None = None) -> Checkpoint:
-    """Train one method, sweep it on the test split, and save it with its card (atomically)."""
+                   threads: int = 1, n_latency_batches: int = 16, progress=None, card_extra: dict | None = None,
+                   overwrite: bool = False, expect: tuple | None = None, if_taken: str = "refuse") -> Checkpoint:
+    """Train one method, sweep it on the test split, and save it with its card (atomically).
+
+    An existing ``out`` is refused before training unless ``overwrite``; at save time the rules of
+    ``save_checkpoint`` (``expect``, ``if_taken``) decide, and the returned checkpoint's path is the
+    folder really written."""
+    if not overwrite and if_taken == "refuse":
+        check_target(out, overwrite)
     result = fit(prep, method, tcfg, budget=budget, callbacks=callbacks, stop=stop)
     dtype = storage_dtype(prep)
     model = round_weights(result.model, dtype)
@@ -249,8 +258,11 @@ def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConf
                      train_time_s=result.train_time_s, extra=extra)
     from .bert import external_spec
 
-    save_checkpoint(out, model, prep.tokenizer, card, dtype=dtype, **external_spec(prep))
-    return Checkpoint(model, prep.tokenizer, card, Path(out))
+    folder = save_checkpoint(out, model, prep.tokenizer, card, dtype=dtype, overwrite=overwrite, expect=expect,
+                             if_taken=if_taken, **external_spec(prep))
+    if folder.name != Path(out).name and card.get("name"):
+        card = {**card, "name": folder.name}
+    return Checkpoint(model, prep.tokenizer, card, folder)
 
 
 def storage_dtype(prep: Prepared) -> str:
