@@ -27,5 +27,6 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+state.server_start()
 state.model_picker()
 page.run()

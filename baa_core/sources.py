@@ -129,7 +129,10 @@ def check_model_source(name: str, roots: list[str | Path] | None = None) -> str 
         return "type a Hugging Face name such as prajjwal1/bert-mini"
     if name in MINILM_ALIASES:
         return None
-    looks_like_path = name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1 or ".." in name
+    # transformers loads a local folder first when one exists under the name, so a name that exists
+    # on disk is judged as a folder, whatever it looks like.
+    looks_like_path = (name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1 or ".." in name
+                       or os.path.lexists(name))
     if not looks_like_path and is_hub_name(name):
         return None
     if not roots:

@@ -3,12 +3,12 @@ latency and the current point on the Pareto chart of every method in the model's
 import pandas as pd
 import streamlit as st
 
-from app.ui import compute, figures, state
+from app.ui import compute, figures, safe, state
 
 sel = state.require_model()
 model, card = sel.model, sel.card
 st.title("Budget explorer")
-st.caption(f"**{sel.entry.name}** · {card.get('architecture', '')} · task `{card.get('task')}` · method `{card.get('method')}`")
+st.caption(f"**{safe.md(sel.entry.name)}** · {safe.md(card.architecture)} · task {safe.code(card.task)} · method {safe.code(card.method)}")
 
 data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
 rows = compute.card_rows(card)
@@ -16,11 +16,12 @@ if data:
     live_auto = data.live_accuracy_auto
     st.caption(f"**Live**: accuracy on a fixed sample of {len(data.sample)} test examples, computed now by the sliced model"
                f"{'' if live_auto else ' when you press a button (this model is too big to evaluate at every slider move)'}. "
-               f"**Card**: the full test-split sweep recorded when the model was made ({card.get('created', 'date unknown')}).",
-               help=f"Data: {data.source}")
+               f"**Card**: the full test-split sweep recorded when the model was made ({safe.md(card.created or 'date unknown')}).",
+               help=f"Data: {safe.md(data.source)}")
 else:
     live_auto = False
-    st.caption(f"No live evaluation here: {no_data}. Every number below is from the card ({card.get('created', 'date unknown')}).")
+    st.caption(f"No live evaluation here: {safe.md(no_data)}. Every number below is from the card "
+               f"({safe.md(card.created or 'date unknown')}).")
 
 # ---------------------------------------------------------------- models without a budget knob
 if not compute.has_budget(model):
@@ -40,7 +41,7 @@ if not compute.has_budget(model):
     st.stop()
 
 # ---------------------------------------------------------------- the live sweep (for the chart)
-card_budgets = sorted({float(r["budget"]) for r in rows if r["method"] in ("baa", "static") and r.get("budget")}) or \
+card_budgets = sorted({r["budget"] for r in rows if r["method"] in ("baa", "static") and r.get("budget")}) or \
     [b for b in compute.budget_choices(model) if round(b * 10) == b * 10]
 live_rows = None
 if data and (live_auto or st.session_state.get("explorer_live_sweep_on")):
@@ -71,11 +72,11 @@ def budget_panel():
     elif row is not None and row.get("accuracy_seeds"):
         # A multi-seed card: the weights on hand are its first seed's; the mean is over all of them.
         accuracy = row["accuracy_seeds"][0]
-        acc_src = (f"card, this checkpoint (seed {card.get('weights_seed', (card.get('seeds') or [0])[0])}) on "
-                   f"{row.get('n', '?')} test examples; mean of {len(row['accuracy_seeds'])} seeds "
-                   f"{row['accuracy']:.2%} ± {row.get('accuracy_std', 0):.2%}")
+        acc_src = (f"card, this checkpoint (seed {card.weights_seed if card.weights_seed is not None else (card.seeds or [0])[0]}) "
+                   f"on {row.get('n') or '?'} test examples; mean of {len(row['accuracy_seeds'])} seeds "
+                   f"{compute.pct(row.get('accuracy'))} ± {compute.pct(row.get('accuracy_std'))}")
     elif row is not None:
-        accuracy, acc_src = row["accuracy"], f"card, {row.get('n', '?')} test examples"
+        accuracy, acc_src = row["accuracy"], f"card, {row.get('n') or '?'} test examples"
     else:
         accuracy, acc_src = None, "not measured at this budget"
     lat = compute.card_latency(card, point.heads_per_layer)
@@ -85,11 +86,11 @@ def budget_panel():
         lat, lat_src = state.live_latency_cached(*sel.key, tuple(point.heads_per_layer), 1, sel.ckpt, data), "live, this CPU"
 
     c = st.columns(5)
-    c[0].metric("accuracy", "-" if accuracy is None else f"{accuracy:.2%}", help=f"source: {acc_src}")
+    c[0].metric("accuracy", compute.pct(accuracy), help=f"source: {acc_src}")
     c[1].metric("estimated attention cost", f"{point.est_cost:.3f}", help="active heads / all heads (hard gates)")
     c[2].metric("active heads", f"{point.active_heads} / {point.total_heads}",
                 help=f"per block: {point.heads_per_layer}; mean soft gate {point.soft_mass:.3f}")
-    if lat:
+    if lat and lat.get("dense_latency_ms") is not None and lat.get("speedup") is not None:
         c[3].metric("latency, ms/batch", f"{lat['latency_ms']:.2f}",
                     help=f"CPU, batches of 8 test examples; dense: {lat['dense_latency_ms']:.2f} ms; source: {lat_src}")
         c[4].metric("speedup vs dense", f"{lat['speedup']:.2f}x", help=f"{lat.get('threads', 1)} thread(s); source: {lat_src}")
@@ -132,4 +133,4 @@ with st.expander("The card's sweeps (every method, full test split)"):
                            key="explorer_csv")
     else:
         st.write("This card has no sweeps.")
-    st.caption(f"Produced by `{card.get('command', 'unknown')}`")
+    st.caption(f"Produced by {safe.code(card.command or 'unknown')}")

@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from app.ui import catalog, figures, state
+from app.ui import catalog, figures, safe, state
 
 st.title("Budgeted Attention Explorer")
 st.markdown(
@@ -20,7 +20,8 @@ st.markdown(
 st.subheader("The picture: each head's gate opens as the budget grows")
 entries = catalog.list_models()
 picked = state.selected_entry()
-baa = [e for e in ([picked] if picked else []) + entries if e and e.card.get("method") == "baa" and e.path is not None]
+baa = [e for e in ([picked] if picked else []) + entries
+       if e and e.card.method == "baa" and e.path is not None and not e.problem and not e.needs]
 if baa:
     entry = baa[0]
     try:
@@ -32,22 +33,21 @@ if baa:
         curves = [(f"block {l} head {h}", g[:, l, h].tolist()) for l in range(g.shape[1]) for h in range(g.shape[2])]
         b = st.session_state.get(state.BUDGET_KEY, 0.5)
         st.plotly_chart(figures.render_gate_curves(budgets, curves, b), key="overview_gates", config=figures.EXPORT_CONFIG)
-        st.caption(f"Gate values g(b) of **{entry.name}**, computed from its weights. Gates only rise with b, so more budget "
+        st.caption(f"Gate values g(b) of **{safe.md(entry.name)}**, computed from its weights. Gates only rise with b, so more budget "
                    f"never closes a head; at a budget the top round(b x heads) gates run (at least one per block).")
     except Exception as exc:  # a broken checkpoint must not break the overview
-        st.warning(f"The picture needs a BAA model; {entry.name} could not be loaded ({str(exc)[:200]}).")
+        st.warning(f"The picture needs a BAA model; {safe.md(entry.name)} could not be loaded ({safe.message(exc, 200)}).")
 else:
     st.info("No BAA model is on hand yet to draw the picture: train one on the **Train** page.")
 
 st.subheader("Models on hand")
 if entries:
     table = pd.DataFrame([{
-        "model": e.name, "where": e.source, "task": e.card.get("task"), "method": e.card.get("method"),
-        "architecture": e.card.get("architecture"), "created": e.card.get("created"),
-        "status": e.problem or "ok",
+        "model": e.name, "where": e.source, "task": e.card.task, "method": e.card.method,
+        "architecture": e.card.architecture, "created": e.card.created, "status": e.status,
     } for e in entries])
     st.dataframe(table, hide_index=True, key="overview_models")
 else:
     st.info("No models yet. Shipped models live in `pretrained/`; models you train go to the user models folder.")
-st.caption(f"Shipped: `{catalog.pretrained_dir()}` · yours: `{catalog.user_models_dir()}`. Pick one in the sidebar; "
+st.caption(f"Shipped: {safe.code(catalog.pretrained_dir())} · yours: {safe.code(catalog.user_models_dir())}. Pick one in the sidebar; "
            f"every page uses that model.")

