@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from baa_core.data import (
+from baa_core.io.data import (
     DataError,
     clean_text,
     data_available,
@@ -13,7 +13,7 @@ from baa_core.data import (
     marked_token_task,
     stratified_split,
 )
-from baa_core.tokenize import WordTokenizer
+from baa_core.io.tokenizers import WordTokenizer
 
 
 def _write_canonical(path, rows):
