@@ -134,7 +134,7 @@ def find_row(card: dict, ours: Ours) -> dict | None:
     """The row of ``card`` that ``ours`` points at, or None."""
     if not card_matches(card, ours):
         return None
-    from .card import finite_number
+    from .io.card import finite_number
 
     rows = [r for r in (card["sweeps"][ours.method] or []) if isinstance(r, dict)]
     if ours.budget is None:

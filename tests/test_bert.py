@@ -6,11 +6,11 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from baa_core.bert import load_pretrained  # noqa: E402
-from baa_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from baa_core.gates import topk_head_mask  # noqa: E402
-from baa_core.methods import with_gating  # noqa: E402
-from baa_core.prune import slice_heads  # noqa: E402
+from baa_core.io.pretrained import load_pretrained  # noqa: E402
+from baa_core.io.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from baa_core.model.gates import topk_head_mask  # noqa: E402
+from baa_core.model.surgery import with_gating  # noqa: E402
+from baa_core.model.surgery import slice_heads  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_hidden_states_equal_transformers_bert_on_padded_batches(tiny_bert):
     model.eval()
     ids, mask = _batch(tok)
     expected = hf(input_ids=ids, attention_mask=mask).last_hidden_state
-    from baa_core.encoder import attention_bias
+    from baa_core.model.attention import attention_bias
 
     x = model.embeddings(ids)
     for block in model.blocks:
@@ -88,7 +88,7 @@ def test_checkpoint_leaves_out_frozen_embeddings_and_restores_them(tiny_bert, tm
 
 
 def test_non_bert_architectures_are_refused():
-    from baa_core.bert import config_from_hf
+    from baa_core.model.families.bert import config_from_hf
 
     with pytest.raises(ValueError, match="BERT"):
         config_from_hf(transformers.GPT2Config(), 2)

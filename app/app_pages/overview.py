@@ -4,6 +4,7 @@ import streamlit as st
 import torch
 
 from app.ui import catalog, figures, safe, state
+from baa_core import methods
 
 st.title("Budgeted Attention Explorer")
 st.markdown(
@@ -21,7 +22,7 @@ st.subheader("The picture: each head's gate opens as the budget grows")
 entries = catalog.list_models()
 picked = state.selected_entry()
 baa = [e for e in ([picked] if picked else []) + entries
-       if e and e.card.method == "baa" and e.path is not None and not e.problem and not e.needs]
+       if e and getattr(methods.METHODS.get(e.card.method), "slides", False) and e.path is not None and not e.problem and not e.needs]
 if baa:
     entry = baa[0]
     try:

@@ -7,11 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import catalog, figures, safe, state, uploads, worker
-from baa_core.recipes import default_train_config
+from baa_core import methods
+from baa_core.io.data import TASKS as data_tasks
+from baa_core.pipeline import default_train_config
 
-TASKS = {"synthetic": "Synthetic marked-token task", "ag_news": "AG News", "dbpedia14": "DBpedia14", "csv": "Uploaded CSV"}
+TASK_NAMES = {"synthetic": "Synthetic marked-token task", "ag_news": "AG News", "dbpedia14": "DBpedia14"}
+TASKS = {t: TASK_NAMES.get(t, t) for t in data_tasks} | {"csv": "Uploaded CSV"}
 KINDS = {"word": "Word-level transformer (from scratch)", "bert": "BERT-family encoder (fine-tuned)"}
-METHODS = {"baa": "BAA (one model, any budget)", "static": "Static gates (one budget)", "budgetformer": "BudgetFormer (per-input)"}
+TRAINABLE = [m for m in methods.ordered(methods.METHODS) if methods.METHODS[m].trainable and m != "dense"]
 
 
 @st.cache_resource
@@ -21,8 +24,8 @@ def job_registry() -> worker.JobRegistry:
 
 @st.cache_data(show_spinner="Checking the CSV…", max_entries=32)
 def csv_check(path: str, digest: str, text_column: str, label_column: str) -> tuple[list[str], str | None]:
-    """(warnings, refusal) of baa_core.data.load_csv for this file and these columns, computed once."""
-    from baa_core.data import DataError, load_csv
+    """(warnings, refusal) of baa_core.io.data.load_csv for this file and these columns, computed once."""
+    from baa_core.io.data import DataError, load_csv
 
     try:
         return load_csv(path, text_column, label_column).extra.get("warnings", []), None
@@ -115,7 +118,7 @@ elif task == "csv":
         problem = f"{up.name} is {up.size / 2**20:.0f} MB; the limit is {limit_mb} MB"
         st.error(safe.md(problem))
     else:
-        from baa_core.data import DataError, check_csv_file
+        from baa_core.io.data import DataError, check_csv_file
 
         # Hash and store each upload once per session (the file can be large); stored atomically, and a
         # stored copy is reused only if its digest matches (baa_core-independent: app/ui/uploads.py).
@@ -168,16 +171,16 @@ if kind == "bert":
         problem = problem or f"the Hugging Face Hub is unreachable, so {base} cannot be fetched ({catalog.DEFAULT_BERT} works offline)"
         st.warning(safe.md(problem))
     st.caption("BERT-family fine-tuning runs on the CPU here: expect tens of minutes on AG News; use *max training rows* below.")
-method = st.radio("Method", list(METHODS), format_func=METHODS.get, key="train_method", horizontal=True)
+method = st.radio("Method", TRAINABLE, format_func=methods.label, key="train_method", horizontal=True)
 budget = None
-if method == "static":
+if methods.METHODS[method].one_model_per_budget:
     budget = st.select_slider("The static model's budget", [0.25, 0.5, 0.75], value=0.5, key="train_static_budget")
 
 preset = default_train_config("csv" if task == "csv" else task, kind)
 with st.expander("Advanced"):
     c = st.columns(4)
     overrides = {"dense_epochs": c[0].number_input("dense epochs", 0.05, 50.0, float(preset.dense_epochs), key="train_dense_epochs")}
-    if method == "budgetformer":
+    if methods.METHODS[method].per_input:
         overrides["bf_epochs"] = c[1].number_input("BudgetFormer epochs", 0.05, 50.0, float(preset.bf_epochs), key="train_bf_epochs")
     else:
         overrides["budget_epochs"] = c[1].number_input("budget epochs", 0.05, 50.0, float(preset.budget_epochs), key="train_budget_epochs")
@@ -193,7 +196,7 @@ replace = None  # the folder_stamp of the model this session agreed to replace
 if name_problem:
     st.caption(f"⚠ {name_problem}")
 else:
-    from baa_core.checkpoint import folder_stamp
+    from baa_core.io.checkpoint import folder_stamp
 
     target = catalog.user_models_dir() / name
     stamp_key = f"train_replace_stamp_{name}"
@@ -203,9 +206,9 @@ else:
                     on_change=lambda: st.session_state.update({stamp_key: folder_stamp(target)}))
         if st.session_state.get(f"train_replace_{name}") and st.session_state.get(stamp_key) is not None:
             replace = st.session_state[stamp_key]
-            if folder_stamp(target) != replace:
-                st.warning(f"**{safe.md(name)}** changed since you ticked *Replace*; tick it again to replace this version.")
-                st.session_state[f"train_replace_{name}"] = False
+            if folder_stamp(target) != replace:  # something else is there now: agree to that one explicitly
+                st.warning(f"**{safe.md(name)}** changed since you ticked *Replace*; untick and tick it again to replace "
+                           f"this version.")
                 replace = None
         if replace is None:
             name_problem = f"a model called {name} already exists; tick *Replace* or pick another name"

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from baa_core.card import Card
+from baa_core.io.card import Card
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB_PREFIX = "hub:"
@@ -34,7 +34,7 @@ class ModelEntry:
     name: str
     source: str  # "shipped", "yours", "hub"
     path: Path | None = None
-    card: Card = field(default_factory=Card)  # validated once when read (baa_core.card)
+    card: Card = field(default_factory=Card)  # validated once when read (baa_core.io.card)
     problem: str | None = None  # why the checkpoint cannot be loaded, found without loading it
     needs: str | None = None  # what loading it needs that is missing now (e.g. the Hub, offline)
 
@@ -109,7 +109,7 @@ def _look(folder: str, stamp: tuple) -> tuple[Card, str | None, str | None]:
     shapes against the safetensors header, tokenizer files; the loader finds the rest when the model
     is picked) and the external source it needs. Kept per file stamp: cards run to a megabyte, and
     the list is read on every rerun."""
-    from baa_core.checkpoint import check_files
+    from baa_core.io.checkpoint import check_files
 
     card, problem = _read_card(Path(folder))
     return card, check_files(folder) or problem, _external_source(Path(folder))
@@ -117,7 +117,7 @@ def _look(folder: str, stamp: tuple) -> tuple[Card, str | None, str | None]:
 
 def scan(folder: Path, source: str) -> list[ModelEntry]:
     """Every visible sub-folder (hidden ones are partial writes of atomic saves)."""
-    from baa_core.sources import hub_source_problem
+    from baa_core.io.sources import hub_source_problem
 
     if not folder.is_dir():
         return []
@@ -150,15 +150,15 @@ def allowed_model_roots() -> list[Path]:
 
 
 def source_problem(name: str) -> str | None:
-    """Why the name typed in the picker may not be loaded (baa_core.sources.check_model_source), or None."""
-    from baa_core.sources import check_model_source
+    """Why the name typed in the picker may not be loaded (baa_core.io.sources.check_model_source), or None."""
+    from baa_core.io.sources import check_model_source
 
     return check_model_source(name, allowed_model_roots())
 
 
 def is_offline_name(name: str) -> bool:
     """Names that load with no network: the MiniLM package's aliases and allowed local folders."""
-    from baa_core.bert import MINILM_ALIASES
+    from baa_core.io.pretrained import MINILM_ALIASES
 
     name = name.strip()
     return name in MINILM_ALIASES or (Path(name).is_dir() and source_problem(name) is None)

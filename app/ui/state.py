@@ -12,6 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from baa_core import methods
+
 from . import catalog, compute, safe
 
 MODEL_KEY = "model_id"  # the sidebar picker's widget key
@@ -34,7 +36,7 @@ def server_start() -> dict:
     """Once per server process, before the first page: clean the leftovers of interrupted saves and
     uploads (app/ui/uploads.py), and switch huggingface_hub to offline mode when the Hub is
     unreachable, so a model that needs it fails in one quick sentence instead of after retries."""
-    from baa_core.sources import go_offline_if_unreachable
+    from baa_core.io.sources import go_offline_if_unreachable
 
     from . import uploads
 
@@ -45,7 +47,7 @@ def server_start() -> dict:
 # ---------------------------------------------------------------- loaders
 @st.cache_resource(show_spinner="Loading the model…", max_entries=6)
 def load_checkpoint_cached(path: str, version: float):
-    from baa_core.checkpoint import load_checkpoint
+    from baa_core.io.checkpoint import load_checkpoint
 
     return load_checkpoint(path)
 
@@ -53,8 +55,8 @@ def load_checkpoint_cached(path: str, version: float):
 @st.cache_resource(show_spinner="Loading the BERT encoder…", max_entries=2)
 def load_hub_bert(name: str):
     """A BERT-family encoder by name with an untrained 2-class head: for its attention, not its predictions."""
-    from baa_core.bert import load_pretrained
-    from baa_core.checkpoint import Checkpoint
+    from baa_core.io.pretrained import load_pretrained
+    from baa_core.io.checkpoint import Checkpoint
 
     labels = ["class 0 (untrained head)", "class 1 (untrained head)"]
     model, tokenizer = load_pretrained(name, 2, labels)
@@ -64,8 +66,8 @@ def load_hub_bert(name: str):
 
 
 def hub_online() -> bool:
-    """Whether the Hugging Face Hub answers (one probe, remembered for five minutes; baa_core.sources)."""
-    from baa_core.sources import hub_reachable
+    """Whether the Hugging Face Hub answers (one probe, remembered for five minutes; baa_core.io.sources)."""
+    from baa_core.io.sources import hub_reachable
 
     return hub_reachable()
 
@@ -87,8 +89,8 @@ class EvalData:
 def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | None:
     """Why live evaluation cannot run for this card's task, or None if its data is on hand
     (``folder``: the checkpoint's, where a CSV model keeps its data)."""
-    from baa_core.data import DataError, data_available, default_data_dir
-    from baa_core.recipes import kept_csv_args
+    from baa_core.io.data import DataError, data_available, default_data_dir
+    from baa_core.pipeline import kept_csv_args
 
     task = card.get("task")
     if task == "synthetic":
@@ -109,8 +111,8 @@ def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | Non
 
 @st.cache_resource(show_spinner="Preparing the evaluation data…", max_entries=4)
 def eval_data(path: str, version: float, _ckpt) -> EvalData:
-    from baa_core.bench import latency_batches, padded_lengths
-    from baa_core.recipes import kept_csv_args, prepare
+    from baa_core.measure.latency import latency_batches, padded_lengths
+    from baa_core.pipeline import kept_csv_args, prepare
 
     card = _ckpt.card
     task = card.get("task")
@@ -156,7 +158,7 @@ def live_latency_cached(path: str, version: float, heads_per_layer: tuple, threa
 @dataclass
 class Selected:
     entry: catalog.ModelEntry
-    ckpt: object  # baa_core.checkpoint.Checkpoint
+    ckpt: object  # baa_core.io.checkpoint.Checkpoint
 
     @property
     def model(self):
@@ -164,7 +166,7 @@ class Selected:
 
     @property
     def card(self):
-        """The typed card (baa_core.card.Card), validated once when the model was loaded."""
+        """The typed card (baa_core.io.card.Card), validated once when the model was loaded."""
         return self.ckpt.typed_card
 
     @property
@@ -212,7 +214,7 @@ def selected_entry() -> catalog.ModelEntry | None:
 
 def require_model() -> Selected:
     """The picked model, loaded; or a clear message on the page and the page stops (the app keeps working)."""
-    from baa_core.checkpoint import CheckpointError
+    from baa_core.io.checkpoint import CheckpointError
 
     entry = selected_entry()
     if entry is None:
@@ -261,7 +263,7 @@ def budget_widget(model, key: str, label: str = "Budget (share of heads to keep)
     if current is None or min(abs(float(current) - c) for c in choices) > 1e-6:
         st.session_state[key] = shared
 
-    if model.config.gating == "static":
+    if methods.method_for_model(model).one_model_per_budget:
         value = st.select_slider(label + " — trained budgets only", options=choices, key=key,
                                  help="A static-gate model has one gate set per budget it was trained for.")
     else:
@@ -279,7 +281,7 @@ SHARED_TEXT = "shared_text"  # the text the inspector and the attention page loo
 @st.cache_resource(max_entries=8)
 def _latency_cache(path: str, version: float) -> dict:
     """Sliced models per head set for per-input timing, shared by sessions; the lock guards that cache
-    (the timings themselves are serialised process-wide by ``baa_core.bench.TIMING_LOCK``)."""
+    (the timings themselves are serialised process-wide by ``baa_core.measure.latency.TIMING_LOCK``)."""
     import threading
 
     return {"lock": threading.Lock(), "cache": {}}
@@ -287,8 +289,8 @@ def _latency_cache(path: str, version: float) -> dict:
 
 @st.cache_data(show_spinner="Running the model on this input…", max_entries=16)
 def inspect_cached(path: str, version: float, text: str, budget: float | None, attentions: bool, latency: bool, _ckpt):
-    """``baa_core.inspect.inspect_text`` for one (model, text, budget), measured once and then reused."""
-    from baa_core.inspect import inspect_text
+    """``baa_core.measure.inspection.inspect_text`` for one (model, text, budget), measured once and then reused."""
+    from baa_core.measure.inspection import inspect_text
 
     run = functools.partial(inspect_text, _ckpt.model, _ckpt.tokenizer, text, budget=budget, attentions=attentions,
                             latency=latency, threads=1, label_names=_ckpt.typed_card.labels or None)
@@ -312,7 +314,7 @@ def bertviz_html(path: str, version: float, text: str, budget: float | None, n_t
 
 def inspect_or_stop(sel, text: str, budget: float | None, *, attentions: bool, latency: bool, nothing: str):
     """``inspect_cached`` for the selected model; bad input ends the page run with a message, not a traceback."""
-    from baa_core.inspect import InputError
+    from baa_core.measure.inspection import InputError
 
     try:
         return inspect_cached(*sel.key, text, budget, attentions, latency, sel.ckpt)

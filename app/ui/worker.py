@@ -1,6 +1,6 @@
 """Training in a separate, lower-priority process, owned by the session that asked for it.
 
-A ``TrainingJob`` runs ``baa_core.recipes.prepare`` + ``train_and_save`` in a child process
+A ``TrainingJob`` runs ``baa_core.pipeline.prepare`` + ``train_and_save`` in a child process
 (``python -m app.ui.worker``) at nice 10 with one torch thread, so a class browsing the app keeps its
 CPU while a model trains. The child reports TrainEvents as JSON lines; a watcher thread here collects
 them under a lock, and the page reads a ``snapshot()`` every two seconds. ``cancel()`` asks the child
@@ -19,7 +19,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -53,9 +52,9 @@ class TrainRequest:
     latency_batches: int = 8
 
     def phases(self) -> list[str]:
-        from baa_core.recipes import PHASES
+        from baa_core.methods import get_method
 
-        return [p.format(b=self.budget or 0.0) for p in PHASES.get(self.method, ["dense"])]
+        return get_method(self.method).phase_names(self.budget)
 
     def command(self) -> str:
         """The CLI command that trains the same thing (for the card)."""
@@ -238,9 +237,11 @@ class TrainingJob:
             last = self.events[-1]
             idx = phases.index(last["phase"]) if last["phase"] in phases else len(phases) - 1
             train = (idx + last["fraction"]) / len(phases)
-            from baa_core.recipes import DEFAULT_BUDGETS  # what train_and_save sweeps
+            from baa_core.pipeline import DEFAULT_BUDGETS  # what train_and_save sweeps
 
-            n_budgets = 1 if self.request.method == "static" else len(DEFAULT_BUDGETS)
+            from baa_core.methods import get_method
+
+            n_budgets = 1 if get_method(self.request.method).one_model_per_budget else len(DEFAULT_BUDGETS)
             measure = min(1.0, self.measure_done / (n_budgets + 1)) if self.status == "measuring" else 0.0
             return min(0.99, TRAIN_SHARE * train + (1 - TRAIN_SHARE) * measure)
 
@@ -364,8 +365,8 @@ def child_main() -> int:
     import torch
 
     torch.set_num_threads(CHILD_THREADS)
-    from baa_core.checkpoint import save_checkpoint  # noqa: F401  (fail early if the library is broken)
-    from baa_core.recipes import default_train_config, prepare, train_and_save
+    from baa_core.io.checkpoint import save_checkpoint  # noqa: F401  (fail early if the library is broken)
+    from baa_core.pipeline import default_train_config, prepare, train_and_save
     from baa_core.train import TrainingCancelled
 
     r = TrainRequest(**job["request"])
@@ -397,15 +398,10 @@ def child_main() -> int:
         warnings = prep.data.extra.get("warnings", [])
         _emit({"kind": "status", "status": "training", "message": f"data: {prep.data.source}"
                + (f" (warning: {'; '.join(warnings)})" if warnings else "")})
-        csv_fields = ({"csv_file": "data.csv", "text_column": r.text_column, "label_column": r.label_column}
-                      if r.task == "csv" else None)
+        # A CSV model keeps a copy of its data beside it (train_and_save does it, as for the CLI).
         ckpt = train_and_save(prep, r.method, out, tcfg, budget=r.budget, name=r.name, command=r.command(),
                               callbacks=[on_event], stop=stop, n_latency_batches=r.latency_batches, progress=on_measure,
-                              card_extra=csv_fields, overwrite=replace is not None, expect=replace, if_taken="rename")
-        if r.task == "csv":  # a copy of the training CSV beside the checkpoint (its card names it): live evaluation
-            tmp = ckpt.path / ".data.csv.partial"
-            shutil.copyfile(r.csv_path, tmp)
-            tmp.replace(ckpt.path / "data.csv")
+                              overwrite=replace is not None, expect=replace, if_taken="rename")
         moved = ckpt.path.name != out.name
         note = (f"; {out.name} appeared in the models folder while this trained, so it was saved as {ckpt.path.name}"
                 if moved else "")

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from .card import Card
-from .config import ConfigError, ModelConfig
-from .encoder import BudgetedClassifier
-from .tokenize import HFTokenizer, WordTokenizer, tokenizer_from_dict
+from ..model.config import ConfigError, ModelConfig
+from ..model.encoder import BudgetedClassifier
+from .tokenizers import HFTokenizer, WordTokenizer, tokenizer_from_dict
 
 FORMAT = "baa-checkpoint"
 VERSION = 1
@@ -114,10 +114,11 @@ def _write_json(path: Path, data) -> None:
 
 
 def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, card: dict, *, dtype: str = "float32",
-                    external: dict | None = None, overwrite: bool = False, expect: tuple | None = None,
-                    if_taken: str = "refuse") -> Path:
+                    external: dict | None = None, files: dict[str, str | Path] | None = None, overwrite: bool = False,
+                    expect: tuple | None = None, if_taken: str = "refuse") -> Path:
     """Write a checkpoint atomically and return the folder written. ``external`` = {"source": ...,
-    "tensors": [names]} left out of the file.
+    "tensors": [names]} left out of the file; ``files`` = {name in the folder: path to copy} kept beside
+    the weights (a CSV model's data).
 
     An existing ``folder`` is replaced only with ``overwrite=True``, and then, if ``expect`` (a
     ``folder_stamp``) is given, only while it still holds exactly that. Otherwise ``if_taken`` says
@@ -145,6 +146,8 @@ def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, ca
         config = {"format": FORMAT, "version": VERSION, "model": model.config.to_dict(), "tokenizer": tok,
                   "dtype": dtype, "external": external}
         _write_json(tmp / "config.json", config)
+        for name, source in (files or {}).items():
+            shutil.copyfile(source, tmp / name)
         folder = _move_into_place(tmp, folder, card, overwrite, expect, if_taken)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -281,7 +284,7 @@ def load_checkpoint(folder: str | Path, device: str = "cpu") -> Checkpoint:
     state = _load_tensors(weights)
     external = config.get("external") or {}
     if external.get("tensors"):
-        from .bert import load_external_tensors  # only BERT-family checkpoints have external tensors
+        from .pretrained import load_external_tensors  # only BERT-family checkpoints have external tensors
         from .sources import hub_source_problem
 
         problem = hub_source_problem(external["source"])

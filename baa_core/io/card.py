@@ -7,7 +7,6 @@ match the model's classes, a CSV file name that points outside its folder. Each 
 field falls back to "unknown") and described in one sentence in ``Card.problems``, so a page shows the
 sentence instead of crashing, printing "nan%", or silently losing a point.
 
-(When the re-layering lands this module moves to ``baa_core/io/card.py``.)
 """
 from __future__ import annotations
 
