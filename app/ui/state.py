@@ -24,11 +24,11 @@ HUB_OPTION = "hub:"
 
 # ---------------------------------------------------------------- this session, this server
 def session_id() -> str:
-    """This browser session's id (what owns a training job)."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    """A random token kept in this session's state: what owns a training job (it cannot be guessed or
+    shared by another session, and it lives exactly as long as the session's state)."""
+    import uuid
 
-    ctx = get_script_run_ctx()
-    return ctx.session_id if ctx is not None else "no-session"
+    return st.session_state.setdefault("owner_token", uuid.uuid4().hex)
 
 
 @st.cache_resource(show_spinner=False)
