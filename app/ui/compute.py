@@ -132,6 +132,8 @@ def live_accuracy(model: BudgetedClassifier, data: EncodedDataset, indices: list
     from baa_core.measure.evaluate import evaluate
     from baa_core.model.surgery import slice_heads
 
+    # Batches of similar lengths pad less: the same accuracy (it is per example) for about half the work.
+    indices = sorted(indices, key=lambda i: len(data.ids[i]))
     if methods.method_for_model(model).per_input:
         return evaluate(model, data, indices=indices).accuracy
     sliced = slice_heads(model, point.mask)

@@ -7,6 +7,8 @@ on (model, head set) are cached with ``st.cache_data`` and shared by every sessi
 from __future__ import annotations
 
 import functools
+import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +36,65 @@ def session_id() -> str:
 @st.cache_resource(show_spinner=False)
 def server_start() -> dict:
     """Once per server process, before the first page: clean the leftovers of interrupted saves and
-    uploads (app/ui/uploads.py), and switch huggingface_hub to offline mode when the Hub is
-    unreachable, so a model that needs it fails in one quick sentence instead of after retries."""
+    uploads (app/ui/uploads.py), switch huggingface_hub to offline mode when the Hub is unreachable
+    (a model that needs it then fails in one quick sentence instead of after retries), set torch's
+    threads for a shared server, and start warming the caches (``_warm_caches``)."""
     from baa_core.io.sources import go_offline_if_unreachable
 
     from . import uploads
 
+    import os
+
+    import torch
+
     removed = uploads.clean_leftovers(catalog.user_models_dir())
-    return {"removed": removed, "offline": go_offline_if_unreachable()}
+    offline = go_offline_if_unreachable()
+    # Many sessions share this process: each runs its own torch work in its own thread, so one thread per
+    # operation keeps two cores busy without the threads of one operation waiting on each other
+    # (measured timings always state their threads). BAA_APP_TORCH_THREADS=0 keeps torch's default.
+    threads = int(os.environ.get("BAA_APP_TORCH_THREADS", "1") or 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    warm = threading.Thread(target=_warm_caches, name=WARM_THREAD, daemon=True)
+    warm.start()
+    return {"removed": removed, "offline": offline, "warm": warm}
+
+
+WARM_THREAD = "baa-warm-caches"
+WARM_MAX_BYTES = 10 * 2**20  # models this small (word-level, synthetic) get their data and live sweep warmed too
+
+
+class _QuietWarmThread(logging.Filter):
+    """Streamlit warns once per cached call made outside a session ("missing ScriptRunContext");
+    from the warm-up thread that is expected, so it is not logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return threading.current_thread().name != WARM_THREAD
+
+
+def _warm_caches() -> None:
+    """Fill the shared caches once, in the background, before sessions ask: every shipped model that
+    loads without the network (smallest first), its evaluation data and, where the explorer computes
+    it by itself, the live accuracy of every slider stop. Sessions that arrive meanwhile wait for the
+    value being computed (Streamlit computes each cached value once) instead of computing it again."""
+    for name in ("streamlit.runtime.scriptrunner_utils.script_run_context", "streamlit.runtime.caching.cache_data_api"):
+        logging.getLogger(name).addFilter(_QuietWarmThread())
+    listed = catalog.list_models()
+    small = [e for e in listed if e.source == "shipped" and not e.problem and not e.needs
+             and (e.path / "model.safetensors").stat().st_size <= WARM_MAX_BYTES]
+    small.sort(key=lambda e: (e.path / "model.safetensors").stat().st_size)
+    first = listed[:1] if listed and not listed[0].problem and not listed[0].needs else []  # what the Overview draws
+    for entry in first + small:
+        try:
+            ckpt = load_checkpoint_cached(str(entry.path), entry.version)
+            if entry not in small or data_unavailable_reason(ckpt.typed_card, entry.path) is not None:
+                continue
+            data = eval_data(str(entry.path), entry.version, ckpt)
+            if compute.has_budget(ckpt.model) and data.live_accuracy_auto:
+                for b in compute.budget_choices(ckpt.model):
+                    live_accuracy_cached(str(entry.path), entry.version, compute.operating_point(ckpt.model, b).key, ckpt, data)
+        except Exception:  # a model that cannot be warmed is loaded (and its fault shown) when a page asks for it
+            continue
 
 
 # ---------------------------------------------------------------- loaders
