@@ -92,7 +92,11 @@ def test_every_page_in_a_real_browser(browser_paths, screenshots, tmp_path):
             bs.wait_for_title(driver, title)
             check_page(driver, link, screenshots)
             if link == "Budget explorer":
-                drawn = driver.execute_script("return document.querySelectorAll('svg[role=img] circle').length")
+                # the live sweep may still be computing (a server warms its caches in the background at start)
+                end, drawn = time.time() + 30, 0
+                while time.time() < end and not drawn:
+                    drawn = driver.execute_script("return document.querySelectorAll('svg[role=img] circle').length")
+                    time.sleep(0.2)
                 assert drawn > 0, "the Pareto chart drew no points"
             if link == "Attention":
                 assert bertviz_drawings(driver, "bertviz head view") > 0, "the bertviz head view drew nothing"
