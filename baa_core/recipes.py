@@ -59,6 +59,9 @@ TRAIN_PRESETS = {
     ("*", "bert"): dict(batch_size=32, lr=5e-5, gate_lr=5e-2, dense_epochs=3, budget_epochs=2, hard_epochs=1,
                         warmup_steps=100, weight_decay=0.01, bf_epochs=3),
 }
+# Any Hugging Face family with its own head (issue 13): BERT's fine-tuning recipe. A model whose head
+# is already trained skips the dense warm start (``cmd_train`` sets dense_epochs=0 unless told otherwise).
+TRAIN_PRESETS[("*", "hf")] = TRAIN_PRESETS[("*", "bert")]
 
 
 def default_train_config(task: str, kind: str = "word", **overrides) -> TrainConfig:
@@ -77,6 +80,7 @@ class Prepared:
     kind: str = "word"
     base: str | None = None
     init_model: BudgetedClassifier | None = None  # pretrained weights to start from (BERT)
+    trained_head: bool = False  # kind "hf": the model came with a fine-tuned classifier (its own labels)
 
     def new_model(self) -> BudgetedClassifier:
         if self.init_model is not None:
@@ -94,8 +98,18 @@ def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = N
         data = load_csv(csv, text_column, label_column)
     else:
         data = load_task(task, data_dir, seed=seed, max_train=max_train, max_test=max_test)
+    init, trained_head = None, False
+    if kind == "hf" and checkpoint is None:  # a Hugging Face classifier: the data's labels follow its head
+        from .families import align_labels, load_classifier
+
+        loaded = load_classifier(base, fresh_labels=list(data.label_names))
+        trained_head, base = loaded.trained_head, loaded.source
+        data = align_labels(data, loaded.labels) if trained_head else data
+    if checkpoint is not None and checkpoint.card.get("model_kind") == "hf":
+        from .families import align_labels
+
+        data = align_labels(data, checkpoint.config.labels)
     n_classes, labels = len(data.label_names), list(data.label_names)
-    init = None
     if checkpoint is not None:
         tokenizer, mcfg = checkpoint.tokenizer, checkpoint.config
         kind, base = checkpoint.card.get("model_kind", "word"), checkpoint.card.get("base_model")
@@ -117,12 +131,14 @@ def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = N
         if max_len:
             init.config.max_len = min(max_len, init.config.max_len)
         mcfg = init.config
+    elif kind == "hf":
+        init, tokenizer, mcfg = loaded.model, loaded.tokenizer, loaded.model.config
     else:
-        raise ValueError(f"model kind must be 'word' or 'bert', not {kind!r}")
+        raise ValueError(f"model kind must be 'word', 'bert' or 'hf', not {kind!r}")
     empty = EncodedDataset([], torch.empty(0, dtype=torch.long), tokenizer.pad_id)
     train, val, test = (encode(d, tokenizer, mcfg.max_len) if name in splits else empty
                         for name, d in (("train", data.train), ("val", data.val), ("test", data.test)))
-    return Prepared(data, tokenizer, train, val, test, mcfg, kind, base, init)
+    return Prepared(data, tokenizer, train, val, test, mcfg, kind, base, init, trained_head)
 
 
 @dataclass
@@ -161,6 +177,8 @@ def fit(prep: Prepared, method: str, tcfg: TrainConfig, *, budget: float | None 
     start = time.perf_counter()
     history: list = []
     cbs = [*callbacks, history.append]
+    if dense is None and tcfg.dense_epochs <= 0 and prep.init_model is not None:
+        dense = prep.new_model().to(tcfg.device)  # a fine-tuned classifier as it is: no warm start
     if dense is None:
         dense = fit_dense(prep, tcfg, cbs, stop)
     kw = dict(callbacks=cbs, stop=stop)
@@ -213,6 +231,7 @@ def make_card(prep: Prepared, *, name: str, method: str, tcfg: TrainConfig, swee
         "created": _dt.date.today().isoformat(),
         "environment": environment(),
         "notes": notes,
+        **({"family": cfg.family} if cfg.family else {}),
         **(extra or {}),
     }
 
