@@ -43,16 +43,18 @@ def importance_sample(prep: Prepared, n: int) -> TextDataset:
     return pool
 
 
-def prepare_posthoc(model: str, *, task: str = "synthetic", csv=None, text_column: str = "text",
+def prepare_posthoc(model: str | Checkpoint, *, task: str = "synthetic", csv=None, text_column: str = "text",
                     label_column: str = "label", data_dir=None, max_test: int | None = None) -> Prepared:
-    """``prepare`` for a model with a trained head: a checkpoint folder of this project, else a Hugging Face one."""
+    """``prepare`` for a model with a trained head: a loaded Checkpoint (the app's), a checkpoint folder of this
+    project, or a Hugging Face classifier by name or folder."""
     from .checkpoint import load_checkpoint
     from .families import ModelSourceError
 
     data = dict(csv=csv, text_column=text_column, label_column=label_column, data_dir=data_dir, max_test=max_test,
                 splits=("test",))
-    if (Path(model) / "card.json").exists() and (Path(model) / "config.json").exists():
-        ckpt = load_checkpoint(model)
+    is_folder = not isinstance(model, Checkpoint) and (Path(model) / "card.json").exists() and (Path(model) / "config.json").exists()
+    if isinstance(model, Checkpoint) or is_folder:
+        ckpt = model if isinstance(model, Checkpoint) else load_checkpoint(model)
         if ckpt.model.is_sliced or ckpt.model.controllers is not None:
             raise ValueError(f"{ckpt.name} is {'sliced' if ckpt.model.is_sliced else 'a BudgetFormer model'}; post-hoc "
                              f"ranking needs a full model with a fixed head set per budget")

@@ -17,9 +17,15 @@ from baa_core.families import (ModelSourceError, UnsupportedModel, align_labels,
 from baa_core.gates import topk_head_mask  # noqa: E402
 from baa_core.methods import with_gating  # noqa: E402
 from baa_core.prune import slice_heads  # noqa: E402
-from tests.hf_fixtures import build_classifier, family_configs, padded_ids  # noqa: E402
+from tests.hf_fixtures import build_classifier, family_configs, one_thread, padded_ids  # noqa: E402
 
 CASES = family_configs()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[name for name, _ in CASES])

@@ -11,9 +11,6 @@ model, card = sel.model, sel.card
 is_bf = model.config.gating == "budgetformer"
 st.title("Per-input inspector")
 st.caption(f"**{sel.entry.name}** · {card.get('architecture', '')} · method `{card.get('method')}`")
-if sel.entry.source == "hub":
-    st.warning("This encoder was loaded by name with an **untrained** classifier head: its predictions are random; "
-               "its attention is the pretrained model's.")
 
 data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
 budget = state.budget_widget(model, key="inspector_budget")

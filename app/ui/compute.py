@@ -57,7 +57,7 @@ class OperatingPoint:
 
 
 def has_budget(model: BudgetedClassifier) -> bool:
-    return model.config.gating in ("baa", "static")
+    return model.config.gating in ("baa", "static", "posthoc")
 
 
 def budget_choices(model: BudgetedClassifier) -> list[float]:
