@@ -232,7 +232,7 @@ def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConf
     model = round_weights(result.model, dtype)
     sweeps = {}
     extra = dict(card_extra or {})
-    lat = dict(threads=threads, n_latency_batches=n_latency_batches, progress=progress)
+    lat = dict(threads=threads, n_latency_batches=n_latency_batches, progress=progress, device=tcfg.device)
     if m.per_input:
         outputs = controller_outputs(model, prep.test, device=tcfg.device)
         sweeps[method] = [summarize_outputs(model, outputs, prep.test)]
@@ -243,7 +243,7 @@ def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConf
     elif m.has_budget:
         sweeps[method] = measure(prep, model, [budget] if m.one_model_per_budget else budgets, method=method, **lat)
     sweeps["dense"] = measure(prep, result.dense, [1.0], method="dense", mask_for=lambda b: all_heads_mask(result.dense.config),
-                              threads=threads, n_latency_batches=0)
+                              threads=threads, n_latency_batches=0, device=tcfg.device)
     files = {}
     if prep.csv is not None:
         files[KEPT_CSV] = prep.csv["csv"]
