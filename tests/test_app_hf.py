@@ -81,7 +81,7 @@ def test_a_fine_tuned_folder_opens_with_its_own_predictions_and_gets_posthoc_bud
     _clean(at)
     assert at.selectbox(key="model_id").value == "yours/my-clf-posthoc"
     saved = env / "my-clf-posthoc"
-    from baa_core.checkpoint import load_checkpoint
+    from baa_core.io.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(saved)
     card = ckpt.card

@@ -12,11 +12,10 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from baa_core.families import (ModelSourceError, UnsupportedModel, align_labels, label_mapping,  # noqa: E402
-                               load_classifier)
-from baa_core.gates import topk_head_mask  # noqa: E402
-from baa_core.methods import with_gating  # noqa: E402
-from baa_core.prune import slice_heads  # noqa: E402
+from baa_core.io.hf_classifier import (ModelSourceError, UnsupportedModel, align_labels, label_mapping,  # noqa: E402
+                                       load_classifier)
+from baa_core.model.gates import topk_head_mask  # noqa: E402
+from baa_core.model.surgery import slice_heads, with_gating  # noqa: E402
 from tests.hf_fixtures import build_classifier, family_configs, one_thread, padded_ids  # noqa: E402
 
 CASES = family_configs()
@@ -124,8 +123,18 @@ def test_labels_follow_the_head_by_name_id_or_position():
     assert label_mapping(["x", "y"], ["LABEL_0", "LABEL_1"])[1].startswith("by position")
     with pytest.raises(ModelSourceError, match="do not match the model's"):
         label_mapping(["x", "y"], ["cat", "dog"])
-    from baa_core.data import TaskData, TextDataset
+    from baa_core.io.data import TaskData, TextDataset
 
     ds = lambda: TextDataset(["a", "b"], [0, 1], ["negative", "positive"])  # noqa: E731
     aligned = align_labels(TaskData(ds(), ds(), ds(), "test"), ["POSITIVE", "NEGATIVE"])
     assert aligned.test.labels == [1, 0] and aligned.label_names == ["POSITIVE", "NEGATIVE"]
+
+
+def test_a_loaded_classifier_is_a_dense_model_and_its_ranking_is_posthoc(saved):
+    """The registry names a dense model ``dense`` (not ``recovery``, also dense-gated) and a ranked one ``posthoc``."""
+    from baa_core.methods import method_for_model
+
+    model = saved[3].model
+    assert method_for_model(model).name == "dense" and not method_for_model(model).has_budget
+    ranked = with_gating(model, "posthoc")
+    assert method_for_model(ranked).name == "posthoc" and method_for_model(ranked).slides

@@ -47,7 +47,7 @@ def test_posthoc_ranks_sweeps_and_saves_without_training(folders, capsys):
     assert card["sweeps"]["dense"][0]["accuracy"] == rows[-1]["accuracy"]  # budget 1.0 keeps every head
     assert (out / "data.csv").exists()
     # the saved model is the folder's, untouched: with every head on, the same logits as transformers
-    from baa_core.checkpoint import load_checkpoint
+    from baa_core.io.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(out)
     hf = transformers.AutoModelForSequenceClassification.from_pretrained(str(folders / "clf"), use_safetensors=True).eval()

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import compute, figures, posthoc_panel, state
+from baa_core import methods
 
 sel = state.require_model()
 model, card = sel.model, sel.card
@@ -24,8 +25,8 @@ else:
 
 # ---------------------------------------------------------------- models without a budget knob
 if not compute.has_budget(model):
-    if card.get("method") == "budgetformer":
-        st.info("BudgetFormer chooses its heads **per input**, so there is no global budget to slide. Its measured point "
+    if methods.method_for_model(model).per_input:
+        st.info(f"{methods.label(card.get('method'))} chooses its heads **per input**, so there is no global budget to slide. Its measured point "
                 "(mean share of heads used, accuracy) is on the chart; see the **Per-input inspector** for single inputs.")
     else:
         st.info("This model has no budget gates (it runs every head). Its measured point is on the chart, if its card has one; "
@@ -42,10 +43,11 @@ if not compute.has_budget(model):
     st.stop()
 
 # ---------------------------------------------------------------- the live sweep (for the chart)
-card_budgets = sorted({float(r["budget"]) for r in rows if r["method"] in ("baa", "static", "posthoc") and r.get("budget")}) or \
+own = methods.method_for_model(model).name
+card_budgets = sorted({float(r["budget"]) for r in rows if r["method"] == own and r.get("budget")}) or \
     [b for b in compute.budget_choices(model) if round(b * 10) == b * 10]
 live_rows = None
-live_name = "Post-hoc" if model.config.gating == "posthoc" else "BAA"  # what the live sweep's line is
+live_name = methods.label(own).split(" (")[0]  # the live sweep's line: "BAA", "post-hoc structural pruning"
 if data and (live_auto or st.session_state.get("explorer_live_sweep_on")):
     # Small models: every slider stop is evaluated once per server (then each move is a cache hit).
     # Big ones, on request: the card's budgets only.
@@ -67,8 +69,7 @@ elif data:
 def budget_panel():
     budget = state.budget_widget(model, key="explorer_budget")
     point = compute.operating_point(model, budget)
-    method = model.config.gating if model.config.gating in ("static", "posthoc") else "baa"
-    row = compute.card_row(card, method, budget)
+    row = compute.card_row(card, own, budget)
     if data and (live_auto or st.session_state.get(f"explorer_live_{point.key}")):
         accuracy, acc_src = state.live_accuracy_cached(*sel.key, point.key, sel.ckpt, data), f"live, {len(data.sample)} examples"
     elif row is not None and row.get("accuracy_seeds"):

@@ -89,7 +89,7 @@ def _look(folder: str, stamp: tuple) -> tuple[dict, str | None, bool]:
     """The card, the obvious faults of one folder, found without loading the weights (the loader finds
     the rest when the model is picked), and whether it is a Hugging Face folder. Kept per file stamp:
     cards run to a megabyte, and the list is read on every rerun."""
-    from baa_core.checkpoint import check_files
+    from baa_core.io.checkpoint import check_files
 
     if is_hf_folder(Path(folder)):
         return (*_look_hf(Path(folder)), True)
@@ -109,7 +109,8 @@ def is_hf_folder(folder: Path) -> bool:
 
 def _look_hf(folder: Path) -> tuple[dict, str | None]:
     """A card-like summary of a Hugging Face folder from its config.json, and what would stop it loading."""
-    from baa_core.families import ADAPTERS, REFUSED, ModelSourceError, check_folder
+    from baa_core.io.hf_classifier import ModelSourceError, check_folder
+    from baa_core.model.families import ADAPTERS, refusal
 
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     family = str(config.get("model_type"))
@@ -123,7 +124,7 @@ def _look_hf(folder: Path) -> tuple[dict, str | None]:
     except ModelSourceError as exc:
         problem = str(exc)
     if family not in ADAPTERS:
-        problem = f"a {family!r} model is refused ({REFUSED.get(family, 'not implemented here')})"
+        problem = f"a {family!r} model is refused ({refusal(family)})"
     return card, problem
 
 
@@ -156,7 +157,7 @@ def resolve_source(text: str) -> str:
     """What a typed model name means: a folder inside the user models folder (by its name there, or a
     path that resolves inside it), the MiniLM package, or a Hugging Face Hub name. Paths elsewhere on
     the server are refused: the app opens no folder outside its allow-listed root."""
-    from baa_core.bert import MINILM_ALIASES
+    from baa_core.io.pretrained import MINILM_ALIASES
 
     text = (text or "").strip()
     if not text:
@@ -182,6 +183,6 @@ def is_offline_name(name: str) -> bool:
         source = resolve_source(name)
     except SourceRefused:
         return False
-    from baa_core.bert import MINILM_ALIASES
+    from baa_core.io.pretrained import MINILM_ALIASES
 
     return source in MINILM_ALIASES or Path(source).is_dir()

@@ -1,7 +1,7 @@
 """Budgets for a Hugging Face classifier you brought, with no training (the Budget explorer shows this
 for such a model): upload a CSV, rank its heads on held-out rows, sweep the budgets, save.
 
-The run is ``baa_core.posthoc_pipeline`` (what ``python -m baa_core posthoc`` runs) on the model
+The run is ``baa_core.pipeline.posthoc_and_save`` (what ``python -m baa_core posthoc`` runs) on the model
 already loaded, with a small ranking sample and few latency batches so it takes seconds, not
 minutes; the result is a checkpoint in your models folder whose slider keeps the top-ranked heads.
 """
@@ -68,7 +68,7 @@ def render(sel) -> None:
     if not st.button("Rank the heads and sweep the budgets (no training)", key="posthoc_start", type="primary",
                      disabled=bool(problem)):
         return
-    from baa_core.posthoc_pipeline import prepare_posthoc, run_posthoc
+    from baa_core.pipeline import posthoc_and_save, prepare_posthoc
 
     out = catalog.user_models_dir() / name
     command = (f"python -m baa_core posthoc {sel.card.get('base_model') or sel.entry.name} --csv {up.name} --text-column "
@@ -77,8 +77,8 @@ def render(sel) -> None:
     try:
         with st.spinner("Ranking the heads and sweeping the budgets…"):
             prep = prepare_posthoc(sel.ckpt, csv=path, text_column=text_col, label_column=label_col)
-            run_posthoc(prep, out, importance_examples=IMPORTANCE_EXAMPLES, n_latency_batches=LATENCY_BATCHES,
-                        command=command, name=name, keep_csv=(str(path), text_col, label_col))
+            posthoc_and_save(prep, out, importance_examples=IMPORTANCE_EXAMPLES, n_latency_batches=LATENCY_BATCHES,
+                             command=command, name=name)
     except ValueError as exc:  # DataError, label mismatch, too few rows...: one sentence each
         st.error(f"The post-hoc sweep could not run: {exc}")
         return
