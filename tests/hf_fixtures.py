@@ -72,8 +72,7 @@ def save_tokenizer(folder: Path, config) -> None:
 
     specials = specials_for(config)
     (folder / "vocab.txt").write_text("\n".join(vocab(specials)) + "\n")
-    names = dict(zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"),
-                     (specials[0], specials[1], specials[2], specials[3], specials[4])))
+    names = dict(zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), specials))
     if specials is ROBERTA_SPECIALS:
         names = dict(cls_token="<s>", pad_token="<pad>", sep_token="</s>", unk_token="<unk>", mask_token="<mask>")
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), **names).save_pretrained(str(folder))

@@ -100,6 +100,18 @@ def test_refusals_are_one_sentence(tmp_path):
     (gpt2 / "model.safetensors").write_bytes(b"")
     with pytest.raises(UnsupportedModel, match="'gpt2' model, which is refused \\(not implemented here\\)"):
         load_classifier(str(gpt2))
+    relative = tmp_path / "relative"
+    transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                            position_embedding_type="relative_key").save_pretrained(str(relative))
+    (relative / "model.safetensors").write_bytes(b"")
+    with pytest.raises(UnsupportedModel, match="refused: only absolute position embeddings"):
+        load_classifier(str(relative))
+    quick = tmp_path / "quick-gelu"
+    transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                            hidden_act="quick_gelu").save_pretrained(str(quick))
+    (quick / "model.safetensors").write_bytes(b"")
+    with pytest.raises(UnsupportedModel, match="hidden activation 'quick_gelu'"):
+        load_classifier(str(quick))
     pickled = tmp_path / "pickled"
     transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4).save_pretrained(str(pickled))
     (pickled / "pytorch_model.bin").write_bytes(b"not really")

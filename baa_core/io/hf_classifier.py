@@ -124,38 +124,32 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
 
 
-def load_classifier(name_or_path, *, fresh_labels: list[str] | None = None, require_trained_head: bool = False,
-                    hf_model=None) -> HFClassifier:
+def load_classifier(name_or_path, *, fresh_labels: list[str] | None = None,
+                    require_trained_head: bool = False) -> HFClassifier:
     """A supported encoder classifier as a dense ``BudgetedClassifier`` with its own head and labels.
 
     A bare encoder (no trained classifier in the checkpoint) gets its family's head freshly
     initialised for ``fresh_labels`` (for fine-tuning), or is refused with ``require_trained_head``.
-    ``hf_model``: an already-built ``...ForSequenceClassification`` to convert (tests), skipping the load.
     """
-    from ..model.config import ConfigError
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
     from ..model.encoder import BudgetedClassifier
 
-    if hf_model is not None:
-        src, hf, missing = Source(str(name_or_path), True, str(name_or_path)), hf_model, set()
-        hf_cfg = hf.config
-    else:
-        from transformers import AutoConfig, AutoModelForSequenceClassification
-
-        src = resolve_source(name_or_path)
-        kw = dict(trust_remote_code=False, local_files_only=src.local_only)
-        try:
-            hf_cfg = AutoConfig.from_pretrained(src.path, **kw)
-        except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for unusable configs
-            raise ModelSourceError(f"{src.label}: its config could not be read ({_first_line(exc)})") from None
-        adapter_for(hf_cfg, src.label)  # refuse before loading any weights
-        try:
-            hf, info = AutoModelForSequenceClassification.from_pretrained(src.path, use_safetensors=True,
-                                                                          output_loading_info=True, **kw)
-        except Exception as exc:
-            raise ModelSourceError(f"{src.label} could not be loaded as a {hf_cfg.model_type} classifier with safetensors "
-                                   f"weights ({_first_line(exc)})") from None
-        missing = set(info.get("missing_keys") or [])
-    adapter = adapter_for(hf_cfg, src.label)
+    src = resolve_source(name_or_path)
+    kw = dict(trust_remote_code=False, local_files_only=src.local_only)
+    try:
+        hf_cfg = AutoConfig.from_pretrained(src.path, **kw)
+    except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for unusable configs
+        raise ModelSourceError(f"{src.label}: its config could not be read ({_first_line(exc)})") from None
+    adapter = adapter_for(hf_cfg, src.label)  # refuse before loading any weights
+    _model_config(adapter, hf_cfg, max(2, hf_cfg.num_labels), [], src.label)  # (its activation, positions...)
+    try:
+        hf, info = AutoModelForSequenceClassification.from_pretrained(src.path, use_safetensors=True,
+                                                                      output_loading_info=True, **kw)
+    except Exception as exc:
+        raise ModelSourceError(f"{src.label} could not be loaded as a {hf_cfg.model_type} classifier with safetensors "
+                               f"weights ({_first_line(exc)})") from None
+    missing = set(info.get("missing_keys") or [])
     trained = not any(k.startswith(adapter.HEAD_PREFIXES) for k in missing)
     if not trained and require_trained_head:
         raise ModelSourceError(f"{src.label} has no trained classification head (it is a bare {hf_cfg.model_type} encoder), "
@@ -163,12 +157,7 @@ def load_classifier(name_or_path, *, fresh_labels: list[str] | None = None, requ
     if trained and (getattr(hf_cfg, "problem_type", None) == "regression" or hf_cfg.num_labels < 2):
         raise UnsupportedModel(f"{src.label} is a regression model (one output), and only classifiers are supported")
     labels = labels_of(hf_cfg) if trained or not fresh_labels else list(fresh_labels)
-    try:
-        mcfg = adapter.model_config(hf_cfg, len(labels), labels)
-    except ConfigError as exc:
-        raise UnsupportedModel(f"{src.label} cannot be built here: {exc}") from None
-    except UnsupportedModel as exc:
-        raise UnsupportedModel(f"{src.label} is refused: {exc}") from None
+    mcfg = _model_config(adapter, hf_cfg, len(labels), labels, src.label)
     model = BudgetedClassifier(mcfg)
     state = {}
     for name, tensor in hf.state_dict().items():
@@ -187,6 +176,13 @@ def load_classifier(name_or_path, *, fresh_labels: list[str] | None = None, requ
                                f"{left[:2]}, unexpected {unexpected[:2]})")
     tokenizer = load_tokenizer(src, mcfg.pad_id)
     return HFClassifier(model.eval(), tokenizer, hf_cfg.model_type, src.label, trained, labels)
+
+
+def _model_config(adapter, hf_cfg, n_classes: int, labels: list[str], label: str):
+    try:
+        return adapter.model_config(hf_cfg, n_classes, labels)
+    except ValueError as exc:  # UnsupportedModel (an activation, relative positions) or a ConfigError
+        raise UnsupportedModel(f"{label} is refused: {exc}") from None
 
 
 def load_tokenizer(src: Source, pad_id: int):
