@@ -303,10 +303,11 @@ def shown_budget(s: Session) -> float | None:
 
 
 # ---------------------------------------------------------------- expected numbers
-def expected_rows(model_dir: Path, budgets: list[float], data_dir: str | None) -> dict:
-    """``python -m baa_core sweep MODEL --json`` at these budgets (accuracy on the full test split)."""
+def expected_rows(model_dir: Path, budgets: list[float], data_dir: str | None, limit: int | None = None) -> dict:
+    """``python -m baa_core sweep MODEL --json`` at these budgets (accuracy on the full test split, or on its
+    first ``limit`` rows when only the heads and the cost are compared: they do not depend on the data)."""
     cmd = [sys.executable, "-m", "baa_core", "sweep", str(model_dir), "--json", "--latency-batches", "0",
-           "--budgets", ",".join(f"{b:g}" for b in budgets)]
+           "--budgets", ",".join(f"{b:g}" for b in budgets)] + (["--limit", str(limit)] if limit else [])
     if data_dir:
         cmd += ["--data-dir", data_dir]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -446,7 +447,7 @@ async def main_async(args) -> dict:
     result: dict = {"sessions": args.sessions, "model": args.model, "data": args.data, "moves_per_session": args.moves,
                     "machine": {"cpus": os.cpu_count(), "load_avg_before": [round(x, 2) for x in os.getloadavg()]},
                     "protocol": "Streamlit websocket (/_stcore/stream), loopback"}
-    sweep = expected_rows(model_dir, sorted(set(budgets)), data_dir)
+    sweep = expected_rows(model_dir, sorted(set(budgets)), data_dir, limit=None if args.data == "card" else 64)
     if args.data == "card":
         expected = {b: card_accuracy(model_dir, b) for b in set(budgets)}
         result["card_vs_sweep_max_abs_diff"] = _r(max(abs(expected[b] - sweep[b]["accuracy"]) for b in expected

@@ -86,14 +86,16 @@ def _warm_caches() -> None:
              and (e.path / "model.safetensors").stat().st_size <= WARM_MAX_BYTES]
     small.sort(key=lambda e: (e.path / "model.safetensors").stat().st_size)
     first = listed[:1] if listed and not listed[0].problem and not listed[0].needs else []  # what the Overview draws
-    for entry in first + small:
+    for entry in small + [e for e in first if e not in small]:
         try:
             ckpt = load_checkpoint_cached(str(entry.path), entry.version)
             if entry not in small or data_unavailable_reason(ckpt.typed_card, entry.path) is not None:
                 continue
             data = eval_data(str(entry.path), entry.version, ckpt)
             if compute.has_budget(ckpt.model) and data.live_accuracy_auto:
-                for b in compute.budget_choices(ckpt.model):
+                # From the top down: a page computing the same stops from the bottom up meets this thread
+                # half way, and the two run on two cores (each value is still computed once).
+                for b in reversed(compute.budget_choices(ckpt.model)):
                     live_accuracy_cached(str(entry.path), entry.version, compute.operating_point(ckpt.model, b).key, ckpt, data)
         except Exception:  # a model that cannot be warmed is loaded (and its fault shown) when a page asks for it
             continue

@@ -320,9 +320,22 @@ def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
 
 
+class _NoRandomInitOnMeta(torch.overrides.TorchFunctionMode):
+    """Meta tensors hold no values, so drawing them is skipped: ``normal_`` on the meta device goes
+    through Python reference kernels whose first use imports ~1 s of torch internals (this runs when
+    the app lists its models). Torch function modes are per thread: other threads are not affected."""
+
+    SKIP = (torch.Tensor.normal_, torch.nn.init.normal_, torch.nn.init.trunc_normal_)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.SKIP:
+            return args[0] if args else kwargs.get("tensor")
+        return func(*args, **(kwargs or {}))
+
+
 def expected_shapes(mcfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The state dict's shapes for a config, from a model built on the meta device (no memory used)."""
-    with torch.device("meta"):
+    with torch.device("meta"), _NoRandomInitOnMeta():
         skeleton = BudgetedClassifier(mcfg)
     return {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
 
