@@ -14,7 +14,7 @@ import pytest
 from tests.app_fixtures import build_model_dirs, csv_bytes
 
 pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 MARKUP = ("caption", "markdown", "info", "warning", "error", "success")
@@ -77,7 +77,7 @@ def test_registry_owner_queue_and_positions(monkeypatch, tmp_path):
 
     monkeypatch.setattr(worker.TrainingJob, "_watch", fake_watch)
     reg = worker.JobRegistry(max_queue=2)
-    req = lambda name: worker.TrainRequest(name=name, task="synthetic", method="baa")  # noqa: E731
+    req = lambda name: worker.TrainRequest(name=name, task="synthetic", method="baa")
     a = reg.submit(req("a"), tmp_path, "alice")
     b = reg.submit(req("b"), tmp_path, "bob")
     c = reg.submit(req("c"), tmp_path, "carol")

@@ -19,8 +19,7 @@ import torch
 
 from baa_core.cli import main
 from baa_core.io.card import Card
-from baa_core.io.checkpoint import (CheckpointError, TargetExistsError, folder_stamp, load_checkpoint, read_card,
-                                    save_checkpoint)
+from baa_core.io.checkpoint import CheckpointError, TargetExistsError, folder_stamp, load_checkpoint, read_card, save_checkpoint
 from baa_core.io.data import DataError, EncodedDataset, load_csv
 from baa_core.io.tokenizers import WordTokenizer
 from baa_core.model.config import ConfigError, ModelConfig
@@ -84,7 +83,7 @@ def test_trainer_refuses_an_empty_epoch_and_a_pass_that_yields_no_batch(monkeypa
     from baa_core.train import Trainer
 
     model = BudgetedClassifier(tiny_config())
-    objective = lambda m, b, ctx: (m(b["input_ids"], b["attention_mask"]).logits.sum(), {})  # noqa: E731
+    objective = lambda m, b, ctx: (m(b["input_ids"], b["attention_mask"]).logits.sum(), {})
     empty = EncodedDataset([], torch.empty(0, dtype=torch.long))
     exc = _run_with_deadline(lambda: Trainer(model, objective, empty).run())
     assert isinstance(exc, ValueError) and "0 training examples" in str(exc)
@@ -164,7 +163,7 @@ def test_the_app_never_formats_nan_as_a_percentage():
 
 # ---------------------------------------------------------------- 4. data loss: existing targets are refused unless asked
 def test_cli_refuses_an_existing_out_before_training(tmp_path, capsys, monkeypatch):
-    import baa_core.pipeline as pipeline
+    from baa_core import pipeline
 
     out = tmp_path / "copied-model"
     out.mkdir()
@@ -259,7 +258,7 @@ def test_pickle_only_folders_and_remote_code_are_refused(tmp_path):
     from safetensors.torch import save_file
 
     save_file({"w": torch.zeros(1)}, str(custom / "model.safetensors"))
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="trust_remote_code"):  # transformers refuses; nothing of the folder's code runs
         load_pretrained(str(custom), 2)
     assert not marker.exists(), "custom code from the folder ran"
 
@@ -301,7 +300,7 @@ def test_every_transformers_call_pins_safetensors_and_no_remote_code():
 
 # ---------------------------------------------------------------- 8. one line and exit 2 (known) or 1 with --debug hint (unknown)
 def test_cli_known_errors_are_one_line_and_exit_2(tmp_path, capsys, saved, monkeypatch):
-    import baa_core.pipeline as pipeline
+    from baa_core import pipeline
 
     monkeypatch.setattr(pipeline, "prepare", lambda *a, **k: pytest.fail("work started before the checks"))
     assert main(["train", "--task", "synthetic", "--out", "/etc/passwd/x"]) == 2
@@ -319,7 +318,7 @@ def test_cli_known_errors_are_one_line_and_exit_2(tmp_path, capsys, saved, monke
 
 
 def test_cli_unknown_errors_are_one_line_with_the_debug_hint(monkeypatch, capsys, tmp_path):
-    import baa_core.cli as cli
+    from baa_core import cli
 
     def boom(args):
         raise RuntimeError("something nobody foresaw\nwith a second line")

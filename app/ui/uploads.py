@@ -98,8 +98,6 @@ def clean_leftovers(models_dir: Path, now: float | None = None, leftover_age_s: 
     uploads = models_dir / UPLOADS
     if uploads.is_dir():
         for p in uploads.iterdir():
-            if p.name.startswith(".partial-") and old(p, leftover_age_s):
-                remove(p)
-            elif p.suffix == ".csv" and old(p, upload_age_s):
+            if p.name.startswith(".partial-") and old(p, leftover_age_s) or p.suffix == ".csv" and old(p, upload_age_s):
                 remove(p)
     return removed

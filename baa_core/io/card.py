@@ -68,7 +68,7 @@ class Card:
 
     # ------------------------------------------------------------ reading
     @classmethod
-    def from_dict(cls, raw: Any, *, n_classes: int | None = None) -> "Card":
+    def from_dict(cls, raw: Any, *, n_classes: int | None = None) -> Card:
         """Validate ``raw`` (parsed card.json). ``n_classes``: the model's, to check ``labels`` against."""
         if not isinstance(raw, dict):
             return cls(problems=[f"card.json holds {type(raw).__name__}, not an object; the card is ignored"])

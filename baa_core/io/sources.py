@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .hf_classifier import _HUB_NAME, hub_reachable
 
+
 def is_hub_name(name: str) -> bool:
     """``owner/name`` as the Hub spells repo ids (no '..', no other path separators)."""
     return bool(_HUB_NAME.match(name or "")) and ".." not in name
@@ -31,7 +32,7 @@ def go_offline_if_unreachable() -> bool:
         return False
     os.environ["HF_HUB_OFFLINE"] = "1"
     try:
-        import huggingface_hub.constants as constants
+        from huggingface_hub import constants
 
         constants.HF_HUB_OFFLINE = True
     except ImportError:  # pragma: no cover - comes with transformers
