@@ -1,10 +1,11 @@
 """Per-input inspector: one text (typed or from the dataset) -> prediction, the heads it used (per-block
-budget s and relevance q for BudgetFormer, the gates at the chosen budget for BAA), measured latency;
-and, for BudgetFormer, the dataset views from its card (click a point to inspect that example)."""
+budget s and relevance q for BudgetFormer; for BAA, the live panel: heads and class probabilities at every
+operating point, moving with the slider), measured latency; and, for BudgetFormer, the dataset views from
+its card (click a point to inspect that example)."""
 import pandas as pd
 import streamlit as st
 
-from app.ui import figures, state
+from app.ui import compute, figures, live_panel, state
 
 sel = state.require_model()
 model, card = sel.model, sel.card
@@ -16,10 +17,13 @@ if sel.entry.source == "hub":
                "its attention is the pretrained model's.")
 
 data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
-budget = state.budget_widget(model, key="inspector_budget")
 if is_bf:
     st.caption("BudgetFormer: each block picks its own budget s and heads for this input; there is no global budget.")
 text, index = state.text_input(card, data, key="inspector")
+budget = None
+if compute.has_budget(model):
+    truth = data.labels[index] if index is not None else None
+    _, budget, _ = live_panel.show(sel, data, key="inspector_live", mode="inspector", text=text, truth=truth)
 
 ins = state.inspect_or_stop(sel, text, budget, attentions=False, latency=True, nothing="Nothing to inspect")
 
@@ -30,6 +34,8 @@ unknown = sum(t == "[UNK]" for t in ins.tokens)
 if unknown and unknown * 2 >= len(ins.tokens):
     st.warning(f"{unknown} of the {len(ins.tokens)} tokens are unknown to this model's vocabulary ([UNK]): "
                "its prediction says little about this text.")
+if budget is not None:
+    st.caption(f"At the committed budget **b = {budget:.2f}** (set when the slider is released):")
 c = st.columns(4)
 c[0].metric("prediction", ins.label, help="argmax of the classifier's softmax")
 c[1].metric("confidence", f"{ins.confidence:.1%}")
@@ -44,21 +50,20 @@ if index is not None:
     st.caption(f"True label: **{names[truth] if truth < len(names) else truth}** — "
                f"{'correct' if truth == ins.prediction else 'wrong'}.")
 
-left, right = st.columns([2, 3]) if model.config.n_heads <= 5 else st.columns([1, 2])
-with left:
-    st.markdown("**Class probabilities**")
-    st.plotly_chart(figures.render_probs(ins.label_names or [str(i) for i in range(len(ins.probs))], ins.probs, ins.prediction),
-                    key="inspector_probs", config=figures.EXPORT_CONFIG)
-with right:
-    mask = ins.head_weights.tolist()
+if budget is None:  # BAA models have all of this in the live panel above
+    left, right = st.columns([1, 2])
+    with left:
+        st.markdown("**Class probabilities**")
+        st.plotly_chart(figures.render_probs(ins.label_names or [str(i) for i in range(len(ins.probs))], ins.probs, ins.prediction),
+                        key="inspector_probs", config=figures.EXPORT_CONFIG)
     if is_bf and ins.s is not None:
-        st.markdown("**What each block chose for this input**")
-        st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), mask, model.config.n_heads), key="inspector_sq",
-                        config=figures.EXPORT_CONFIG)
-    else:
-        st.markdown(f"**Heads active{'' if budget is None else f' at budget {budget:.2f}'}**")
-        values = None if ins.gate_values is None else ins.gate_values.tolist()
-        st.html(figures.render_head_grid(mask, values, "gate"))
+        with right:
+            st.markdown("**What each block chose for this input**")
+            st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), ins.head_weights.tolist(), model.config.n_heads),
+                            key="inspector_sq", config=figures.EXPORT_CONFIG)
+    else:  # full width: a 12-head grid does not fit a column
+        st.markdown("**Heads active** (every head: this model has no budget gates)")
+        st.html(figures.render_head_grid(ins.head_weights.tolist(), None))
 st.caption("Chosen heads: " + " · ".join(f"block {b}: {', '.join(map(str, hs)) or 'none'}" for b, hs in enumerate(ins.chosen_heads())))
 st.caption(f"Tokens ({len(ins.tokens)}): " + " ".join(ins.tokens[:80]) + (" …" if len(ins.tokens) > 80 else ""))
 

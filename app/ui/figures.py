@@ -336,19 +336,6 @@ def render_dynamics(rows: list[dict]) -> go.Figure:
     return _layout(fig, 320)
 
 
-def render_gate_curves(budgets: list[float], curves: list[tuple[str, list[float]]], budget: float | None = None) -> go.Figure:
-    """g_lh(b) of every head against the budget: the picture of what a budget does."""
-    fig = go.Figure()
-    for name, ys in curves:
-        fig.add_trace(go.Scatter(x=budgets, y=ys, mode="lines", name=name, hovertemplate=name + ": g=%{y:.2f} at b=%{x:.2f}<extra></extra>"))
-    if budget is not None:
-        fig.add_vline(x=budget, line_dash="dot", annotation_text=f"b = {budget:.2f}")
-    fig.update_xaxes(title="requested budget b", range=[0, 1])
-    fig.update_yaxes(title="gate g(b)", range=[0, 1.02])
-    fig.update_layout(showlegend=len(curves) <= 16)
-    return _layout(fig, 330)
-
-
 def render_paper_vs_here(items: list[dict]) -> go.Figure:
     """Grouped bars: the paper's number and ours, per figure with a counterpart here (same unit only)."""
     fig = go.Figure()
