@@ -15,10 +15,11 @@ data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
 rows = compute.card_rows(card)
 live_auto = bool(data and data.live_accuracy_auto)
 if data:
-    st.caption(f"**Card**: the full test-split sweep recorded when the model was made ({card.get('created', 'date unknown')}); "
-               + (f"**live**: accuracy on a fixed sample of {len(data.sample)} test examples, computed here by the sliced "
-                  f"model at the points the card lacks." if live_auto else "this model is too big to evaluate every point live here."),
-               help=f"Data: {data.source}")
+    st.caption((f"**Live**: accuracy on a fixed sample of {len(data.sample)} test examples, computed here by the sliced model, "
+                f"with a 95% interval. " if live_auto else "**Live**: this model is too big to evaluate every point here; "
+                "press the button below for one point. ")
+               + f"**Card**: the full test-split sweep recorded when the model was made ({card.get('created', 'date unknown')}); "
+                 "the panel shows the card's number where it has one.", help=f"Data: {data.source}")
 else:
     st.caption(f"No live evaluation here: {no_data}. Every number below is from the card ({card.get('created', 'date unknown')}).")
 

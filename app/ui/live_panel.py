@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import streamlit as st
@@ -75,7 +76,7 @@ def accuracy_axis(values: list[tuple[float, float, float]], min_span: float = MI
         lo, hi = lo - (hi - 1.0), 1.0
     if lo < 0.0:
         lo, hi = 0.0, hi - lo
-    return [round(lo, 5), round(min(hi, 1.0), 5)]
+    return [math.floor(lo * 1e4) / 1e4, min(math.ceil(hi * 1e4) / 1e4, 1.0)]  # rounded outwards
 
 
 def chart_series(card: dict, own_method: str, points: list, live_label: str) -> list[dict]:
@@ -114,11 +115,15 @@ def range_note(lo: float, hi: float, below: dict | None, measured_only: bool = T
             f"example's budget from that range), and stops " + ("only at operating points with a measured accuracy." if measured_only
                                                                  else "at every distinct operating point (ticks)."))
     if below:
-        what = ("the same heads" if below["same_heads"] else
-                "other heads" if below["heads"] == below["heads_at_lowest"] else f"{below['heads']} heads instead of {below['heads_at_lowest']}")
-        note += (f" Below {lo:.2f} the gates are extrapolated: at b = {below['budget']:.2f} this model would run {what} "
-                 f"than at {lo:.2f}, a head set it never trained with, so its accuracy there can collapse while cost and "
-                 f"heads read the same.")
+        at = f"at b = {below['budget']:.2f} this model would run"
+        if below["same_heads"]:
+            note += f" Below {lo:.2f} the gates are extrapolated ({at} the same heads as at {lo:.2f})."
+        elif below["heads"] == below["heads_at_lowest"]:
+            note += (f" Below {lo:.2f} the gates are extrapolated: {at} as many heads as at {lo:.2f} but other ones, a head "
+                     f"set it never trained with, so accuracy there can collapse while cost and heads read the same.")
+        else:
+            note += (f" Below {lo:.2f} the gates are extrapolated: {at} {below['heads']} heads instead of "
+                     f"{below['heads_at_lowest']}, a head set it never trained with, so accuracy there can collapse.")
     return note
 
 
@@ -161,12 +166,11 @@ def points_cached(path: str, version: float, live: bool, _ckpt, _data):
     lengths = padded_lengths(_data.latency_batches) if _data is not None else None
     if lengths is None and (_ckpt.card.get("latency") or {}).get("mean_padded_length"):
         lengths = [round(_ckpt.card["latency"]["mean_padded_length"])] * 8
-    run_live = None
-    if live and _data is not None:
-        def run_live(mask):
-            return state.live_accuracy_cached(path, version, tuple(tuple(int(v) for v in r) for r in mask.tolist()), _ckpt, _data)
+    def run_live(mask):
+        return state.live_accuracy_cached(path, version, tuple(tuple(int(v) for v in r) for r in mask.tolist()), _ckpt, _data)
+
     return operating_points(model, _ckpt.card, lengths=lengths or [model.config.max_len],
-                            live=run_live, live_n=len(_data.sample) if _data is not None else 0)
+                            live=run_live if live and _data is not None else None, live_n=len(_data.sample) if _data is not None else 0)
 
 
 @st.cache_resource(max_entries=16)

@@ -1,0 +1,128 @@
+"""Driving the live budget panel in headless Chromium like a mouse does, and reading what it drew.
+
+Shared by tests/test_live_panel_browser.py and benchmarks/app_drag.py. Mouse events go through the
+DevTools protocol (``Input.dispatchMouseEvent``): they are trusted events, so the native range input
+moves its thumb and fires ``input`` while dragging and ``change`` on release, as with a real mouse.
+
+What the page did is read from two places:
+* ``window.__baaLivePanel[<panel id>]``, the panel's own counters (app/static/live_panel/panel.js):
+  a timestamp per redraw, the budget shown, render time, commits;
+* ``window.__baaWatch``, installed here: Streamlit script runs (the app root's
+  ``data-test-script-state`` leaving "running" = one finished run) and the time of the page's last
+  DOM change.
+"""
+from __future__ import annotations
+
+import time
+
+WATCH = """
+if (!window.__baaWatch) {
+  const w = window.__baaWatch = {runsDone: 0, last: performance.now(), raf: [], rafOn: false};
+  const app = document.querySelector('[data-testid="stApp"]');
+  new MutationObserver((records) => {
+    for (const r of records) if (r.oldValue === 'running') w.runsDone += 1;
+  }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state'], attributeOldValue: true});
+  new MutationObserver(() => { w.last = performance.now(); })
+    .observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+  const tick = (t) => { if (w.rafOn) { w.raf.push(t); requestAnimationFrame(tick); } };
+  w.startRaf = () => { w.raf = []; w.rafOn = true; requestAnimationFrame(tick); };
+  w.stopRaf = () => { w.rafOn = false; return w.raf; };
+}
+return true;
+"""
+
+RANGE_RECT = """
+for (const host of document.querySelectorAll('[data-testid^="stBidiComponent"]')) {
+  const root = host.shadowRoot || host;
+  const r = root.querySelector('.bl-' + arguments[0] + ' .bl-range');
+  if (!r) continue;
+  r.scrollIntoView({block: 'center'});
+  const b = r.getBoundingClientRect();
+  return {x: b.left, y: b.top + b.height / 2, w: b.width, min: parseFloat(r.min), max: parseFloat(r.max), value: parseFloat(r.value)};
+}
+return null;
+"""
+
+
+def install_watch(driver) -> None:
+    driver.execute_script(WATCH)
+
+
+def stats(driver, panel_id: str) -> dict | None:
+    return driver.execute_script("const s = (window.__baaLivePanel || {})[arguments[0]];"
+                                 "return s ? JSON.parse(JSON.stringify(s)) : null;", panel_id)
+
+
+def watch(driver) -> dict:
+    return driver.execute_script("const w = window.__baaWatch; return {runsDone: w.runsDone, last: w.last, "
+                                 "running: document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state') === 'running', "
+                                 "now: performance.now()};")
+
+
+def range_rect(driver, mode: str = "explorer", timeout: float = 30) -> dict:
+    """Where the slider of the panel in ``mode`` (explorer, inspector, overview) is, in CSS pixels."""
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        if driver.execute_script(RANGE_RECT, mode):
+            time.sleep(0.2)  # after scrolling it into view
+            return driver.execute_script(RANGE_RECT, mode)
+        time.sleep(0.1)
+    raise TimeoutError(f"no live panel ({mode}) on the page")
+
+
+def _mouse(driver, kind: str, x: float, y: float) -> None:
+    event = {"type": kind, "x": float(x), "y": float(y), "button": "left", "clickCount": 1}
+    event["buttons"] = 0 if kind == "mouseReleased" else 1
+    driver.execute_cdp_cmd("Input.dispatchMouseEvent", event)
+
+
+def x_of(rect: dict, budget: float, thumb: float = 16.0) -> float:
+    """Screen x of a budget on the range input (the thumb's centre travels between thumb/2 from each end)."""
+    frac = (budget - rect["min"]) / ((rect["max"] - rect["min"]) or 1)
+    return rect["x"] + thumb / 2 + frac * (rect["w"] - thumb)
+
+
+def drag(driver, rect: dict, path: list[float], step_ms: float = 8.0, release: bool = True) -> dict:
+    """Press at path[0], move through the budgets in ``path`` one mouse move every ``step_ms``, release.
+    Returns page-clock times of the press and the release (performance.now())."""
+    y = rect["y"]
+    t_press = driver.execute_script("return performance.now();")
+    _mouse(driver, "mousePressed", x_of(rect, path[0]), y)
+    next_at = time.perf_counter()
+    for b in path[1:]:
+        next_at += step_ms / 1000
+        pause = next_at - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        _mouse(driver, "mouseMoved", x_of(rect, b), y)
+    t_release = driver.execute_script("return performance.now();")
+    if release:
+        _mouse(driver, "mouseReleased", x_of(rect, path[-1]), y)
+    return {"press": t_press, "release": t_release}
+
+
+def sweep_path(lo: float, hi: float, steps: int) -> list[float]:
+    """lo -> hi -> lo in ``steps`` moves each way."""
+    up = [lo + (hi - lo) * i / steps for i in range(steps + 1)]
+    return up + up[-2::-1]
+
+
+def wait_final(driver, runs_before: int, quiet_ms: float = 400, timeout: float = 60) -> dict:
+    """After a release: wait for the rerun it caused to finish and the page to stay unchanged for
+    ``quiet_ms``; returns the watch state (``last`` = the page's last change, page clock)."""
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        w = watch(driver)
+        if w["runsDone"] > runs_before and not w["running"] and w["now"] - w["last"] >= quiet_ms:
+            return w
+        time.sleep(0.02)
+    raise TimeoutError("the page did not settle after the release")
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
