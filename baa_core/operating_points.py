@@ -19,6 +19,7 @@ Pure PyTorch; no Streamlit. Accuracies are fractions.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ class Accuracy:
     source: str  # "card" (full test split, when the model was made) or "live" (a sample, now)
     detail: str = ""
 
-    def ties(self, other: "Accuracy | None") -> bool:
+    def ties(self, other: Accuracy | None) -> bool:
         """Whether the two differ by less than their noise (the 95% intervals overlap): report as a tie."""
         return other is not None and self.low <= other.high and other.low <= self.high
 
@@ -113,7 +114,7 @@ def trained_range(card: dict | None) -> tuple[float, float]:
 
 
 def _grid(lo: float, hi: float, step: float) -> list[float]:
-    n = int(round((hi - lo) / step))
+    n = round((hi - lo) / step)
     return [round(lo + i * step, 6) for i in range(n + 1)]
 
 
@@ -146,7 +147,7 @@ def budget_runs(model, lo: float, hi: float, preferred: Sequence[float] = (), st
     change[1:] = (masks[1:] != masks[:-1]).any(dim=1)
     starts = torch.nonzero(change).flatten().tolist() + [len(grid)]
     runs = []
-    for a, b in zip(starts[:-1], starts[1:]):
+    for a, b in itertools.pairwise(starts):
         budgets = grid[a:b]
         runs.append((_representative(budgets, preferred), budgets[0], budgets[-1]))
     return runs

@@ -1,6 +1,7 @@
 """The live budget panel under a dragging mouse, on every shipped model, measured in headless Chromium.
 
-For each shipped model with a budget (BAA, static gates), on the Budget explorer page:
+For each shipped model with a budget (BAA, static gates), on the Budget explorer page (``--page inspector``:
+the Per-input inspector, whose panel also moves the default text's class probabilities):
 
 1. Drag: the mouse presses the slider at the low end of the trained range, moves to the high end and back
    (one move every 8 ms, trusted DevTools mouse events, ~300 moves), without releasing. Measured from the
@@ -16,11 +17,12 @@ For each shipped model with a budget (BAA, static gates), on the Budget explorer
 Goals (issue 12): >= 30 redraws/s with p95 gap < 33 ms, 0 reruns during the drag, release -> final
 p95 < 300 ms. BudgetFormer models have no global budget slider: their line says so.
 
-    python benchmarks/app_drag.py [--json] [--models ID,ID] [--releases 10]
+    python benchmarks/app_drag.py [--json] [--models ID,ID] [--releases 10] [--page explorer|inspector]
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -35,31 +37,32 @@ sys.path.insert(0, str(ROOT))
 from tests import browser_support as bs  # noqa: E402
 from tests import panel_driver as pd  # noqa: E402
 
-PANEL = "explorer_live"
+PAGES = {"explorer": ("Budget explorer", "explorer_live"), "inspector": ("Per-input inspector", "inspector_live")}
 
 
 def _gaps(ts: list[float]) -> list[float]:
-    return [b - a for a, b in zip(ts, ts[1:])]
+    return [b - a for a, b in itertools.pairwise(ts)]
 
 
-def measure_model(driver, url: str, model: str, releases: int, rng: random.Random) -> dict:
+def measure_model(driver, url: str, model: str, releases: int, rng: random.Random, page: str = "explorer") -> dict:
+    link, panel = PAGES[page]
     driver.get(f"{url}/?model={model}")
     bs.wait_for_title(driver, "Budgeted Attention Explorer", timeout=300)
     bs.wait_idle(driver, timeout=600)
-    bs.click_nav(driver, "Budget explorer")
-    bs.wait_for_title(driver, "Budget explorer", timeout=600)
+    bs.click_nav(driver, link)
+    bs.wait_for_title(driver, link, timeout=600)
     bs.wait_idle(driver, timeout=600)
     pd.install_watch(driver)
-    rect = pd.range_rect(driver, "explorer")
+    rect = pd.range_rect(driver, page)
     lo, hi = rect["min"], rect["max"]
 
     # 1. the drag, not released
-    before, w0 = pd.stats(driver, PANEL), pd.watch(driver)
+    before, w0 = pd.stats(driver, panel), pd.watch(driver)
     driver.execute_script("window.__baaWatch.startRaf();")
     t = pd.drag(driver, rect, pd.sweep_path(lo, hi, 150), step_ms=8.0, release=False)
     w1 = pd.watch(driver)
     raf = driver.execute_script("return window.__baaWatch.stopRaf();")
-    after = pd.stats(driver, PANEL)
+    after = pd.stats(driver, panel)
     redraws = after["t"][len(before["t"]):]
     shown = after["shown"][len(before["shown"]):]
     render_ms = after["renderMs"][len(before["renderMs"]):]
@@ -67,7 +70,7 @@ def measure_model(driver, url: str, model: str, releases: int, rng: random.Rando
     gaps = _gaps(redraws)
     raf = [x for x in raf if t["press"] <= x <= t["release"]]
     out = {
-        "model": model,
+        "model": model, "page": page,
         "frames_per_s": round(1000 * len(redraws) / drag_ms, 1) if drag_ms > 0 else None,
         "p95_frame_ms": round(pd.percentile(gaps, 0.95), 1),
         "reruns_during_drag": w1["runsDone"] - w0["runsDone"] + int(w1["running"]),
@@ -81,18 +84,21 @@ def measure_model(driver, url: str, model: str, releases: int, rng: random.Rando
 
     # 2. release -> final, the long drag's release and short drags to random budgets
     release_ms, reruns = [], []
+    current = lo
     for i in range(releases + 1):
         w_before = pd.watch(driver)
-        n_commits = len(pd.stats(driver, PANEL)["commits"])
+        n_commits = len(pd.stats(driver, panel)["commits"])
         if i == 0:
             pd._mouse(driver, "mouseReleased", pd.x_of(rect, lo), rect["y"])
-        else:
-            start, end = rng.uniform(lo, hi), rng.uniform(lo, hi)
+        else:  # from a random budget to another at least 0.1 away, and away from the committed one
+            start = rng.uniform(lo, hi)
+            end = rng.choice([b for b in (rng.uniform(lo, hi) for _ in range(20)) if abs(b - start) > 0.1 and abs(b - current) > 0.02])
             pd.drag(driver, rect, [start + (end - start) * k / 10 for k in range(11)], step_ms=8.0)
         w = pd.wait_final(driver, w_before["runsDone"])
-        commits = pd.stats(driver, PANEL)["commits"]
+        commits = pd.stats(driver, panel)["commits"]
         if len(commits) <= n_commits:
             raise RuntimeError("the release sent no budget")
+        current = commits[-1]["b"]
         release_ms.append(max(w["last"], commits[-1]["t"]) - commits[-1]["t"])
         reruns.append(w["runsDone"] - w_before["runsDone"])
     out.update(release_to_final_ms_p95=round(pd.percentile(release_ms, 0.95), 1),
@@ -108,6 +114,7 @@ def main() -> int:
     p.add_argument("--models", help="comma-separated picker ids (default: every shipped model)")
     p.add_argument("--releases", type=int, default=10, help="short drags released after the long one")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--page", choices=sorted(PAGES), default="explorer", help="the page whose panel is dragged")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from app.ui import catalog
@@ -127,7 +134,7 @@ def main() -> int:
                      "note": "not a shipped model" if entry is None else "no global budget slider (BudgetFormer picks heads per input)"}
             else:
                 t0 = time.perf_counter()
-                r = measure_model(driver, url, model, args.releases, rng)
+                r = measure_model(driver, url, model, args.releases, rng, args.page)
                 r["seconds"] = round(time.perf_counter() - t0, 1)
             results.append(r)
             if args.json:

@@ -116,7 +116,7 @@ def wait_final(driver, runs_before: int, quiet_ms: float = 400, timeout: float =
         if w["runsDone"] > runs_before and not w["running"] and w["now"] - w["last"] >= quiet_ms:
             return w
         time.sleep(0.02)
-    raise TimeoutError("the page did not settle after the release")
+    raise TimeoutError(f"the page did not settle after the release (runs before {runs_before}, now {w})")
 
 
 def percentile(values: list[float], q: float) -> float:

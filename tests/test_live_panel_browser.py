@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def browser_paths():
         pytest.skip("BAA_SKIP_BROWSER=1")
     try:
         return bs.ensure_chromium()
-    except (bs.BrowserUnavailable, OSError, Exception) as exc:  # no apt, no root, no network: skip cleanly
+    except (bs.BrowserUnavailable, OSError, subprocess.SubprocessError) as exc:  # no apt, no root, no network: skip cleanly
         pytest.skip(f"headless Chromium is not available and could not be installed: {exc}")
 
 

@@ -3,6 +3,7 @@ pure payload helpers: the points are exactly the masks the model runs, the card'
 right points with an interval, and the payload never offers a stop without a number."""
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -10,7 +11,15 @@ import torch
 
 from baa_core.encoder import BudgetedClassifier
 from baa_core.operating_points import (
-    Accuracy, below_range, budget_runs, measured, operating_points, point_at, probs_at_points, trained_range, wilson_interval,
+    Accuracy,
+    below_range,
+    budget_runs,
+    measured,
+    operating_points,
+    point_at,
+    probs_at_points,
+    trained_range,
+    wilson_interval,
 )
 from tests.conftest import padded_batch, tiny_config
 
@@ -28,7 +37,7 @@ def test_points_are_the_masks_the_model_runs_over_the_trained_range(tiny_model, 
     model = spread_gates(tiny_model, seed)
     points = operating_points(model, None)
     assert points[0].budget_lo == pytest.approx(0.1) and points[-1].budget_hi == pytest.approx(1.0)
-    for p, q in zip(points, points[1:]):
+    for p, q in itertools.pairwise(points):
         assert q.budget_lo == pytest.approx(p.budget_hi + 0.001)  # the runs tile the grid
         assert not torch.equal(p.mask, q.mask)  # a new point only where the mask changes
     for p in points:

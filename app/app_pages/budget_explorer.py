@@ -1,6 +1,7 @@
 """Budget explorer: drag the budget and watch accuracy, estimated cost, the layer x head grid, latency and
 the current point on the Pareto chart move together. The panel redraws in the browser from every operating
-point of the model, measured once; releasing the slider sets the session's budget (one rerun)."""
+point of the model, measured once; releasing the slider sets the session's budget (one rerun of the panel's
+fragment)."""
 import pandas as pd
 import streamlit as st
 
@@ -40,37 +41,42 @@ if not compute.has_budget(model):
         st.metric("accuracy (live sample)", f"{acc:.2%}")
     st.stop()
 
-# ---------------------------------------------------------------- the live panel (drag: browser only; release: one rerun)
-points, budget, point = live_panel.show(sel, data, key="explorer_live")
-if point is None:
-    st.info("This model has no operating point inside its trained budget range.")
-    st.stop()
-st.caption(f"Budget **{budget:.2f}** · set for this session: the other pages start from it. Any budget from "
-           f"{point.budget_lo:.3f} to {point.budget_hi:.3f} runs these {point.active_heads} heads; the model has "
-           f"{len(points)} distinct operating points between {points[0].budget_lo:.2f} and {points[-1].budget_hi:.2f}.")
+# ---------------------------------------------------------------- the live panel (drag: browser only; release: one fragment rerun)
+@st.fragment
+def live_part():
+    """The panel and everything that depends on the committed budget: a release reruns only this."""
+    points, budget, point = live_panel.show(sel, data, key="explorer_live")
+    if point is None:
+        st.info("This model has no operating point inside its trained budget range.")
+        return
+    st.caption(f"Budget **{budget:.2f}** · set for this session: the other pages start from it. Any budget from "
+               f"{point.budget_lo:.3f} to {point.budget_hi:.3f} runs these {point.active_heads} heads; the model has "
+               f"{len(points)} distinct operating points between {points[0].budget_lo:.2f} and {points[-1].budget_hi:.2f}.")
+    left, mid, right = st.columns([3, 3, 2])
+    with left:
+        if st.toggle("Measure this point's latency live on this CPU", key="explorer_latency_live", disabled=data is None,
+                     help="Times the sliced and the dense model on the same test batches, interleaved, 1 thread (cached per head layout)."):
+            lat = state.live_latency_cached(*sel.key, tuple(point.heads_per_layer), 1, sel.ckpt, data)
+            st.metric("latency, live", f"{lat['latency_ms']:.2f} ms/batch", f"{lat['speedup']:.2f}x vs dense {lat['dense_latency_ms']:.2f} ms",
+                      delta_color="off", delta_arrow="off", help=f"{lat['rounds']} rounds over {lat['batches']} batches of 8, 1 thread")
+    with mid:
+        if data and not live_auto and point.live is None and st.button(f"Evaluate b = {budget:.2f} on the live sample", key="explorer_live_point_btn"):
+            acc = state.live_accuracy_cached(*sel.key, point.key, sel.ckpt, data)
+            st.metric(f"accuracy, live ({len(data.sample)} examples)", f"{acc:.2%}")
+    with right:
+        acc = point.accuracy
+        current = None if acc is None else {"est_cost": point.est_cost, "accuracy": acc.value, "label": f"now: b={budget:.2f}"}
+        st.download_button("Pareto chart, this point (SVG)", figures.render_pareto_svg(rows, current), f"{sel.entry.name}-pareto-b{budget:.2f}.svg",
+                           "image/svg+xml", key="explorer_pareto_svg", disabled=not rows)
 
-left, right = st.columns(2)
-with left:
-    if st.toggle("Measure this point's latency live on this CPU", key="explorer_latency_live", disabled=data is None,
-                 help="Times the sliced and the dense model on the same test batches, interleaved, 1 thread (cached per head layout)."):
-        lat = state.live_latency_cached(*sel.key, tuple(point.heads_per_layer), 1, sel.ckpt, data)
-        st.metric("latency, live", f"{lat['latency_ms']:.2f} ms/batch", f"{lat['speedup']:.2f}x vs dense {lat['dense_latency_ms']:.2f} ms",
-                  delta_color="off", delta_arrow="off", help=f"{lat['rounds']} rounds over {lat['batches']} batches of 8, 1 thread")
-with right:
-    if data and not live_auto and point.live is None and st.button(f"Evaluate b = {budget:.2f} on the live sample", key="explorer_live_point_btn"):
-        acc = state.live_accuracy_cached(*sel.key, point.key, sel.ckpt, data)
-        st.metric(f"accuracy, live ({len(data.sample)} examples)", f"{acc:.2%}")
 
+live_part()
 with st.expander("The card's sweeps (every method, full test split)"):
     if rows:
         st.plotly_chart(figures.render_pareto(rows), key="explorer_pareto_interactive", config=figures.EXPORT_CONFIG)
         table = pd.DataFrame(rows)
         st.dataframe(table, hide_index=True, key="explorer_card_rows")
         st.download_button("Download as CSV", table.to_csv(index=False), f"{sel.entry.name}-sweeps.csv", "text/csv", key="explorer_csv")
-        acc = point.accuracy
-        current = None if acc is None else {"est_cost": point.est_cost, "accuracy": acc.value, "label": f"now: b={budget:.2f}"}
-        st.download_button("Pareto chart with this point (SVG)", figures.render_pareto_svg(rows, current), f"{sel.entry.name}-pareto-b{budget:.2f}.svg",
-                           "image/svg+xml", key="explorer_pareto_svg")
     else:
         st.write("This card has no sweeps.")
     st.caption(f"Produced by `{card.get('command', 'unknown')}`")

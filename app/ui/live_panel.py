@@ -225,7 +225,5 @@ def show(sel, data, *, key: str, mode: str = "explorer", text: str | None = None
             payload["input"] = {**input_at_points(*sel.key, text, tuple(base["stops"]), sel.ckpt, points), "truth": truth}
         except ValueError:  # empty or unusable text (InputError): the page says why below the panel
             pass
-    if mode != "overview" and point is not None:
-        st.session_state[state.BUDGET_KEY] = point.budget
     _COMPONENT(key=key, data=payload, on_commit_change=lambda: _on_commit(key))
     return points, (None if point is None else point.budget), point
