@@ -1,4 +1,4 @@
-"""baa_core.operating_points (every distinct hard operating point, measured once) and the live panel's
+"""baa_core.measure.operating_points (every distinct hard operating point, measured once) and the live panel's
 pure payload helpers: the points are exactly the masks the model runs, the card's numbers land on the
 right points with an interval, and the payload never offers a stop without a number."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ import json
 import pytest
 import torch
 
-from baa_core.encoder import BudgetedClassifier
-from baa_core.operating_points import (
+from baa_core.model.encoder import BudgetedClassifier
+from baa_core.measure.operating_points import (
     Accuracy,
     below_range,
     budget_runs,
@@ -105,7 +105,7 @@ def test_trained_range_and_below_it(tiny_model):
 
 
 def test_probs_at_points_equal_one_masked_run_each(tiny_model):
-    from baa_core.prune import slice_heads
+    from baa_core.model.surgery import slice_heads
 
     model = spread_gates(tiny_model)
     points = operating_points(model, None)

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import compute, figures, live_panel, state
+from baa_core import methods
 
 sel = state.require_model()
 model, card = sel.model, sel.card
@@ -26,8 +27,8 @@ else:
 
 # ---------------------------------------------------------------- models without a budget knob
 if not compute.has_budget(model):
-    if card.get("method") == "budgetformer":
-        st.info("BudgetFormer chooses its heads **per input**, so there is no global budget to slide. Its measured point "
+    if methods.method_for_model(model).per_input:
+        st.info(f"{methods.label(card.get('method'))} chooses its heads **per input**, so there is no global budget to slide. Its measured point "
                 "(mean share of heads used, accuracy) is on the chart; see the **Per-input inspector** for single inputs.")
     else:
         st.info("This model has no budget gates (it runs every head). Its measured point is on the chart, if its card has one; "

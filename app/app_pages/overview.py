@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import catalog, live_panel, state
+from baa_core import methods
 
 st.title("Budgeted Attention Explorer")
 st.markdown(
@@ -19,7 +20,8 @@ st.markdown(
 st.subheader("The picture: drag the budget, watch the heads switch on")
 entries = catalog.list_models()
 picked = state.selected_entry()
-baa = [e for e in ([picked] if picked else []) + entries if e and e.card.get("method") == "baa" and e.path is not None and not e.problem]
+baa = [e for e in ([picked] if picked else []) + entries
+       if e and getattr(methods.METHODS.get(e.card.get("method")), "slides", False) and e.path is not None and not e.problem]
 if baa:
     entry = baa[0]
     try:

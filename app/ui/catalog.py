@@ -82,7 +82,7 @@ def _look(folder: str, stamp: tuple) -> tuple[dict, str | None]:
     """The card and the obvious faults of one folder, found without loading the weights (the loader
     finds the rest when the model is picked). Kept per file stamp: cards run to a megabyte, and the
     list is read on every rerun."""
-    from baa_core.checkpoint import check_files
+    from baa_core.io.checkpoint import check_files
 
     card, problem = _read_card(Path(folder))
     return card, check_files(folder) or problem
@@ -106,10 +106,12 @@ def list_models() -> list[ModelEntry]:
 def default_entry(entries: list[ModelEntry]) -> ModelEntry | None:
     """The model a new session starts with: a small one a class can drag at display rate. A shipped
     word-level BAA model on a real task first, then a synthetic one, then any BAA model, then the first."""
+    from baa_core import methods
+
     def rank(e: ModelEntry) -> tuple:
         c = e.card
-        return (e.problem is not None, c.get("method") != "baa", c.get("model_kind") != "word",
-                c.get("task") == "synthetic", e.source != "shipped")
+        slides = getattr(methods.METHODS.get(c.get("method")), "slides", False)
+        return (e.problem is not None, not slides, c.get("model_kind") != "word", c.get("task") == "synthetic", e.source != "shipped")
     return min(entries, key=rank) if entries else None
 
 
@@ -121,6 +123,6 @@ def hub_entry(name: str) -> ModelEntry:
 
 def is_offline_name(name: str) -> bool:
     """Names that load with no network: the MiniLM package's aliases and local folders."""
-    from baa_core.bert import MINILM_ALIASES
+    from baa_core.io.pretrained import MINILM_ALIASES
 
     return name.strip() in MINILM_ALIASES or Path(name.strip()).is_dir()

@@ -1,5 +1,5 @@
 """The live budget panel: a Streamlit Custom Components v2 element that redraws in the browser while the
-slider is dragged, from operating points measured once per model (``baa_core.operating_points``).
+slider is dragged, from operating points measured once per model (``baa_core.measure.operating_points``).
 
 No Streamlit rerun happens during a drag: the browser has every distinct operating point (mask, soft
 gates, cost, accuracy with its 95% interval and source, latency, FLOP bound) and redraws the readout,
@@ -30,6 +30,8 @@ import math
 from pathlib import Path
 
 import streamlit as st
+
+from baa_core import methods
 
 from . import compute, figures, state
 
@@ -84,7 +86,7 @@ def chart_series(card: dict, own_method: str, points: list, live_label: str) -> 
     interval. The model's own method is drawn for this checkpoint (a multi-seed card's first seed, 95%
     interval over test examples), so the current point sits on its line; the other methods are other
     models: their mean over seeds ± std, or one run with its 95% interval."""
-    from baa_core.operating_points import card_accuracy
+    from baa_core.measure.operating_points import card_accuracy
 
     series: dict[str, dict] = {}
     for r in compute.card_rows(card):
@@ -97,12 +99,12 @@ def chart_series(card: dict, own_method: str, points: list, live_label: str) -> 
         else:
             acc, std = r["accuracy"], float(r.get("accuracy_std") or 0)
             lo, hi = acc - std, acc + std
-        name = figures.METHOD_LABELS.get(r["method"], r["method"]) + (" (card, this checkpoint)" if mine and r.get("accuracy_seeds") else " (card)")
-        s = series.setdefault(r["method"], {"name": name, "color": figures.METHOD_COLORS.get(r["method"], "#555"), "dash": False, "pts": []})
+        name = methods.label(r["method"]) + (" (card, this checkpoint)" if mine and r.get("accuracy_seeds") else " (card)")
+        s = series.setdefault(r["method"], {"name": name, "color": methods.color(r["method"]) or "#555", "dash": False, "pts": []})
         s["pts"].append([round(r["est_cost"], 5), round(acc, 6), round(lo, 6), round(hi, 6), f"b={r.get('budget', '-')}"])
     live = [p for p in points if p.live is not None]
     if live:
-        series["live"] = {"name": live_label, "color": figures.METHOD_COLORS["live"], "dash": True,
+        series["live"] = {"name": live_label, "color": figures.LIVE_COLOR, "dash": True,
                           "pts": [[round(p.est_cost, 5), round(p.live.value, 6), round(p.live.low, 6), round(p.live.high, 6),
                                    f"b={p.budget:g}"] for p in live]}
     for s in series.values():
@@ -157,10 +159,10 @@ def panel_payload(points: list, *, panel_id: str, mode: str, card: dict, own_met
 # ---------------------------------------------------------------- cached per model
 @st.cache_resource(show_spinner="Measuring every operating point of the model (once)…", max_entries=8)
 def points_cached(path: str, version: float, live: bool, _ckpt, _data):
-    """The model's operating points (``baa_core.operating_points``), with live-sample accuracy when
+    """The model's operating points (``baa_core.measure.operating_points``), with live-sample accuracy when
     ``live`` (small models with their data on hand). Shared by every session; never mutated."""
-    from baa_core.bench import padded_lengths
-    from baa_core.operating_points import operating_points
+    from baa_core.measure.latency import padded_lengths
+    from baa_core.measure.operating_points import operating_points
 
     model = _ckpt.model
     lengths = padded_lengths(_data.latency_batches) if _data is not None else None
@@ -175,21 +177,21 @@ def points_cached(path: str, version: float, live: bool, _ckpt, _data):
 
 @st.cache_resource(max_entries=16)
 def payload_cached(path: str, version: float, live: bool, mode: str, panel_id: str, _ckpt, _data) -> dict:
-    from baa_core.operating_points import below_range, trained_range
+    from baa_core.measure.operating_points import below_range, trained_range
 
     points = points_cached(path, version, live, _ckpt, _data)
     lo_hi = trained_range(_ckpt.card)
     label = f"BAA live ({len(_data.sample)}-example sample)" if _data is not None else "live"
     return panel_payload(points, panel_id=panel_id, mode=mode, card=_ckpt.card, budget_range=lo_hi,
-                         own_method="static" if _ckpt.model.config.gating == "static" else "baa",
+                         own_method=methods.method_for_model(_ckpt.model).name,
                          below=below_range(_ckpt.model, lo_hi[0]), live_label=label)
 
 
 @st.cache_data(show_spinner="Running this text at every operating point…", max_entries=32)
 def input_at_points(path: str, version: float, text: str, stops: tuple[int, ...], _ckpt, _points) -> dict:
     """The per-input part of the payload: class probabilities of ``text`` at each stop (null elsewhere)."""
-    from baa_core.inspect import encode_text
-    from baa_core.operating_points import probs_at_points
+    from baa_core.measure.inspection import encode_text
+    from baa_core.measure.operating_points import probs_at_points
 
     enc = encode_text(_ckpt.tokenizer, text, _ckpt.model.config.max_len)
     probs = probs_at_points(_ckpt.model, enc.input_ids, enc.attention_mask, [_points[i].mask for i in stops])
@@ -211,7 +213,7 @@ def show(sel, data, *, key: str, mode: str = "explorer", text: str | None = None
     """Draw the panel for the selected model; returns (points, committed budget, its point).
 
     The committed budget is the session's shared budget, snapped to a stop of this model."""
-    from baa_core.operating_points import point_at
+    from baa_core.measure.operating_points import point_at
 
     live = bool(data is not None and data.live_accuracy_auto)
     base = payload_cached(*sel.key, live, mode, key, sel.ckpt, data if mode != "overview" else None)

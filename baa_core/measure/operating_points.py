@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..methods import method_for_model
 from .cost import flop_speedup, heads_per_layer
 
 GRID_STEP = 0.001  # budget resolution of the walk: a mask that holds for less than this is not listed
@@ -137,9 +138,9 @@ def budget_runs(model, lo: float, hi: float, preferred: Sequence[float] = (), st
 
     BAA: the masks of a grid of budgets, computed in one batch. Static gates: the trained budgets in
     [lo, hi] (a static model knows no other budget)."""
-    if model.config.gating == "static":
+    if method_for_model(model).one_model_per_budget:
         return [(float(b), float(b), float(b)) for b in model.config.static_budgets if lo - 1e-9 <= b <= hi + 1e-9]
-    if model.gate is None:
+    if model.gate is None or not method_for_model(model).has_budget:
         raise ValueError("this model has no budget gates: it has one operating point, every head")
     grid = _grid(lo, hi, step)
     masks = model.gate.hard(torch.tensor(grid)).reshape(len(grid), -1)  # (G, L*H)
@@ -197,7 +198,7 @@ def operating_points(
     in budget order, each with what the card knows about it and, if ``live`` is given (mask -> accuracy
     on a sample of ``live_n`` examples), accuracy measured now. ``lengths``: the (padded) sequence
     lengths the FLOP bound is computed at when the card has no row for a layout."""
-    method = "static" if model.config.gating == "static" else "baa"
+    method = method_for_model(model).name  # the card's sweep of this model's own method
     lo, hi = budget_range or trained_range(card)
     rows = _rows(card, method)
     card_budgets = sorted(float(r["budget"]) for r in rows if r.get("budget") is not None)
@@ -231,7 +232,7 @@ def point_at(points: Sequence[BudgetPoint], budget: float | None) -> BudgetPoint
 def below_range(model, lo: float) -> dict | None:
     """What the gates do at half the lowest trained budget, beside the lowest: budgets below the trained
     range were never seen in training, so there the ranking of heads is an extrapolation."""
-    if model.config.gating != "baa" or lo <= 0.02:
+    if not method_for_model(model).slides or lo <= 0.02:
         return None
     below = round(lo / 2, 3)
     at, under = model.gate.hard(lo).detach(), model.gate.hard(below).detach()
