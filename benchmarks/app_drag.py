@@ -67,6 +67,8 @@ def measure_model(driver, url: str, model: str, releases: int, rng: random.Rando
     shown = after["shown"][len(before["shown"]):]
     render_ms = after["renderMs"][len(before["renderMs"]):]
     drag_ms = t["release"] - t["press"]
+    if len(redraws) < 10:
+        raise RuntimeError(f"the drag did not reach the slider ({len(redraws)} redraws)")
     gaps = _gaps(redraws)
     raf = [x for x in raf if t["press"] <= x <= t["release"]]
     out = {
@@ -134,7 +136,12 @@ def main() -> int:
                      "note": "not a shipped model" if entry is None else "no global budget slider (BudgetFormer picks heads per input)"}
             else:
                 t0 = time.perf_counter()
-                r = measure_model(driver, url, model, args.releases, rng, args.page)
+                try:
+                    r = measure_model(driver, url, model, args.releases, rng, args.page)
+                    r["retried"] = None
+                except (TimeoutError, RuntimeError) as exc:  # said in the output, then measured again from a fresh page
+                    r = measure_model(driver, url, model, args.releases, rng, args.page)
+                    r["retried"] = str(exc)[:300]
                 r["seconds"] = round(time.perf_counter() - t0, 1)
             results.append(r)
             if args.json:
