@@ -105,7 +105,7 @@ def measure_model(driver, url: str, model: str, releases: int, rng: random.Rando
         reruns.append(w["runsDone"] - w_before["runsDone"])
     out.update(release_to_final_ms_p95=round(pd.percentile(release_ms, 0.95), 1),
                release_to_final_ms_p50=round(statistics.median(release_ms), 1), release_to_final_ms_max=round(max(release_ms), 1),
-               releases=len(release_ms), reruns_per_release=sorted(set(reruns)),
+               releases=len(release_ms), release_ms=[round(x) for x in release_ms], reruns_per_release=sorted(set(reruns)),
                error_boxes=bs.error_boxes(driver))
     return out
 

@@ -220,6 +220,7 @@ def test_inspector_typed_text_and_dataset_example(env):
     ins = inspect_text(ckpt.model, ckpt.tokenizer, "p q [M] c r s", budget=0.5, attentions=False)
     assert metric(at, "prediction") == ins.label
     assert metric(at, "heads used") == f"{ins.active_heads} / 8"
+    at.toggle(key="inspector_time").set_value(True).run()
     assert metric(at, "latency (batch 1)").endswith("ms")
     data = panel(at, "inspector_live")  # the text's probabilities at every stop, for the live view
     at_point = data["input"]["at"][data["points"].index(shown(data))]

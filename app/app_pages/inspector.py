@@ -21,10 +21,6 @@ data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
 if is_bf:
     st.caption("BudgetFormer: each block picks its own budget s and heads for this input; there is no global budget.")
 text, index = state.text_input(card, data, key="inspector")
-# Timing one input takes ~14 forward passes: by itself on small models, on request on BERT-size ones.
-TIME_BY_ITSELF = compute.dense_flops(model, [min(64, model.config.max_len)]) < 5e8
-
-
 @st.fragment
 def one_input():
     """The live panel and everything about the text at the committed budget: a release reruns only this."""
@@ -32,7 +28,8 @@ def one_input():
     if compute.has_budget(model):
         truth = data.labels[index] if index is not None else None
         _, budget, _ = live_panel.show(sel, data, key="inspector_live", mode="inspector", text=text, truth=truth)
-    timed = TIME_BY_ITSELF or st.toggle("Time this input on this CPU (batch 1, about a second on this model)", key="inspector_time")
+    # Timing takes 14+ forward passes (up to a second): on request, so a release of the slider answers at once.
+    timed = st.toggle("Time this input on this CPU (batch 1, beside the dense model)", key="inspector_time")
     ins = state.inspect_or_stop(sel, text, budget, attentions=False, latency=timed, nothing="Nothing to inspect")
 
     if ins.truncated:
