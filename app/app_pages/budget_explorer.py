@@ -46,7 +46,7 @@ if not compute.has_budget(model):
 @st.fragment
 def live_part():
     """The panel and everything that depends on the committed budget: a release reruns only this."""
-    points, budget, point = live_panel.show(sel, data, key="explorer_live")
+    points, budget, point, _ = live_panel.show(sel, data, key="explorer_live")
     if point is None:
         st.info("This model has no operating point inside its trained budget range.")
         return

@@ -24,13 +24,17 @@ text, index = state.text_input(card, data, key="inspector")
 @st.fragment
 def one_input():
     """The live panel and everything about the text at the committed budget: a release reruns only this."""
-    budget = None
+    budget = point = None
     if compute.has_budget(model):
         truth = data.labels[index] if index is not None else None
-        _, budget, _ = live_panel.show(sel, data, key="inspector_live", mode="inspector", text=text, truth=truth)
-    # Timing takes 14+ forward passes (up to a second): on request, so a release of the slider answers at once.
+        points, budget, point, stops = live_panel.show(sel, data, key="inspector_live", mode="inspector", text=text, truth=truth)
+    # Timing takes 14+ forward passes (up to a second): on request, so a release of the slider answers at once
+    # (without it, a budget model's numbers come from the panel's one batch per text: no model run on release).
     timed = st.toggle("Time this input on this CPU (batch 1, beside the dense model)", key="inspector_time")
-    ins = state.inspect_or_stop(sel, text, budget, attentions=False, latency=timed, nothing="Nothing to inspect")
+    if point is not None and not timed:
+        ins = live_panel.inspection_or_stop(sel, text, points, stops, point)
+    else:
+        ins = state.inspect_or_stop(sel, text, budget, attentions=False, latency=timed, nothing="Nothing to inspect")
 
     if ins.truncated:
         st.warning(f"The text is longer than the model reads: only its first {len(ins.tokens)} tokens were used "

@@ -210,7 +210,7 @@ def _on_commit(key: str) -> None:
 
 
 def show(sel, data, *, key: str, mode: str = "explorer", text: str | None = None, truth: int | None = None):
-    """Draw the panel for the selected model; returns (points, committed budget, its point).
+    """Draw the panel for the selected model; returns (points, committed budget, its point, the stops' indices).
 
     The committed budget is the session's shared budget, snapped to a stop of this model."""
     from baa_core.measure.operating_points import point_at
@@ -228,4 +228,29 @@ def show(sel, data, *, key: str, mode: str = "explorer", text: str | None = None
         except ValueError:  # empty or unusable text (InputError): the page says why below the panel
             pass
     _COMPONENT(key=key, data=payload, on_commit_change=lambda: _on_commit(key))
-    return points, (None if point is None else point.budget), point
+    return points, (None if point is None else point.budget), point, base["stops"]
+
+
+def inspection_or_stop(sel, text: str, points: list, stops: list[int], point):
+    """The ``Inspection`` of ``text`` at a committed point, assembled from the per-input run the panel
+    already made (one batch per text), so a release of the slider runs no model. Bad text ends the page
+    run with one sentence, as ``state.inspect_or_stop`` does."""
+    from baa_core.measure.cost import model_flops
+    from baa_core.measure.inspection import Inspection, InputError, encode_text
+
+    cfg = sel.model.config
+    try:
+        enc = encode_text(sel.ckpt.tokenizer, text, cfg.max_len)
+        per = input_at_points(*sel.key, text, tuple(stops), sel.ckpt, points)
+    except InputError as exc:
+        st.warning(f"Nothing to inspect: {exc}.")
+        st.stop()
+    except ValueError as exc:
+        st.error(f"The model cannot run on this input: {exc}")
+        st.stop()
+    probs = per["at"][next(i for i, p in enumerate(points) if p is point)]["probs"]
+    T = enc.input_ids.shape[1]
+    return Inspection(tokens=enc.tokens, truncated=enc.truncated, label_names=per["labels"], probs=probs,
+                      prediction=max(range(len(probs)), key=probs.__getitem__), head_weights=point.mask, attentions=None,
+                      gate_values=point.gates, flops=model_flops(cfg, point.heads_per_layer, [T]).total,
+                      dense_flops=model_flops(cfg, None, [T]).total)
