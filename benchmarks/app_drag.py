@@ -6,13 +6,14 @@ the Per-input inspector, whose panel also moves the default text's class probabi
 1. Drag: the mouse presses the slider at the low end of the trained range, moves to the high end and back
    (one move every 8 ms, trusted DevTools mouse events, ~300 moves), without releasing. Measured from the
    panel's own counters: how often it redrew (``frames_per_s``: redraws / drag time), the gaps between
-   redraws (``p95_frame_ms``), and the Streamlit script runs that happened during the drag
-   (``reruns_during_drag``, counted from the app root's script-state attribute). Also reported: the
+   redraws (``p95_frame_ms``), and the rerun requests the browser sent to the Streamlit server during the
+   drag (``reruns_during_drag``: messages on the app's socket, hooked before the app loads). Also reported: the
    browser's animation frames during the drag (``raf_*``: a long task would show as a long frame) and
    the panel's render time per redraw.
 2. Release -> final: the drag is released, then ``--releases`` more short drags to random budgets are
    released; each time, from the slider's ``change`` event to the last DOM change of the rerun it caused
-   (the page then stays unchanged for 400 ms). ``release_to_final_ms_p95`` over all releases.
+   and its answer (the page, DOM and socket, then stays unchanged for 400 ms). ``release_to_final_ms_p95``
+   over all releases; ``reruns_per_release``: rerun requests each release sent.
 
 Goals (issue 12): >= 30 redraws/s with p95 gap < 33 ms, 0 reruns during the drag, release -> final
 p95 < 300 ms. BudgetFormer models have no global budget slider: their line says so.
@@ -60,7 +61,7 @@ def measure_model(driver, url: str, model: str, releases: int, rng: random.Rando
     before, w0 = pd.stats(driver, panel), pd.watch(driver)
     driver.execute_script("window.__baaWatch.startRaf();")
     t = pd.drag(driver, rect, pd.sweep_path(lo, hi, 150), step_ms=8.0, release=False)
-    w1 = pd.watch(driver)
+    w1 = pd.watch(driver)  # before the release: every message sent so far was sent during the drag
     raf = driver.execute_script("return window.__baaWatch.stopRaf();")
     after = pd.stats(driver, panel)
     redraws = after["t"][len(before["t"]):]
@@ -75,7 +76,7 @@ def measure_model(driver, url: str, model: str, releases: int, rng: random.Rando
         "model": model, "page": page,
         "frames_per_s": round(1000 * len(redraws) / drag_ms, 1) if drag_ms > 0 else None,
         "p95_frame_ms": round(pd.percentile(gaps, 0.95), 1),
-        "reruns_during_drag": w1["runsDone"] - w0["runsDone"] + int(w1["running"]),
+        "reruns_during_drag": w1["sent"] - w0["sent"],
         "release_to_final_ms_p95": None,
         "drag_ms": round(drag_ms), "redraws": len(redraws), "points_shown": len(set(shown)),
         "max_frame_ms": round(max(gaps), 1) if gaps else None,
@@ -96,13 +97,13 @@ def measure_model(driver, url: str, model: str, releases: int, rng: random.Rando
             start = rng.uniform(lo, hi)
             end = rng.choice([b for b in (rng.uniform(lo, hi) for _ in range(20)) if abs(b - start) > 0.1 and abs(b - current) > 0.02])
             pd.drag(driver, rect, [start + (end - start) * k / 10 for k in range(11)], step_ms=8.0)
-        w = pd.wait_final(driver, w_before["runsDone"])
+        w = pd.wait_final(driver, w_before)
         commits = pd.stats(driver, panel)["commits"]
         if len(commits) <= n_commits:
             raise RuntimeError("the release sent no budget")
         current = commits[-1]["b"]
         release_ms.append(max(w["last"], commits[-1]["t"]) - commits[-1]["t"])
-        reruns.append(w["runsDone"] - w_before["runsDone"])
+        reruns.append(w["sent"] - w_before["sent"])
     out.update(release_to_final_ms_p95=round(pd.percentile(release_ms, 0.95), 1),
                release_to_final_ms_p50=round(statistics.median(release_ms), 1), release_to_final_ms_max=round(max(release_ms), 1),
                releases=len(release_ms), release_ms=[round(x) for x in release_ms], reruns_per_release=sorted(set(reruns)),
@@ -128,6 +129,7 @@ def main() -> int:
     results = []
     with bs.chrome(*paths) as driver, bs.streamlit_server({"HF_HUB_OFFLINE": "1"}, log_path=Path("/tmp/baa_app_drag_streamlit.log"),
                                                           timeout=120) as (url, _):
+        pd.install_ws_hook(driver)
         for model in wanted:
             entry = next((e for e in entries if e.id == model), None)
             if entry is None or entry.card.get("method") not in ("baa", "static"):

@@ -7,21 +7,36 @@ moves its thumb and fires ``input`` while dragging and ``change`` on release, as
 What the page did is read from two places:
 * ``window.__baaLivePanel[<panel id>]``, the panel's own counters (app/static/live_panel/panel.js):
   a timestamp per redraw, the budget shown, render time, commits;
-* ``window.__baaWatch``, installed here: Streamlit script runs (the app root's
-  ``data-test-script-state`` leaving "running" = one finished run) and the time of the page's last
-  DOM change.
+* ``window.__baaWatch``, installed here: the time of the page's last DOM change, and animation frames;
+* ``window.__baaWs``, a hook installed before the app's own scripts (``install_ws_hook``): every message
+  the browser sends to the Streamlit server (a rerun request is one) and receives from it. A fast
+  fragment rerun can start and finish within one React render, so the app root's script-state attribute
+  is not a reliable run counter; the socket is.
 """
 from __future__ import annotations
 
 import time
 
+WS_HOOK = """
+(() => {
+  const w = window.__baaWs = {sent: 0, recv: 0, lastSent: 0, lastRecv: 0};
+  const Native = window.WebSocket;
+  function Hooked(...args) {
+    const ws = new Native(...args);
+    ws.addEventListener('message', () => { w.recv += 1; w.lastRecv = performance.now(); });
+    const send = ws.send.bind(ws);
+    ws.send = (data) => { w.sent += 1; w.lastSent = performance.now(); return send(data); };
+    return ws;
+  }
+  Hooked.prototype = Native.prototype;
+  for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Hooked[k] = Native[k];
+  window.WebSocket = Hooked;
+})();
+"""
+
 WATCH = """
 if (!window.__baaWatch) {
-  const w = window.__baaWatch = {runsDone: 0, last: performance.now(), raf: [], rafOn: false};
-  const app = document.querySelector('[data-testid="stApp"]');
-  new MutationObserver((records) => {
-    for (const r of records) if (r.oldValue === 'running') w.runsDone += 1;
-  }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state'], attributeOldValue: true});
+  const w = window.__baaWatch = {last: performance.now(), raf: [], rafOn: false};
   new MutationObserver(() => { w.last = performance.now(); })
     .observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
   const tick = (t) => { if (w.rafOn) { w.raf.push(t); requestAnimationFrame(tick); } };
@@ -44,6 +59,11 @@ return null;
 """
 
 
+def install_ws_hook(driver) -> None:
+    """Count the app's socket messages in every page this driver opens from now on (call before ``get``)."""
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WS_HOOK})
+
+
 def install_watch(driver) -> None:
     driver.execute_script(WATCH)
 
@@ -54,9 +74,12 @@ def stats(driver, panel_id: str) -> dict | None:
 
 
 def watch(driver) -> dict:
-    return driver.execute_script("const w = window.__baaWatch; return {runsDone: w.runsDone, last: w.last, "
-                                 "running: document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state') === 'running', "
-                                 "now: performance.now()};")
+    """sent / recv: socket messages so far (``sent`` counts rerun requests); last: the page's last change
+    (DOM or socket message), page clock; running: Streamlit's script-state attribute."""
+    return driver.execute_script(
+        "const w = window.__baaWatch, s = window.__baaWs || {sent: 0, recv: 0, lastRecv: 0};"
+        "return {sent: s.sent, recv: s.recv, last: Math.max(w.last, s.lastRecv), now: performance.now(),"
+        " running: document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state') === 'running'};")
 
 
 def range_rect(driver, mode: str = "explorer", timeout: float = 30) -> dict:
@@ -107,16 +130,18 @@ def sweep_path(lo: float, hi: float, steps: int) -> list[float]:
     return up + up[-2::-1]
 
 
-def wait_final(driver, runs_before: int, quiet_ms: float = 400, timeout: float = 60) -> dict:
-    """After a release: wait for the rerun it caused to finish and the page to stay unchanged for
-    ``quiet_ms``; returns the watch state (``last`` = the page's last change, page clock)."""
+def wait_final(driver, before: dict, quiet_ms: float = 400, timeout: float = 60) -> dict:
+    """After a release: wait until the rerun request it sent has been answered (a message came back after
+    it) and the page has stayed unchanged, DOM and socket, for ``quiet_ms``; returns the watch state
+    (``last`` = the page's last change, page clock)."""
     end = time.perf_counter() + timeout
     while time.perf_counter() < end:
         w = watch(driver)
-        if w["runsDone"] > runs_before and not w["running"] and w["now"] - w["last"] >= quiet_ms:
+        answered = w["sent"] > before["sent"] and w["recv"] > before["recv"]
+        if answered and not w["running"] and w["now"] - w["last"] >= quiet_ms:
             return w
         time.sleep(0.02)
-    raise TimeoutError(f"the page did not settle after the release (runs before {runs_before}, now {w})")
+    raise TimeoutError(f"the page did not settle after the release (before {before}, now {w})")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -44,6 +44,7 @@ def app(browser_paths, tmp_path_factory):
     env = {"BAA_PRETRAINED_DIR": str(dirs["pretrained"]), "BAA_USER_MODELS": str(dirs["user_models"]), "HF_HUB_OFFLINE": "1",
            "BAA_DATA_DIR": str(root / "no-data-here")}
     with bs.streamlit_server(env, log_path=root / "streamlit.log") as (url, _), bs.chrome(*browser_paths) as driver:
+        pd.install_ws_hook(driver)  # counts the rerun requests the page sends
         yield url, driver
 
 
@@ -67,14 +68,14 @@ def open_page(driver, url: str, model: str, link: str | None, title: str) -> Non
 
 
 def drag_without_release(driver, panel_id: str, mode: str) -> tuple[dict, list[float], int]:
-    """Drag from the low to the high end and back; returns (slider rect, budgets shown, script runs during it)."""
+    """Drag from the low to the high end and back; returns (slider rect, budgets shown, rerun requests sent)."""
     rect = pd.range_rect(driver, mode)
     before, w0 = pd.stats(driver, panel_id), pd.watch(driver)
     pd.drag(driver, rect, pd.sweep_path(rect["min"], rect["max"], 40), step_ms=10, release=False)
     time.sleep(0.5)  # a rerun triggered by the drag would have started by now
     w1 = pd.watch(driver)
     shown = pd.stats(driver, panel_id)["shown"][len(before["shown"]):]
-    return rect, shown, w1["runsDone"] - w0["runsDone"] + int(w1["running"])
+    return rect, shown, w1["sent"] - w0["sent"]
 
 
 def test_drag_redraws_in_the_browser_and_release_commits_once(app, shots):
@@ -90,16 +91,16 @@ def test_drag_redraws_in_the_browser_and_release_commits_once(app, shots):
 
     w0 = pd.watch(driver)
     pd._mouse(driver, "mouseReleased", pd.x_of(rect, rect["min"]), rect["y"])  # the drag ends at the low end
-    pd.wait_final(driver, w0["runsDone"])
+    pd.wait_final(driver, w0)
     low = pd.stats(driver, "explorer_live")["commits"][-1]["b"]
-    assert pd.watch(driver)["runsDone"] - w0["runsDone"] == 1 and driver.execute_script(BUDGET_RE) == f"{low:.2f}"
+    assert pd.watch(driver)["sent"] - w0["sent"] == 1 and driver.execute_script(BUDGET_RE) == f"{low:.2f}"
 
     w0 = pd.watch(driver)
     pd.drag(driver, rect, [0.75], release=True)  # press (the thumb jumps there) and release
-    pd.wait_final(driver, w0["runsDone"])
+    pd.wait_final(driver, w0)
     stats = pd.stats(driver, "explorer_live")
     assert stats["commits"][-1]["b"] == 0.75 and stats["shown"][-1] == 0.75
-    assert pd.watch(driver)["runsDone"] - w0["runsDone"] == 1, "the release should cause exactly one rerun"
+    assert pd.watch(driver)["sent"] - w0["sent"] == 1, "the release should cause exactly one rerun"
     assert driver.execute_script(BUDGET_RE) == "0.75"
     panel_text = driver.execute_script(
         "for (const h of document.querySelectorAll('[data-testid^=\"stBidiComponent\"]')) {"
@@ -117,7 +118,7 @@ def test_drag_redraws_in_the_browser_and_release_commits_once(app, shots):
                 if h.shadow_root.find_elements(By.CSS_SELECTOR, ".bl-explorer"))
     w0 = pd.watch(driver)
     host.shadow_root.find_element(By.CSS_SELECTOR, ".bl-range").send_keys(Keys.ARROW_LEFT)
-    pd.wait_final(driver, w0["runsDone"])
+    pd.wait_final(driver, w0)
     stepped = pd.stats(driver, "explorer_live")["commits"][-1]["b"]
     assert stepped < 0.75 and driver.execute_script(BUDGET_RE) == f"{stepped:.2f}"
 
@@ -132,15 +133,15 @@ def test_inspector_probabilities_move_with_the_drag(app, shots):
                  " return null;")
     assert driver.execute_script(read_bars)
     rect = pd.range_rect(driver, "inspector")
-    seen, runs0 = set(), pd.watch(driver)["runsDone"]
+    seen, w0 = set(), pd.watch(driver)
     pd._mouse(driver, "mousePressed", pd.x_of(rect, rect["min"]), rect["y"])
     for i in range(1, 31):
         pd._mouse(driver, "mouseMoved", pd.x_of(rect, rect["min"] + (rect["max"] - rect["min"]) * i / 30), rect["y"])
         seen.add(driver.execute_script(read_bars))
     assert len(seen) >= 2, "the per-input view did not change during the drag"
-    assert pd.watch(driver)["runsDone"] == runs0
+    assert pd.watch(driver)["sent"] == w0["sent"]
     pd._mouse(driver, "mouseReleased", pd.x_of(rect, rect["max"]), rect["y"])
-    pd.wait_final(driver, runs0)
+    pd.wait_final(driver, w0)
     assert "At the committed budget b = 1.00" in driver.find_element("tag name", "body").text
     driver.save_screenshot(str(shots / "live_inspector_released.png"))
 
@@ -148,14 +149,13 @@ def test_inspector_probabilities_move_with_the_drag(app, shots):
 def test_overview_grid_lights_up_without_reruns(app, shots):
     url, driver = app
     open_page(driver, url, "shipped/tiny-baa", None, "")
-    runs0 = pd.watch(driver)["runsDone"]
+    w0 = pd.watch(driver)
     _, shown, runs = drag_without_release(driver, "overview_live", "overview")
     assert runs == 0 and len(set(shown)) >= 3
     rect = pd.range_rect(driver, "overview")
     pd._mouse(driver, "mouseReleased", pd.x_of(rect, rect["min"]), rect["y"])
     time.sleep(1.0)
-    w = pd.watch(driver)
-    assert w["runsDone"] == runs0 and not w["running"]  # the overview's slider is its own: no commit, no rerun
+    assert pd.watch(driver)["sent"] == w0["sent"]  # the overview's slider is its own: no commit, no rerun
     cells_on = driver.execute_script(
         "for (const h of document.querySelectorAll('[data-testid^=\"stBidiComponent\"]')) {"
         " const r = h.shadowRoot || h; const p = r.querySelector('.bl-overview'); if (p) return p.querySelectorAll('.bl-on').length; }")
