@@ -77,13 +77,20 @@ def config_from_hf(hf_config, n_classes: int, labels: list[str] | None = None) -
     )
 
 
+FROZEN_DTYPE = "float16"
+
+
 def load_pretrained(name_or_path: str | None, n_classes: int, labels: list[str] | None = None,
-                    freeze_word_embeddings: bool = True) -> tuple[BudgetedClassifier, HFTokenizer]:
+                    freeze_word_embeddings: bool = True, frozen_dtype: str | None = FROZEN_DTYPE
+                    ) -> tuple[BudgetedClassifier, HFTokenizer]:
     """A BudgetedClassifier initialised from a pretrained BERT, with a fresh classifier, and its tokenizer.
 
     The word embeddings are frozen by default: they are most of the parameters (11.7M of MiniLM's
     22.7M), fine-tuning them on a few thousand rows buys little, and frozen ones need not be stored
-    again in each checkpoint.
+    again in each checkpoint. They are rounded to ``frozen_dtype`` (float16), and so are they when a
+    checkpoint reads them back (``external_spec`` records it): a float16 copy of the base (small enough
+    to carry to a GPU host, ``benchmarks/gpu_carry.py``) and the full-precision package then give the
+    same frozen values, so a model trained from either loads exactly here.
     """
     from transformers import AutoModel
 
@@ -101,14 +108,19 @@ def load_pretrained(name_or_path: str | None, n_classes: int, labels: list[str] 
     if left or unexpected:
         raise ValueError(f"{source} does not look like a BERT encoder (missing {left[:3]}, unexpected {unexpected[:3]})")
     if freeze_word_embeddings:
-        model.embeddings.word_embeddings.weight.requires_grad_(False)
+        weight = model.embeddings.word_embeddings.weight
+        if frozen_dtype:
+            with torch.no_grad():
+                weight.copy_(weight.to(getattr(torch, frozen_dtype)).float())
+        weight.requires_grad_(False)
     tokenizer = HFTokenizer.from_pretrained(source)
     tokenizer.source = MINILM if name_or_path is None or name_or_path in MINILM_ALIASES else str(name_or_path)
     return model, tokenizer
 
 
-def load_external_tensors(source: str, names: list[str]) -> dict[str, torch.Tensor]:
-    """Tensors a checkpoint left out because its base model holds them (e.g. frozen word embeddings)."""
+def load_external_tensors(source: str, names: list[str], round_to: str | None = None) -> dict[str, torch.Tensor]:
+    """Tensors a checkpoint left out because its base model holds them (e.g. frozen word embeddings),
+    rounded to ``round_to`` when the checkpoint was trained with them rounded (``load_pretrained``)."""
     folder = resolve_source(source)
     path = Path(folder) / "model.safetensors"
     if not path.exists():  # a Hub name: the file sits in the local Hugging Face cache once downloaded
@@ -123,7 +135,8 @@ def load_external_tensors(source: str, names: list[str]) -> dict[str, torch.Tens
         for name in names:
             if name not in keys:
                 raise KeyError(f"{name} is not in {path}")
-            out[name] = f.get_tensor(keys[name]).float()
+            t = f.get_tensor(keys[name])
+            out[name] = (t.to(getattr(torch, round_to)) if round_to else t).float()
     return out
 
 
@@ -131,4 +144,26 @@ def external_spec(prep) -> dict:
     """What a BERT-family checkpoint leaves out: the frozen word embeddings, which its base holds."""
     if prep.kind != "bert":
         return {}
-    return {"external": {"source": prep.tokenizer.source, "tensors": [WORD_EMBEDDINGS]}}
+    return {"external": {"source": prep.tokenizer.source, "tensors": [WORD_EMBEDDINGS], "round_to": FROZEN_DTYPE}}
+
+
+def write_half_copy(source: str | None, folder: str | Path, embeddings_only: bool = False) -> Path:
+    """A float16 copy of a BERT base folder (weights halved, config and tokenizer files as they are):
+    all-MiniLM-L6-v2 drops from 87 MB to 44 MB, small enough to carry to a GPU host. With
+    ``embeddings_only``, just the word embeddings (23 MB): all a trained checkpoint needs from its base
+    to load (its tokenizer and other layers are its own), e.g. to time it on another machine."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    src, dst = Path(resolve_source(source)), Path(folder)
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and f.name != "model.safetensors" and f.suffix in (".json", ".txt"):
+            shutil.copy2(f, dst / f.name)
+    state = load_file(str(src / "model.safetensors"))
+    if embeddings_only:
+        state = {k: v for k, v in state.items() if hf_to_local(k) == WORD_EMBEDDINGS}
+    save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
+              str(dst / "model.safetensors"), metadata={"format": "pt"})
+    return dst

@@ -187,7 +187,7 @@ def load_checkpoint(folder: str | Path, device: str = "cpu") -> Checkpoint:
         from .bert import load_external_tensors  # only BERT-family checkpoints have external tensors
 
         try:
-            state.update(load_external_tensors(external["source"], external["tensors"]))
+            state.update(load_external_tensors(external["source"], external["tensors"], external.get("round_to")))
         except Exception as exc:
             raise CheckpointError(f"{folder.name} needs {external['source']} for its word embeddings, which could not be "
                                   f"loaded ({exc})") from None

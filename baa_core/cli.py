@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -60,16 +61,21 @@ def _train_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads for training (0: torch's default)")
-    for name in ("dense-epochs", "budget-epochs", "hard-epochs", "lr", "batch-size", "bf-epochs", "bf-target",
+    for name in ("dense-epochs", "budget-epochs", "hard-epochs", "lr", "adapt-lr", "batch-size", "bf-epochs", "bf-target",
                  "lambda-mass", "lambda-overshoot"):
         p.add_argument(f"--{name}", type=float if name not in ("batch-size",) else int, default=None)
+    p.add_argument("--select", action="store_true",
+                   help="first re-choose the recipe's open hyperparameters on the validation split (a small grid, "
+                        "recorded in the card's selection)")
+    p.add_argument("--d-ffn", type=_positive_int, default=None, help="FFN width of the word-level model (default: its preset)")
 
 
 def _tcfg(args, task: str, kind: str):
     from .recipes import default_train_config
 
-    over = {k: getattr(args, k) for k in ("dense_epochs", "budget_epochs", "hard_epochs", "lr", "batch_size", "bf_epochs",
-                                          "bf_target", "lambda_mass", "lambda_overshoot") if getattr(args, k, None) is not None}
+    over = {k: getattr(args, k) for k in ("dense_epochs", "budget_epochs", "hard_epochs", "lr", "adapt_lr", "batch_size",
+                                          "bf_epochs", "bf_target", "lambda_mass", "lambda_overshoot")
+            if getattr(args, k, None) is not None}
     return default_train_config(task, kind, seed=args.seed, device=args.device, threads=args.threads, **over)
 
 
@@ -88,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-batches", type=int, default=16, help="batches of 8 test examples to time (0: skip)")
     p.add_argument("--max-train", type=int, default=None, help="train on a stratified subset of this many rows")
     p.add_argument("--max-test", type=int, default=None, help="evaluate on a stratified subset of this many rows")
+    p.add_argument("--controls", action="store_true",
+                   help="also train the dense model with the method's epochs and the no-attention control")
     _data_args(p)
     _train_overrides(p)
 
@@ -131,12 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", type=_floats, default=None)
     p.add_argument("--specialist-budgets", type=_floats, default=None,
                    help="budgets that get their own static / recovered model (default: all budgets)")
-    p.add_argument("--methods", default="dense,baa,static,posthoc,recovery")
+    p.add_argument("--methods", default="dense,dense_equal,baa,static,posthoc,recovery,no_attention",
+                   help="any of dense, dense_equal (dense with BAA's epochs), baa, static, posthoc, recovery, "
+                        "no_attention (the control trained with every head closed)")
     p.add_argument("--out", default=None, help="save the first seed's BAA model here, with the table in its card")
     p.add_argument("--json", action="store_true")
     p.add_argument("--threads-latency", type=int, default=1)
     p.add_argument("--latency-batches", type=int, default=16)
     p.add_argument("--max-train", type=int, default=None)
+    p.add_argument("--max-test", type=int, default=None, help="evaluate on a stratified subset of this many rows (checks)")
     p.add_argument("--results-json", default=None, help="also write the per-seed rows here (for --merge)")
     p.add_argument("--merge", nargs="+", default=None, metavar="RESULTS_JSON",
                    help="no training: join the per-seed rows of earlier --results-json files (e.g. seeds run in "
@@ -168,12 +179,12 @@ def cmd_train(args) -> int:
         raise ValueError("--method static needs --budget")
     prep = prepare(args.task, kind=args.kind, base=args.base, data_dir=args.data_dir, csv=args.csv,
                    text_column=args.text_column, label_column=args.label_column, seed=args.seed, max_train=args.max_train,
-                   max_test=args.max_test)
+                   max_test=args.max_test, d_ffn=args.d_ffn)
     tcfg = _tcfg(args, "csv" if args.csv else args.task, args.kind)
     print(f"data: {prep.data.source}", file=sys.stderr)
     ckpt = train_and_save(prep, args.method, args.out, tcfg, budget=args.budget, budgets=args.budgets or DEFAULT_BUDGETS,
                           command=_command(), callbacks=[TerminalProgress()], n_latency_batches=args.latency_batches,
-                          progress=lambda m: print(m, file=sys.stderr))
+                          progress=lambda m: print(m, file=sys.stderr), select=args.select, controls=args.controls)
     print(f"trained in {ckpt.card['train_time_s']} s; saved {args.out}")
     for method, rows in ckpt.card["sweeps"].items():
         _print_rows(rows, title=method)
@@ -240,8 +251,9 @@ def cmd_bench(args) -> int:
     batches = latency_batches(prep.test, args.batch_size, args.n_batches)
     lengths = padded_lengths(batches)
     model, cfg = ckpt.model, ckpt.config
-    if args.update_card:
-        rows = [r for rs in ckpt.card.get("sweeps", {}).values() for r in rs if r.get("heads_per_layer")]
+    if args.update_card:  # every structural row (a closed layer, the no-attention control, is not timed)
+        rows = [r for rs in ckpt.card.get("sweeps", {}).values() for r in rs
+                if r.get("heads_per_layer") and min(r["heads_per_layer"]) > 0]
         layouts = sorted({tuple(r["heads_per_layer"]) for r in rows}, key=sum)
     else:
         layouts = []
@@ -256,16 +268,19 @@ def cmd_bench(args) -> int:
     ms = c.median_ms
     mean_len = sum(lengths) / len(lengths)
     print(f"{ckpt.name}: {len(batches)} batches of {args.batch_size} test examples (mean padded length {mean_len:.1f}), "
-          f"{args.threads} thread(s), {args.rounds} shuffled rounds; speedup = median of per-round ratios")
-    print(f"{'heads/layer':>22} {'ms/batch':>9} {'speedup':>8} {'flop_bound':>10} {'of_bound':>8}")
-    print(f"{'dense ' + str(cfg.layer_heads):>22} {ms['dense']:9.3f} {1.0:8.3f} {1.0:10.3f} {1.0:8.3f}")
+          f"{args.threads} thread(s), {args.rounds} shuffled rounds; speedup = median of per-round ratios, "
+          f"[95% bootstrap interval of that median], (2.5-97.5 percentiles of the rounds)")
+    print(f"{'heads/layer':>22} {'ms/batch':>9} {'speedup':>8} {'95% CI':>15} {'round spread':>15} {'flop_bound':>10} {'of_bound':>8}")
+    print(f"{'dense ' + str(cfg.layer_heads):>22} {ms['dense']:9.3f} {1.0:8.3f} {'':>15} {'':>15} {1.0:10.3f} {1.0:8.3f}")
     results = {}
     for lay in layouts:
         name = str(list(lay))
         speed, bound = c.speedup[name], flop_speedup(cfg, list(lay), lengths)
-        results[lay] = {"heads_per_layer": list(lay), "latency_ms": ms[name], "dense_latency_ms": ms["dense"], "speedup": speed,
-                        "flop_speedup": bound, "fraction_of_bound": speed / bound, "threads": args.threads}
-        print(f"{name:>22} {ms[name]:9.3f} {speed:8.3f} {bound:10.3f} {speed / bound:8.3f}")
+        ci, spread = c.speedup_ci(name), c.speedup_spread(name)
+        results[lay] = {"heads_per_layer": list(lay), **c.row_fields(name), "flop_speedup": bound,
+                        "fraction_of_bound": speed / bound, "threads": args.threads}
+        print(f"{name:>22} {ms[name]:9.3f} {speed:8.3f} {f'[{ci[0]:.3f}, {ci[1]:.3f}]':>15} "
+              f"{f'({spread[0]:.3f}, {spread[1]:.3f})':>15} {bound:10.3f} {speed / bound:8.3f}")
     if args.json:
         for r in results.values():
             print(json.dumps(r))
@@ -274,18 +289,26 @@ def cmd_bench(args) -> int:
 
         for r in rows:
             m = results[tuple(r["heads_per_layer"])]
-            r.update({k: m[k] for k in ("latency_ms", "dense_latency_ms", "speedup", "flop_speedup", "threads")})
+            r.update({k: m[k] for k in ("latency_ms", "dense_latency_ms", "speedup", "speedup_ci", "speedup_spread",
+                                        "latency_rounds", "flop_speedup", "threads")})
         ckpt.card["latency"] = {"command": _command(), "environment": environment(), "batches": len(batches),
-                                "batch_size": args.batch_size, "rounds": args.rounds, "mean_padded_length": mean_len}
+                                "batch_size": args.batch_size, "rounds": args.rounds, "mean_padded_length": mean_len,
+                                "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+                                "speedup": "median of per-round ratios dense / sliced (each pair timed back to back, order "
+                                           "shuffled); speedup_ci: 95% bootstrap interval of that median; speedup_spread: "
+                                           "2.5-97.5 percentiles of the per-round ratios"}
         update_card(args.model, ckpt.card)
         print(f"updated the latency columns of {len(rows)} rows in {args.model}/card.json")
     return 0
 
 
 def cmd_analyze(args) -> int:
-    from .analysis import budgetformer_analysis
+    import torch
+
+    from .analysis import COMPLEXITY_MEASURE, budgetformer_analysis
     from .budgetformer import controller_outputs, summarize_outputs
     from .checkpoint import update_card
+    from .evaluate import bootstrap_ci
 
     ckpt, prep = _load_for_eval(args)
     if ckpt.model.controllers is None:
@@ -293,18 +316,27 @@ def cmd_analyze(args) -> int:
     model = ckpt.model.to(args.device)
     outputs = controller_outputs(model, prep.test, device=args.device)
     summary = summarize_outputs(model, outputs, prep.test)
+    summary["accuracy_ci"] = list(bootstrap_ci((outputs["pred"] == outputs["label"]).double()))
+    # Complexity comes from an independent model (the dense warm start), measured at training time and
+    # kept in the card; it is never recomputed from the BudgetFormer network itself.
+    stored = (ckpt.card.get("analysis") or {}).get("complexity") or {}
+    complexity = torch.tensor(stored["values"]) if len(stored.get("values") or []) == len(prep.test) else None
     result = budgetformer_analysis(model, prep.test, list(prep.data.label_names), device=args.device,
-                                   latency_examples=args.latency_examples, threads=args.threads, outputs=outputs)
+                                   latency_examples=args.latency_examples, threads=args.threads, outputs=outputs,
+                                   complexity=complexity, complexity_measure=stored.get("measure", COMPLEXITY_MEASURE))
     if args.json:
         print(json.dumps({"summary": summary, **result}))
     else:
         print(f"{ckpt.name}: accuracy {summary['accuracy']:.4f}, mean s {summary['s_mean']:.3f}, heads used "
-              f"{summary['est_cost']:.3f}, attention FLOPs {summary['attention_flop_fraction']:.3f} of full MHA "
-              f"({len(prep.test)} test inputs)")
-        c = result["s_by_complexity"]
-        print(f"s by complexity ({c['complexity_measure']}); Spearman rho(complexity, s) = {c['spearman_rho']:.3f}")
-        for r in c["summary"]:
-            print(f"  {r['bucket']:>6}: n={r['n']:5d} s={r['s_mean']:.3f} ± {r['s_std']:.3f} heads={r['heads_fraction']:.3f}")
+              f"{summary['est_cost']:.3f}, attention FLOPs {summary['attention_flop_fraction']:.3f} of full MHA, total "
+              f"encoder FLOPs {summary['total_flop_fraction']:.3f} of dense ({len(prep.test)} test inputs)")
+        c = result.get("s_by_complexity")
+        if c:
+            print(f"s by complexity ({c['complexity_measure']}); Spearman rho(complexity, s) = {c['spearman_rho']:.3f}")
+            for r in c["summary"]:
+                print(f"  {r['bucket']:>6}: n={r['n']:5d} s={r['s_mean']:.3f} ± {r['s_std']:.3f} heads={r['heads_fraction']:.3f}")
+        else:
+            print("s by complexity: left out (the card holds no complexity from an independent model for this test set)")
         print("entropy of q per block (final temperature / temperature 1, uniform = log H):")
         for r in result["q_entropy"]:
             print(f"  block {r['block']}: {r['entropy_mean']:.3f} / {r['entropy_t1_mean']:.3f} (log H = {r['uniform_entropy']:.3f})")
@@ -320,7 +352,8 @@ def cmd_analyze(args) -> int:
     if args.update_card:
         result["training_dynamics"] = ckpt.card.get("analysis", {}).get("training_dynamics", [])
         ckpt.card["analysis"] = result
-        ckpt.card.setdefault("sweeps", {})["budgetformer"] = [summary]
+        old = (ckpt.card.get("sweeps", {}).get("budgetformer") or [{}])[0]
+        ckpt.card.setdefault("sweeps", {})["budgetformer"] = [{**{k: old[k] for k in ("seed", "epochs") if k in old}, **summary}]
         update_card(args.model, ckpt.card)
     return 0
 
@@ -329,7 +362,7 @@ def cmd_compare(args) -> int:
     from .compare import merge_results, print_table, run_compare
 
     if args.merge:
-        result = merge_results(args.merge, args.out)
+        result = merge_results(args.merge, args.out, command=_command())
     else:
         result = run_compare(args, command=_command())
         if args.results_json:

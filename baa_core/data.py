@@ -2,7 +2,9 @@
 
 Hub names (``ag_news`` -> ``fancyzhx/ag_news``, ``dbpedia14`` -> ``fancyzhx/dbpedia_14``) work for
 online users. Offline, a folder in the canonical CSV layout (no header; class index 1..C, title,
-description/content) loads through the same ``datasets.load_dataset("csv", ...)`` API:
+description/content) loads through the same ``datasets.load_dataset("csv", ...)`` API, or, where the
+``datasets`` package is not installed (a bare GPU host), through Python's ``csv`` module, which reads
+these files to the same texts and labels (tested):
 
     DATA_DIR/ag_news/test.csv + train.csv (or the partial train_partial_desc_only.csv)
     DATA_DIR/dbpedia14/train.csv + test.csv (or partial_content_only.csv, split here)
@@ -167,16 +169,43 @@ def _task_folder(data_dir: Path, task: str) -> Path:
     raise DataError(f"no {task} CSV files found under {data_dir} (expected {data_dir / task}/test.csv ...)")
 
 
-def _read_canonical_csv(files: dict[str, Path], label_names: list[str]) -> dict[str, TextDataset]:
-    import datasets
+def _have_datasets() -> bool:
+    try:
+        import datasets  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    loaded = datasets.load_dataset(
-        "csv",
-        data_files={k: str(v) for k, v in files.items()},
-        column_names=["label", "title", "body"],
-        header=None,
-        keep_default_na=False,
-    )
+
+def _read_plain_csv(path: Path, column_names: list[str] | None = None) -> dict[str, list[str]]:
+    """Columns of a CSV file read with the ``csv`` module (header row unless ``column_names`` are given)."""
+    import csv
+
+    csv.field_size_limit(1 << 28)
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if column_names is None:
+        column_names, rows = (rows[0] if rows else []), rows[1:]
+    width = len(column_names)
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise DataError(f"{path.name}, row {i + 1}: {len(row)} fields where {width} are expected")
+    return {c: [row[j] for row in rows] for j, c in enumerate(column_names)}
+
+
+def _read_canonical_csv(files: dict[str, Path], label_names: list[str]) -> dict[str, TextDataset]:
+    if _have_datasets():
+        import datasets
+
+        loaded = datasets.load_dataset(
+            "csv",
+            data_files={k: str(v) for k, v in files.items()},
+            column_names=["label", "title", "body"],
+            header=None,
+            keep_default_na=False,
+        )
+    else:
+        loaded = {k: _read_plain_csv(v, ["label", "title", "body"]) for k, v in files.items()}
     out = {}
     for split, ds in loaded.items():
         labels = [int(x) - 1 for x in ds["label"]]
@@ -266,16 +295,23 @@ def load_task(task: str, data_dir: str | Path | None = None, seed: int = 0, max_
 def load_csv(path: str | Path, text_column: str = "text", label_column: str = "label", val_fraction: float = 0.1,
              test_fraction: float = 0.2) -> TaskData:
     """A user's CSV with a header row: one text column and one label column (names or integers)."""
-    import datasets
-
     path = Path(path)
     try:
-        ds = datasets.load_dataset("csv", data_files=str(path), keep_default_na=False)["train"]
+        if _have_datasets():
+            import datasets
+
+            ds = datasets.load_dataset("csv", data_files=str(path), keep_default_na=False)["train"]
+            columns = ds.column_names
+        else:
+            ds = _read_plain_csv(path)
+            columns = list(ds)
+    except DataError:
+        raise
     except Exception as exc:  # datasets raises many types for unreadable files
         raise DataError(f"could not read {path.name} as CSV: {str(exc).splitlines()[0][:200]}") from exc
-    missing = [c for c in (text_column, label_column) if c not in ds.column_names]
+    missing = [c for c in (text_column, label_column) if c not in columns]
     if missing:
-        raise DataError(f"{path.name} has columns {ds.column_names}; it needs {missing} (a text and a label column)")
+        raise DataError(f"{path.name} has columns {columns}; it needs {missing} (a text and a label column)")
     texts = [str(t) for t in ds[text_column]]
     raw = [str(v).strip() for v in ds[label_column]]
     if len(texts) < 20:

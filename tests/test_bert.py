@@ -39,7 +39,7 @@ def _batch(tok):
 
 def test_hidden_states_equal_transformers_bert_on_padded_batches(tiny_bert):
     folder, hf = tiny_bert
-    model, tok = load_pretrained(str(folder), n_classes=3)
+    model, tok = load_pretrained(str(folder), n_classes=3, frozen_dtype=None)  # exact weights: the architecture alone
     model.eval()
     ids, mask = _batch(tok)
     expected = hf(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -75,7 +75,8 @@ def test_checkpoint_leaves_out_frozen_embeddings_and_restores_them(tiny_bert, tm
     assert not model.embeddings.word_embeddings.weight.requires_grad
     model = with_gating(model, "baa").eval()
     out = save_checkpoint(tmp_path / "ck", model, tok, {"name": "tiny"}, dtype="float16",
-                          external={"source": str(folder), "tensors": ["embeddings.word_embeddings.weight"]})
+                          external={"source": str(folder), "tensors": ["embeddings.word_embeddings.weight"],
+                                    "round_to": "float16"})
     from safetensors import safe_open
 
     with safe_open(str(out / "model.safetensors"), "pt") as f:
@@ -92,3 +93,18 @@ def test_non_bert_architectures_are_refused():
 
     with pytest.raises(ValueError, match="BERT"):
         config_from_hf(transformers.GPT2Config(), 2)
+
+
+def test_a_half_precision_copy_of_the_base_gives_the_same_frozen_embeddings(tiny_bert, tmp_path):
+    """What a GPU host trains from (a float16 copy, small enough to carry) and what loads here (the
+    full-precision base) agree exactly on the frozen word embeddings that checkpoints leave out."""
+    from baa_core.bert import WORD_EMBEDDINGS, load_external_tensors, write_half_copy
+
+    folder, _ = tiny_bert
+    half = write_half_copy(str(folder), tmp_path / "half")
+    assert (half / "model.safetensors").stat().st_size < (folder / "model.safetensors").stat().st_size
+    from_full, _ = load_pretrained(str(folder), n_classes=3)
+    from_half, _ = load_pretrained(str(half), n_classes=3)
+    w = from_half.embeddings.word_embeddings.weight
+    assert torch.equal(from_full.embeddings.word_embeddings.weight, w)
+    assert torch.equal(load_external_tensors(str(folder), [WORD_EMBEDDINGS], "float16")[WORD_EMBEDDINGS], w)
