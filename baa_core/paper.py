@@ -62,15 +62,17 @@ def format_value(value: float | None, unit: str) -> str:
 
 _ABSTRACT = "abstract (quoted in METHODS.md)"
 _TABLE2 = "Table II, via reviewers' summaries (METHODS.md)"
-_SYN = "python -m baa_core train --task synthetic --method baa --out pretrained/synthetic-baa"
-_AG_WORD = ("python -m baa_core compare --task ag_news --data-dir ../shared/data --seeds 0,1,2 "
+_SYN = "python -m baa_core train --task synthetic --method baa --select --controls --out pretrained/synthetic-baa"
+_AG_WORD = ("python -m baa_core compare --task ag_news --data-dir ../shared/data --seeds 0,1,2 --select "
             "--out pretrained/ag_news-word-baa")
-_AG_BERT = ("python -m baa_core compare --task ag_news --kind bert --data-dir ../shared/data "
+_AG_BERT = ("python -m baa_core compare --task ag_news --kind bert --data-dir ../shared/data --seeds 0,1,2 --select "
             "--out pretrained/ag_news-minilm-baa")
-_DB_BERT = ("python -m baa_core compare --task dbpedia14 --kind bert --data-dir ../shared/data "
+_DB_BERT = ("python -m baa_core compare --task dbpedia14 --kind bert --data-dir ../shared/data --seeds 0,1,2 --select "
             "--out pretrained/dbpedia14-minilm-baa")
-_AG_BF = "python -m baa_core train --task ag_news --method budgetformer --data-dir ../shared/data --out pretrained/ag_news-word-budgetformer"
-_DB_BF = "python -m baa_core train --task dbpedia14 --method budgetformer --data-dir ../shared/data --out pretrained/dbpedia14-word-budgetformer"
+_AG_BF = ("python -m baa_core train --task ag_news --method budgetformer --select --controls --data-dir ../shared/data "
+          "--out pretrained/ag_news-word-budgetformer")
+_DB_BF = ("python -m baa_core train --task dbpedia14 --method budgetformer --select --controls --data-dir ../shared/data "
+          "--out pretrained/dbpedia14-word-budgetformer")
 _MINI = "ours runs all-MiniLM-L6-v2 (6 x 12 heads, d=384), not BERT-Mini (4 x 4, d=256)"
 _BF_SIZE = "the paper's encoder: 4 layers x 8 heads; ours is the word-level model of the card"
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import TrainConfig
-from .data import EncodedDataset
-from .evaluate import bootstrap_ci, evaluate, unpack_correct
-from .methods import DenseObjective, _trainer
+from .io.data import EncodedDataset
+from .measure.evaluate import bootstrap_ci, evaluate, unpack_correct
+from .methods import TrainConfig, get_method
+from .train import run_method
 
 SELECTION_SPLIT = "validation (a stratified 10% of the training rows; the test split is not given to the selection)"
 BAA_SELECTION_BUDGETS = (0.25, 0.5, 0.75)
@@ -61,7 +61,7 @@ SELECTION_GRIDS: dict[str, tuple[GridAxis, ...]] = {
 
 
 def selection_grid(task: str, kind: str) -> tuple[GridAxis, ...]:
-    if kind == "bert":
+    if kind in ("bert", "hf"):  # pretrained encoders: the later phases' rate (their embeddings are not re-initialised)
         return SELECTION_GRIDS["bert"]
     return SELECTION_GRIDS["synthetic" if task == "synthetic" else "word"]
 
@@ -79,18 +79,12 @@ def after_warm_start_epochs(method: str, tcfg: TrainConfig) -> float:
 
 
 # ---------------------------------------------------------------- controls and equal-epoch baselines
-def no_attention_mask(cfg) -> torch.Tensor:
-    """(L, H) zeros: every head closed; attention then adds only its output projection's bias."""
-    return torch.zeros(cfg.n_layers, cfg.n_heads)
-
-
 def continue_dense(dense, train: EncodedDataset, tcfg: TrainConfig, epochs: float, callbacks=(), stop=None):
     """A copy of the dense warm start trained ``epochs`` more, all heads on, at the rate of the phases
-    that follow the warm start: the dense baseline with the method's training budget."""
-    model = copy.deepcopy(dense)
-    if epochs > 0:
-        _trainer(model, DenseObjective(), train, tcfg, "dense_equal", epochs, seed_offset=5, lr=tcfg.phase_lr,
-                 callbacks=list(callbacks), stop=stop).run()
+    that follow the warm start: the dense baseline with the method's training budget (``dense_equal``)."""
+    if epochs <= 0:
+        return copy.deepcopy(dense).cpu().eval()
+    model = run_method(get_method("dense_equal"), dense, train, tcfg, callbacks=callbacks, stop=stop, epochs=epochs)
     return model.cpu().eval()
 
 
@@ -98,10 +92,8 @@ def train_no_attention(prep, tcfg: TrainConfig, epochs: float, callbacks=(), sto
     """The control: the same network (same init, or the same pretrained weights) trained with every head
     closed for ``epochs``. What it reaches is what the task gives without any attention."""
     torch.manual_seed(tcfg.seed)
-    model = prep.new_model()
-    mask = no_attention_mask(model.config).to(tcfg.device)
-    _trainer(model, DenseObjective(mask), prep.train, tcfg, "no_attention", epochs, seed_offset=6,
-             callbacks=list(callbacks), stop=stop).run()
+    model = run_method(get_method("no_attention"), prep.new_model(), prep.train, tcfg, callbacks=callbacks, stop=stop,
+                       epochs=epochs)
     return model.cpu().eval()
 
 
@@ -137,17 +129,19 @@ def _apply(prep, tcfg: TrainConfig, axes: tuple[GridAxis, ...], values: tuple):
 
 
 def validation_score(model, method: str, val: EncodedDataset, device: str = "cpu", budget: float | None = None) -> float:
-    """The number a method is selected by, on the validation split: BAA, the mean hard-gate accuracy at
-    budgets 0.25 / 0.5 / 0.75 (one model serves every budget); static, the accuracy at its budget;
-    BudgetFormer, its accuracy with its own per-input budgets; dense, its accuracy."""
-    if method == "baa":
-        return statistics.fmean(evaluate(model, val, budget=b, hard=True, device=device).accuracy for b in BAA_SELECTION_BUDGETS)
-    if method == "static":
-        return evaluate(model, val, budget=budget, hard=True, device=device).accuracy
-    if method == "budgetformer":
-        from .budgetformer import budgetformer_summary
+    """The number a method is selected by, on the validation split: a one-model-many-budgets method
+    (BAA), its mean hard-gate accuracy at budgets 0.25 / 0.5 / 0.75 (one model serves every budget); a
+    per-budget model (static), its accuracy at its budget; a per-input method (BudgetFormer), its
+    accuracy with its own per-input budgets; dense, its accuracy."""
+    m = get_method(method)
+    if m.per_input:
+        from .measure.perinput import budgetformer_summary
 
         return budgetformer_summary(model, val, device=device)["accuracy"]
+    if m.has_budget and m.one_model_per_budget:
+        return evaluate(model, val, budget=budget, hard=True, device=device).accuracy
+    if m.has_budget and model.gate is not None:
+        return statistics.fmean(evaluate(model, val, budget=b, hard=True, device=device).accuracy for b in BAA_SELECTION_BUDGETS)
     return evaluate(model, val, device=device).accuracy
 
 
@@ -161,7 +155,7 @@ def select_and_fit(prep, method: str, tcfg: TrainConfig, grid: tuple[GridAxis, .
                    callbacks=(), stop=None, log: Callable[[str], None] | None = None) -> Selected:
     """Train every grid point, score each on validation, keep the best; return the chosen point's
     dense warm start and method model (they are the seed's models: nothing is trained twice)."""
-    from .recipes import fit, fit_dense
+    from .pipeline import fit, fit_dense
 
     full_prep = prep
     prep = prep.without_test()  # the selection never holds the test split
@@ -187,7 +181,10 @@ def select_and_fit(prep, method: str, tcfg: TrainConfig, grid: tuple[GridAxis, .
 
     def train_dense_point(values):
         p, t = _apply(prep, tcfg, dense_axes, values)
-        d = fit_dense(p, t, callbacks, stop)
+        if t.dense_epochs <= 0 and p.init_model is not None:  # a fine-tuned classifier as it is: no warm start
+            d = p.new_model().to(t.device)
+        else:
+            d = fit_dense(p, t, callbacks, stop)
         return values, p, t, d, validation_score(d, "dense", p.val, t.device)
 
     _, p, t, dense, _ = run_stage(dense_axes, train_dense_point, SCORE_WORDS["dense"])
@@ -314,10 +311,11 @@ def controls_card(table: dict[str, list[dict]], chance_levels: dict, epochs: dic
         return {"accuracy": r["accuracy"], "accuracy_ci": r.get("accuracy_ci"), "accuracy_std": r.get("accuracy_std"),
                 "seeds": r.get("seeds", 1), "epochs": r.get("epochs"), "what": what}
 
+    trained_epochs = epochs.get("no_attention")
     return {"no_attention_eval": entry("no_attention_eval", "this card's weights (every seed's method model) evaluated "
                                        "with every head closed: attention adds only its output bias"),
             "no_attention_trained": entry("no_attention", f"the same network trained with every head closed for "
-                                          f"{epochs.get('no_attention', '?'):g} epochs (the method's total)"),
+                                          f"{trained_epochs:g} epochs (the method's total)" if trained_epochs else ""),
             "chance": chance_levels}
 
 

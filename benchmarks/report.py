@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from baa_core.compare import differences_table, markdown_table  # noqa: E402
+from baa_core.pipeline import differences_table, markdown_table  # noqa: E402
 from baa_core.paper import FIGURES  # noqa: E402
 
 PAPER = {f.id: f for f in FIGURES}

@@ -6,11 +6,11 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from baa_core.bert import load_pretrained  # noqa: E402
-from baa_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from baa_core.gates import topk_head_mask  # noqa: E402
-from baa_core.methods import with_gating  # noqa: E402
-from baa_core.prune import slice_heads  # noqa: E402
+from baa_core.io.pretrained import load_pretrained  # noqa: E402
+from baa_core.io.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from baa_core.model.gates import topk_head_mask  # noqa: E402
+from baa_core.model.surgery import with_gating  # noqa: E402
+from baa_core.model.surgery import slice_heads  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +39,27 @@ def _batch(tok):
 
 def test_hidden_states_equal_transformers_bert_on_padded_batches(tiny_bert):
     folder, hf = tiny_bert
-    model, tok = load_pretrained(str(folder), n_classes=3, frozen_dtype=None)  # exact weights: the architecture alone
+    model, tok = load_pretrained(str(folder), n_classes=3, freeze_word_embeddings=False)
     model.eval()
     ids, mask = _batch(tok)
     expected = hf(input_ids=ids, attention_mask=mask).last_hidden_state
-    from baa_core.encoder import attention_bias
+    from baa_core.model.attention import attention_bias
 
     x = model.embeddings(ids)
     for block in model.blocks:
         x, _ = block(x, attention_bias(mask, x.dtype))
     keep = mask.bool()
     torch.testing.assert_close(x[keep], expected[keep], rtol=1e-4, atol=1e-5)
+
+
+def test_frozen_word_embeddings_are_used_at_their_stored_precision(tiny_bert):
+    """Checkpoints leave the frozen embeddings to their base and carry it in float16 to a GPU host:
+    every load rounds them the same way, so training there and evaluating here agree exactly."""
+    folder, hf = tiny_bert
+    model, _ = load_pretrained(str(folder), n_classes=3)
+    emb = model.embeddings.word_embeddings.weight
+    assert not emb.requires_grad
+    torch.testing.assert_close(emb, hf.embeddings.word_embeddings.weight.half().float(), rtol=0, atol=0)
 
 
 def test_sliced_equals_gated_on_padded_batches(tiny_bert):
@@ -75,8 +85,7 @@ def test_checkpoint_leaves_out_frozen_embeddings_and_restores_them(tiny_bert, tm
     assert not model.embeddings.word_embeddings.weight.requires_grad
     model = with_gating(model, "baa").eval()
     out = save_checkpoint(tmp_path / "ck", model, tok, {"name": "tiny"}, dtype="float16",
-                          external={"source": str(folder), "tensors": ["embeddings.word_embeddings.weight"],
-                                    "round_to": "float16"})
+                          external={"source": str(folder), "tensors": ["embeddings.word_embeddings.weight"]})
     from safetensors import safe_open
 
     with safe_open(str(out / "model.safetensors"), "pt") as f:
@@ -89,22 +98,7 @@ def test_checkpoint_leaves_out_frozen_embeddings_and_restores_them(tiny_bert, tm
 
 
 def test_non_bert_architectures_are_refused():
-    from baa_core.bert import config_from_hf
+    from baa_core.model.families.bert import config_from_hf
 
     with pytest.raises(ValueError, match="BERT"):
         config_from_hf(transformers.GPT2Config(), 2)
-
-
-def test_a_half_precision_copy_of_the_base_gives_the_same_frozen_embeddings(tiny_bert, tmp_path):
-    """What a GPU host trains from (a float16 copy, small enough to carry) and what loads here (the
-    full-precision base) agree exactly on the frozen word embeddings that checkpoints leave out."""
-    from baa_core.bert import WORD_EMBEDDINGS, load_external_tensors, write_half_copy
-
-    folder, _ = tiny_bert
-    half = write_half_copy(str(folder), tmp_path / "half")
-    assert (half / "model.safetensors").stat().st_size < (folder / "model.safetensors").stat().st_size
-    from_full, _ = load_pretrained(str(folder), n_classes=3)
-    from_half, _ = load_pretrained(str(half), n_classes=3)
-    w = from_half.embeddings.word_embeddings.weight
-    assert torch.equal(from_full.embeddings.word_embeddings.weight, w)
-    assert torch.equal(load_external_tensors(str(folder), [WORD_EMBEDDINGS], "float16")[WORD_EMBEDDINGS], w)

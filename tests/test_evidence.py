@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from baa_core.bench import median_ci, percentile_spread
-from baa_core.evaluate import bootstrap_ci, pack_correct, unpack_correct
+from baa_core.measure.latency import median_ci, percentile_spread
+from baa_core.measure.evaluate import bootstrap_ci, pack_correct, unpack_correct
 from baa_core.protocol import aggregate_rows, paired_difference
 
 
@@ -93,15 +93,18 @@ class _Withheld:
 
 @pytest.fixture(scope="module")
 def tiny_prep():
-    from baa_core.recipes import prepare
+    from baa_core.pipeline import prepare
+
+    from baa_core.io.data import EncodedDataset
 
     prep = prepare("synthetic", max_train=300, max_test=200)
     prep.model_config.d_model, prep.model_config.d_ffn = 32, 32
+    prep.val = EncodedDataset(prep.val.ids[:200], prep.val.labels[:200], prep.val.pad_id)  # small: the test is about which split
     return prep
 
 
 def _tiny_tcfg(**kw):
-    from baa_core.config import TrainConfig
+    from baa_core.methods import TrainConfig
 
     return TrainConfig(batch_size=32, lr=5e-3, dense_epochs=0.3, budget_epochs=0.3, hard_epochs=0.2, warmup_steps=2, **kw)
 
@@ -143,13 +146,13 @@ def test_selection_picks_the_higher_validation_score(tiny_prep, monkeypatch):
                         lambda model, method, val, device="cpu", budget=None: 0.9 if method == "baa" and
                         model.gate is not None and _lr[0] == 1e-3 else 0.5)
     _lr = [None]
-    real_fit = __import__("baa_core.recipes", fromlist=["fit"]).fit
+    real_fit = __import__("baa_core.pipeline", fromlist=["fit"]).fit
 
     def fit(prep, method, tcfg, **kw):
         _lr[0] = tcfg.adapt_lr
         return real_fit(prep, method, tcfg, **kw)
 
-    monkeypatch.setattr("baa_core.recipes.fit", fit)
+    monkeypatch.setattr("baa_core.pipeline.fit", fit)
     chosen = protocol.select_and_fit(tiny_prep, "baa", _tiny_tcfg(), (protocol.GridAxis("adapt_lr", (5e-3, 1e-3)),))
     assert chosen.record["chosen"] == {"adapt_lr": 1e-3}
 
@@ -159,9 +162,9 @@ def test_a_trained_card_has_selection_controls_intervals_and_equal_epoch_dense(t
     from baa_core.cli import main
 
     out = tmp_path / "synth"
-    assert main(["train", "--task", "synthetic", "--method", "baa", "--out", str(out), "--dense-epochs", "0.3",
-                 "--budget-epochs", "0.3", "--hard-epochs", "0.2", "--latency-batches", "1", "--budgets", "0.5,1.0",
-                 "--max-train", "600", "--max-test", "300", "--select", "--controls"]) == 0
+    assert main(["train", "--task", "synthetic", "--method", "baa", "--out", str(out), "--dense-epochs", "0.2",
+                 "--budget-epochs", "0.2", "--hard-epochs", "0.1", "--latency-batches", "1", "--budgets", "0.5,1.0",
+                 "--max-train", "400", "--max-test", "200", "--select", "--controls"]) == 0
     card = json.loads((out / "card.json").read_text())
     sel = card["selection"]
     assert sel["tuned"] == ["adapt_lr"] and sel["test_split_used"] is False and "validation" in sel["split"]
@@ -211,9 +214,9 @@ def _results(path, seed, task="synthetic", with_dense=True, command=None):
 
 
 def test_merge_joins_seeds_and_controls_and_records_every_command(tmp_path, tiny_model):
-    from baa_core.checkpoint import read_card, save_checkpoint
-    from baa_core.compare import merge_results
-    from baa_core.tokenize import WordTokenizer
+    from baa_core.io.checkpoint import read_card, save_checkpoint
+    from baa_core.io.tokenizers import WordTokenizer
+    from baa_core.pipeline import merge_results
 
     ck = save_checkpoint(tmp_path / "ck", tiny_model, WordTokenizer(["[PAD]", "[UNK]", "a"]), {"name": "ck"})
     files = [_results(tmp_path / "s1.json", 1), _results(tmp_path / "s0.json", 0),

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from baa_core.gates import BudgetGate, StaticGates, heads_for_budget, straight_through, topk_head_mask
+from baa_core.model.gates import BudgetGate, StaticGates, heads_for_budget, straight_through, topk_head_mask
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -82,7 +82,7 @@ def test_hard_operating_point_is_topk_of_gates(seed):
 
 
 def test_kept_sets_need_not_be_nested_though_gates_are_monotone():
-    from baa_core.gates import unnested_heads
+    from baa_core.model.gates import unnested_heads
 
     gate = BudgetGate(1, 2)
     with torch.no_grad():  # head 0: high at small budgets, flat; head 1: low at first, steep
