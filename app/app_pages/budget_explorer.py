@@ -5,7 +5,7 @@ fragment)."""
 import pandas as pd
 import streamlit as st
 
-from app.ui import compute, figures, live_panel, state
+from app.ui import compute, figures, live_panel, posthoc_panel, state
 from baa_core import methods
 
 sel = state.require_model()
@@ -40,6 +40,8 @@ if not compute.has_budget(model):
         point = compute.operating_point(model, None)
         acc = state.live_accuracy_cached(*sel.key, point.key, sel.ckpt, data)
         st.metric("accuracy (live sample)", f"{acc:.2%}")
+    if sel.entry.source in ("hub", "hf"):  # a Hugging Face classifier you brought: post-hoc budgets, no training
+        posthoc_panel.render(sel)
     st.stop()
 
 # ---------------------------------------------------------------- the live panel (drag: browser only; release: one fragment rerun)

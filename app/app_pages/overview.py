@@ -2,8 +2,9 @@
 import pandas as pd
 import streamlit as st
 
-from app.ui import catalog, live_panel, state
+from app.ui import catalog, figures, live_panel, state
 from baa_core import methods
+from baa_core.model.gates import unnested_heads
 
 st.title("Budgeted Attention Explorer")
 st.markdown(
@@ -27,9 +28,10 @@ if baa:
     try:
         sel = state.Selected(entry, state.load_checkpoint_cached(str(entry.path), entry.version))
         live_panel.show(sel, None, key="overview_live", mode="overview")
-        st.caption(f"The layer x head grid of **{entry.name}**, computed from its weights: each head's gate g(b) only rises with "
-                   f"b, so more budget never closes a head; at a budget the top round(b x heads) gates run (at least one per block). "
-                   f"This slider is the picture's own; the **Budget explorer** adds accuracy, latency and the Pareto chart.")
+        st.caption(f"The layer x head grid of **{entry.name}**, computed from its weights. At a budget the top round(b x heads) "
+                   f"gates run (at least one per block). This slider is the picture's own; the **Budget explorer** adds accuracy, "
+                   f"latency and the Pareto chart.")
+        st.markdown(figures.render_unnested_note(entry.name, unnested_heads(sel.model.gate, [round(0.05 * i, 2) for i in range(2, 21)])))
     except Exception as exc:  # a broken checkpoint must not break the overview
         st.warning(f"The picture needs a BAA model; {entry.name} could not be loaded ({str(exc)[:200]}).")
 else:

@@ -181,7 +181,8 @@ def payload_cached(path: str, version: float, live: bool, mode: str, panel_id: s
 
     points = points_cached(path, version, live, _ckpt, _data)
     lo_hi = trained_range(_ckpt.card)
-    label = f"BAA live ({len(_data.sample)}-example sample)" if _data is not None else "live"
+    name = methods.label(methods.method_for_model(_ckpt.model).name).split(" (")[0]  # "BAA", "static gates"
+    label = f"{name} live ({len(_data.sample)}-example sample)" if _data is not None else "live"
     return panel_payload(points, panel_id=panel_id, mode=mode, card=_ckpt.card, budget_range=lo_hi,
                          own_method=methods.method_for_model(_ckpt.model).name,
                          below=below_range(_ckpt.model, lo_hi[0]), live_label=label)

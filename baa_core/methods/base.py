@@ -57,7 +57,6 @@ class TrainConfig:
     # Static baseline and post-hoc recovery: one model per budget in this list.
     budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
     recovery_epochs: float = 1.0
-    max_len: int = 128
     eval_every: int = 0
     # Dense warm start ends early once validation accuracy reaches this (1.0 = never early).
     dense_target_acc: float = 1.0
@@ -173,12 +172,13 @@ def get_method(name: str) -> Method:
 
 
 def method_for_model(model: nn.Module) -> Method:
-    """The method whose models carry this model's gating (a dense model is ``dense``)."""
+    """The method whose models carry this model's gating: the one named like the gating first (a dense
+    model is ``dense``, not ``recovery``, whose models are dense-gated too; a post-hoc ranking is ``posthoc``)."""
     gating = model.config.gating
-    for m in sorted(METHODS.values(), key=lambda m: m.order):
-        if m.gating == gating and m.plan is not None:
-            return m
-    raise ValueError(f"no registered method trains models with gating {gating!r}")
+    same = sorted((m for m in METHODS.values() if m.gating == gating), key=lambda m: (m.name != gating, m.plan is None, m.order))
+    if not same:
+        raise ValueError(f"no registered method makes models with gating {gating!r}")
+    return same[0]
 
 
 def operating_point(model: nn.Module, budget: float | None) -> torch.Tensor | None:
