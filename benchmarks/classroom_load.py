@@ -140,6 +140,7 @@ class Session:
     values: dict = field(default_factory=dict)  # widget id -> WidgetState: what the browser would send back
     fragments: dict = field(default_factory=dict)  # widget id -> fragment id
     metrics: dict = field(default_factory=dict)  # label -> value, from the last run
+    panels: dict = field(default_factory=dict)  # Components v2 element id -> (component name, its data)
     texts: list = field(default_factory=list)  # markdown / alert bodies of the last run
     errors: list = field(default_factory=list)
     runs: list = field(default_factory=list)
@@ -192,6 +193,12 @@ class Session:
                 self.errors.append(f"error box: {el.alert.body[:200]}")
         elif kind == "markdown":
             self.texts.append(el.markdown.body)
+        elif kind == "bidi_component":
+            el_c = el.bidi_component
+            raw = el_c.json or (el_c.mixed.json if el_c.HasField("mixed") else "")
+            self.panels[el_c.id] = (el_c.component_name, json.loads(raw) if raw else None)
+            if delta.fragment_id:
+                self.fragments[el_c.id] = delta.fragment_id
         elif kind == "progress":
             self.texts.append(f"progress {el.progress.value}%: {el.progress.text}")
         elif kind in ("slider", "button", "text_input", "radio", "selectbox", "number_input", "checkbox"):
@@ -281,13 +288,30 @@ def current_value(kind: str, proto):
     return ws
 
 
+def live_panel(s: Session) -> tuple[str, dict] | None:
+    """(element id, data) of the explorer's live budget panel (a Components v2 element), if the page has one."""
+    for cid, (name, data) in s.panels.items():
+        if "live_panel" in name and isinstance(data, dict) and data.get("commit"):
+            return cid, data
+    return None
+
+
 async def set_budget(s: Session, budget: float) -> Run:
-    """Move this session's budget to ``budget`` as a released slider does (the one place that knows the widget)."""
+    """Move this session's budget to ``budget`` as a released slider does: the one place that knows the widget.
+
+    The live panel (Components v2) sends its ``commit`` trigger on release, once, with the budget; the older
+    explorer had an ``st.slider``, whose value is sent instead."""
+    from streamlit.components.v2.bidi_component.main import _make_trigger_id
     from streamlit.proto.WidgetStates_pb2 import WidgetState
 
+    panel = live_panel(s)
+    if panel is not None:
+        cid = panel[0]
+        ws = WidgetState(id=_make_trigger_id(cid, "events"), json_trigger_value=json.dumps([{"event": "commit", "value": budget}]))
+        return await s.rerun([ws], s.fragments.get(cid, ""))
     wid, _ = s.widget("Budget", "slider")
     if wid is None:
-        raise RuntimeError(f"{s.name}: no budget slider on the page")
+        raise RuntimeError(f"{s.name}: no budget panel or slider on the page")
     ws = WidgetState(id=wid)
     ws.double_array_value.data.append(round(budget, 2))
     return await s.rerun([ws], s.fragments.get(wid, ""))
@@ -299,6 +323,22 @@ def shown_budget(s: Session) -> float | None:
         if m:
             return float(m.group(1))
     return None
+
+
+def shown_point(s: Session, budget: float) -> dict | None:
+    """What the page shows at ``budget``: the live panel's point holding it, or the older explorer's metrics."""
+    panel = live_panel(s)
+    if panel is not None:
+        data = panel[1]
+        pts = [p for p in data.get("points", []) if p["lo"] - 1e-9 <= budget <= p["hi"] + 1e-9]
+        if not pts:
+            return None
+        p = pts[0]
+        return {"budget": data.get("budget"), "point_budget": p["b"], "heads": f"{p['k']} / {p['total']}",
+                "cost": f"{p['cost']:.3f}", "accuracy": p.get("acc") or {}, "live": p.get("live") or {}}
+    acc = s.metrics.get("accuracy")
+    return {"budget": shown_budget(s), "point_budget": shown_budget(s), "heads": s.metrics.get("active heads"),
+            "cost": s.metrics.get("estimated attention cost"), "accuracy_text": acc}
 
 
 # ---------------------------------------------------------------- expected numbers
@@ -341,22 +381,30 @@ def live_expected(model_dir: Path, budgets: list[float]) -> dict:
     return {b: compute.live_accuracy(ckpt.model, prep.test, sample, compute.operating_point(ckpt.model, b)) for b in budgets}
 
 
-def check_session(s: Session, budget: float, sweep_row: dict, expected_acc: float | None) -> list[str]:
-    """Mismatches between what this session shows and what its budget should show."""
+def check_session(s: Session, budget: float, sweep_row: dict, expected: dict) -> list[str]:
+    """Mismatches between what this session shows and what its own budget should show: heads and cost from
+    ``sweep --json``, accuracy from the card's row (``expected["card"]``) or the live sample (``["live"]``)."""
+    shown = shown_point(s, budget)
+    if shown is None:
+        return [f"no point holding budget {budget:.2f} on the page"]
     bad = []
-    shown = shown_budget(s)
-    if shown is None or abs(shown - budget) > 1e-6:
-        bad.append(f"budget shown {shown}, expected {budget:.2f}")
-    heads = s.metrics.get("active heads", "")
-    if heads != f"{sweep_row['active_heads']} / {sweep_row['total_heads']}":
-        bad.append(f"active heads {heads!r}, sweep says {sweep_row['active_heads']} / {sweep_row['total_heads']}")
-    cost = s.metrics.get("estimated attention cost")
-    if cost != f"{sweep_row['est_cost']:.3f}":
-        bad.append(f"estimated cost {cost!r}, sweep says {sweep_row['est_cost']:.3f}")
-    acc = s.metrics.get("accuracy")
-    want = "-" if expected_acc is None else f"{expected_acc:.2%}"
-    if acc != want:
-        bad.append(f"accuracy {acc!r}, expected {want}")
+    if shown["budget"] is None or not any(abs(shown["budget"] - b) < 1e-6 for b in (budget, shown["point_budget"])):
+        bad.append(f"budget shown {shown['budget']}, expected {budget:.2f}")
+    if shown["heads"] != f"{sweep_row['active_heads']} / {sweep_row['total_heads']}":
+        bad.append(f"active heads {shown['heads']!r}, sweep says {sweep_row['active_heads']} / {sweep_row['total_heads']}")
+    if shown["cost"] != f"{sweep_row['est_cost']:.3f}":
+        bad.append(f"estimated cost {shown['cost']!r}, sweep says {sweep_row['est_cost']:.3f}")
+    if "accuracy_text" in shown:  # the older explorer: one metric, card or live
+        want = expected.get("live", expected.get("card"))
+        if shown["accuracy_text"] != ("-" if want is None else f"{want:.2%}"):
+            bad.append(f"accuracy {shown['accuracy_text']!r}, expected {want}")
+        return bad
+    acc = shown["accuracy"]
+    want = expected.get(acc.get("src")) if acc else None
+    if acc and (want is None or abs(acc["v"] - want) > 1e-6):
+        bad.append(f"accuracy ({acc.get('src')}) {acc.get('v')}, expected {want}")
+    if shown["live"] and "live" in expected and abs(shown["live"]["v"] - expected["live"]) > 1e-6:
+        bad.append(f"live accuracy {shown['live']['v']}, expected {expected['live']}")
     return bad
 
 
@@ -447,12 +495,12 @@ async def main_async(args) -> dict:
                     "machine": {"cpus": os.cpu_count(), "load_avg_before": [round(x, 2) for x in os.getloadavg()]},
                     "protocol": "Streamlit websocket (/_stcore/stream), loopback"}
     sweep = expected_rows(model_dir, sorted(set(budgets)), data_dir, limit=None if args.data == "card" else 64)
+    card_acc = {b: card_accuracy(model_dir, b) for b in set(budgets)}
+    live_acc = live_expected(model_dir, sorted(set(budgets))) if args.data == "live" else {}
+    expected = {b: {k: v for k, v in (("card", card_acc[b]), ("live", live_acc.get(b))) if v is not None} for b in set(budgets)}
     if args.data == "card":
-        expected = {b: card_accuracy(model_dir, b) for b in set(budgets)}
-        result["card_vs_sweep_max_abs_diff"] = _r(max(abs(expected[b] - sweep[b]["accuracy"]) for b in expected
-                                                      if expected[b] is not None), 5)
-    else:
-        expected = live_expected(model_dir, sorted(set(budgets)))
+        result["card_vs_sweep_max_abs_diff"] = _r(max(abs(card_acc[b] - sweep[b]["accuracy"]) for b in card_acc
+                                                      if card_acc[b] is not None), 5)
     query = f"model={args.model}"
     log = Path(tempfile.gettempdir()) / "baa_classroom_streamlit.log"
     t_start = time.perf_counter()
@@ -470,9 +518,9 @@ async def main_async(args) -> dict:
         result["slider"] = {**summary(lat), "goal_p95_s": GOALS["slider_p95_s"]}
         result["own_numbers"] = {"sessions_checked": len(sessions),
                                  "sessions_with_mismatch": {k: v for k, v in mismatches.items() if v},
-                                 "checked_against": "python -m baa_core sweep --json (heads, cost) and "
-                                 + ("the card's row, itself compared with the sweep" if args.data == "card"
-                                    else "the app's live-sample accuracy recomputed here")}
+                                 "checked_against": "python -m baa_core sweep --json (heads, cost); accuracy: the card's row "
+                                 "(this checkpoint's seed)" + (", itself compared with the sweep" if args.data == "card" else
+                                                               " and the live-sample accuracy recomputed here with the app's function")}
         result["memory_after"] = rss_mb(proc.pid)
         if "train" in args.phases:
             trainer, first_info = await start_training(port, "trainer", query)

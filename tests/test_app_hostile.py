@@ -52,9 +52,9 @@ def texts(at: AppTest) -> list[str]:
     return out
 
 
-def copy_model(env, name: str, card_edit=None, config_edit=None) -> Path:
+def copy_model(env, name: str, card_edit=None, config_edit=None, source: str = "tiny-baa") -> Path:
     dst = env["user_models"] / name
-    shutil.copytree(env["pretrained"] / "tiny-baa", dst)
+    shutil.copytree(env["pretrained"] / source, dst)
     if card_edit:
         card = json.loads((dst / "card.json").read_text())
         card_edit(card)
@@ -176,10 +176,15 @@ def test_user_strings_never_render_as_markup(env):
         for t in texts(at):
             html = render(t)
             assert "<a " not in html and "<img" not in html and "<b>" not in html, (page, t)
-    at.switch_page("app_pages/inspector.py").run()
-    probs = next(c for c in at.get("plotly_chart") if c.proto.id and "probability" in c.proto.spec)
-    assert "<b>" not in probs.proto.spec and "&lt;b&gt;" in probs.proto.spec  # Plotly shows the tag, applies nothing
     assert any("\\[x\\]\\(http" in c.value for c in at.caption)  # the folder name, shown as typed
+    # a model without a budget knob draws its class probabilities with Plotly: the labels' tags are shown, not applied
+    copy_model(env, "evil-bf", inject, source="tiny-bf")
+    at.run()  # the picker lists the new folder
+    at.selectbox(key="model_id").set_value("yours/evil-bf").run()
+    at.switch_page("app_pages/inspector.py").run()
+    assert not at.exception
+    probs = next(c for c in at.get("plotly_chart") if c.proto.id and "probability" in c.proto.spec)
+    assert "<b>" not in probs.proto.spec and "&lt;b&gt;" in probs.proto.spec
 
 
 def test_the_escaping_helpers():

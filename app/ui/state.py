@@ -86,17 +86,26 @@ def _warm_caches() -> None:
              and (e.path / "model.safetensors").stat().st_size <= WARM_MAX_BYTES]
     small.sort(key=lambda e: (e.path / "model.safetensors").stat().st_size)
     first = listed[:1] if listed and not listed[0].problem and not listed[0].needs else []  # what the Overview draws
+    from baa_core.measure.operating_points import operating_points
+
+    from . import live_panel
+
     for entry in small + [e for e in first if e not in small]:
         try:
-            ckpt = load_checkpoint_cached(str(entry.path), entry.version)
+            path, version = str(entry.path), entry.version
+            ckpt = load_checkpoint_cached(path, version)
+            slides = compute.has_budget(ckpt.model)
             if entry not in small or data_unavailable_reason(ckpt.typed_card, entry.path) is not None:
+                if slides:  # the Overview's picture of this model (no data)
+                    live_panel.points_cached(path, version, False, ckpt, None)
                 continue
-            data = eval_data(str(entry.path), entry.version, ckpt)
-            if compute.has_budget(ckpt.model) and data.live_accuracy_auto:
-                # From the top down: a page computing the same stops from the bottom up meets this thread
-                # half way, and the two run on two cores (each value is still computed once).
-                for b in reversed(compute.budget_choices(ckpt.model)):
-                    live_accuracy_cached(str(entry.path), entry.version, compute.operating_point(ckpt.model, b).key, ckpt, data)
+            data = eval_data(path, version, ckpt)
+            if slides and data.live_accuracy_auto:
+                # Every operating point's live accuracy, from the top down: a page measuring the same points
+                # from the bottom up meets this thread half way, the two on two cores (each computed once).
+                for p in reversed(operating_points(ckpt.model, ckpt.typed_card.as_dict())):
+                    live_accuracy_cached(path, version, tuple(tuple(int(v) for v in r) for r in p.mask.tolist()), ckpt, data)
+                live_panel.points_cached(path, version, True, ckpt, data)
         except Exception:  # a model that cannot be warmed is loaded (and its fault shown) when a page asks for it
             continue
 
@@ -245,7 +254,8 @@ def model_picker() -> None:
     if MODEL_KEY not in st.session_state and st.query_params.get("model") in options:
         st.session_state[MODEL_KEY] = st.query_params["model"]  # a link can name the model: ?model=shipped/NAME
     if st.session_state.get(MODEL_KEY) not in options:
-        st.session_state[MODEL_KEY] = options[0]
+        default = catalog.default_entry(entries)
+        st.session_state[MODEL_KEY] = default.id if default else options[0]
     with st.sidebar:
         st.selectbox("Model", options, key=MODEL_KEY, format_func=lambda i: labels.get(i, i),
                      help="Shipped models (pretrained/), yours (the user models folder: checkpoints and Hugging Face "

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model.config import SHAPE_LIMITS, ConfigError, _check_int, _check_number, _from_dict
+from ..model.config import ConfigError, _check_int, _check_number, _from_dict
 from ..model.surgery import all_heads_mask
 
 
@@ -57,7 +57,6 @@ class TrainConfig:
     # Static baseline and post-hoc recovery: one model per budget in this list.
     budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
     recovery_epochs: float = 1.0
-    max_len: int = 128
     eval_every: int = 0
     # Dense warm start ends early once validation accuracy reaches this (1.0 = never early).
     dense_target_acc: float = 1.0
@@ -79,7 +78,6 @@ class TrainConfig:
     def __post_init__(self):
         _check_int("batch_size", self.batch_size, 1, 1_000_000)
         _check_int("threads", self.threads, 0, 1024)
-        _check_int("max_len", self.max_len, 1, SHAPE_LIMITS["max_len"])
         for name in ("dense_epochs", "budget_epochs", "hard_epochs", "recovery_epochs", "bf_epochs"):
             _check_number(name, getattr(self, name), 0.0, 10_000.0)
         for name in ("lr", "gate_lr"):
