@@ -23,13 +23,7 @@ text, index = state.text_input(card, data, key="inspector")
 
 ins = state.inspect_or_stop(sel, text, budget, attentions=False, latency=True, nothing="Nothing to inspect")
 
-if ins.truncated:
-    st.warning(f"The text is longer than the model reads: only its first {len(ins.tokens)} tokens were used "
-               f"(max length {model.config.max_len}).")
-unknown = sum(t == "[UNK]" for t in ins.tokens)
-if unknown and unknown * 2 >= len(ins.tokens):
-    st.warning(f"{unknown} of the {len(ins.tokens)} tokens are unknown to this model's vocabulary ([UNK]): "
-               "its prediction says little about this text.")
+state.input_warnings(ins, model.config.max_len)  # cut text, mostly [UNK] (shared with the Attention page)
 c = st.columns(4)
 c[0].metric("prediction", ins.label, help="argmax of the classifier's softmax")
 c[1].metric("confidence", f"{ins.confidence:.1%}")
@@ -53,7 +47,7 @@ with right:
     mask = ins.head_weights.tolist()
     if is_bf and ins.s is not None:
         st.markdown("**What each block chose for this input**")
-        st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), mask, model.config.n_heads), key="inspector_sq",
+        st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), mask, model.config.n_heads, ins.scores.tolist()), key="inspector_sq",
                         config=figures.EXPORT_CONFIG)
     else:
         st.markdown(f"**Heads active{'' if budget is None else f' at budget {budget:.2f}'}**")

@@ -82,6 +82,17 @@ def operating_point(model: BudgetedClassifier, budget: float | None) -> Operatin
     return OperatingPoint(None, full_mask(model), None)
 
 
+def head_importance(ins, point: OperatingPoint) -> tuple[torch.Tensor | None, str]:
+    """(L, H) values that rank the heads for one input, and their name: BudgetFormer's raw controller scores r
+    (not q = softmax(r / tau), which rounds to 0 for all but the top head), the soft gates at the budget for
+    BAA and static gates; None (index order) for a dense model."""
+    if getattr(ins, "scores", None) is not None:
+        return ins.scores, "score"
+    if point.gate_values is not None:
+        return point.gate_values, "gate"
+    return None, "index"
+
+
 # ---------------------------------------------------------------- the card's numbers
 METHOD_ORDER = ("baa", "static", "posthoc", "recovery", "dense", "budgetformer")
 

@@ -1,0 +1,185 @@
+"""Attention page: budget step -> both bertviz views (head view and model view) drawn again, in headless Chromium.
+
+Goal (issue 12): p95 < 1 s on the MiniLM model (pretrained/ag_news-minilm-baa). Nothing is asserted; the
+numbers are printed, one JSON object last:
+
+    {"model", "p95_ms", "median_ms", "payload_bytes", ...}
+
+How: ``streamlit run app/main.py`` on a free port, Chromium opens the Attention page by its URL with the
+model named in the query string, waits until both views are drawn, then moves the budget slider one step
+(0.05) at a time with the keyboard (a key press commits the value at once, like releasing the mouse). The
+clock runs from the key press until both views report that they drew the new head layout and the browser
+has painted a frame after that. Steps: up from the start (0.50) to 1.00, then down to 0.10 (``--steps``
+takes the first N of those). Steps down from 1.00 to 0.55 revisit layouts seen on the way up: they are
+reported apart ("revisit"), since the page caches its data per head layout.
+
+``payload_bytes`` is the median, over steps, of the websocket bytes the browser received for one step
+(DevTools network log): what the server sent to redraw the page.
+
+Also works against the old page (two bertviz iframes), so the same script measures before and after.
+
+    python benchmarks/attention_step.py [--model shipped/ag_news-minilm-baa] [--steps 28] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import browser_support as bs  # noqa: E402
+
+# Both views drawn for the current head layout? Returns [layout id, drawn] or null while not drawn.
+# New page: one component root (data-baa-attention) with data-requested / data-head-drawn / data-model-drawn.
+# Old page: two bertviz iframes; a frame counts as new once its window lost the marker set before the step.
+VIEWS_STATE = """
+var roots = document.querySelectorAll('[data-baa-attention]');
+if (roots.length) {
+  var r = roots[0], id = r.getAttribute('data-requested');
+  var done = id && r.getAttribute('data-head-drawn') === id && r.getAttribute('data-model-drawn') === id;
+  return done ? id : null;
+}
+var frames = document.querySelectorAll('[data-testid="stIFrame"]');
+if (frames.length < 2) return null;
+var ids = [];
+for (var i = 0; i < frames.length; i++) {
+  var w = frames[i].contentWindow, d = w && w.document;
+  if (!d || d.readyState !== 'complete' || w.__baaOld || !d.querySelectorAll('svg line, svg rect').length) return null;
+  if (!w.__baaId) w.__baaId = Math.random().toString(36).slice(2);
+  ids.push(w.__baaId);
+}
+return ids.join('/');
+"""
+MARK_OLD = """
+document.querySelectorAll('[data-testid="stIFrame"]').forEach(function (f) { if (f.contentWindow) f.contentWindow.__baaOld = true; });
+"""
+AFTER_PAINT = "var done = arguments[arguments.length - 1]; requestAnimationFrame(function () { requestAnimationFrame(function () { done(true); }); });"
+BUDGET = "var s = document.querySelector('[data-testid=\"stSliderThumbValue\"]'); return s ? s.innerText.trim() : null;"
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def summary(ms: list[float]) -> dict:
+    if not ms:
+        return {"n": 0}
+    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(percentile(ms, 0.95), 1),
+            "max_ms": round(max(ms), 1)}
+
+
+def schedule(start: float, n: int) -> list[float]:
+    path, b = [], start
+    for target in (1.0, 0.1):
+        while abs(b - target) > 1e-6:
+            b = round(b + (0.05 if target > b else -0.05), 2)
+            path.append(b)
+    return path[:n]
+
+
+def websocket_bytes(driver) -> int:
+    """Bytes of the websocket frames received since the last call (DevTools performance log)."""
+    total = 0
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") == "Network.webSocketFrameReceived":
+            frame = msg["params"]["response"]
+            data = frame.get("payloadData", "")
+            total += len(base64.b64decode(data)) if frame.get("opcode") == 2 else len(data.encode())
+    return total
+
+
+def wait_drawn(driver, before: str | None, timeout: float = 120) -> str:
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        state = driver.execute_script(VIEWS_STATE)
+        if state and state != before and not bs.script_running(driver):
+            driver.execute_async_script(AFTER_PAINT)
+            return state
+        time.sleep(0.01)
+    raise TimeoutError("the bertviz views were not drawn again in time")
+
+
+def run(model: str, steps: int, paths, shots: Path | None) -> dict:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    env = {"HF_HUB_OFFLINE": "1"}
+    data = ROOT.parent / "shared" / "data"
+    if "BAA_DATA_DIR" not in os.environ and data.is_dir():
+        env["BAA_DATA_DIR"] = str(data)  # the page's default text is then a test example, as a user sees it
+    out: dict = {"model": model.split("/", 1)[-1]}
+    with bs.streamlit_server(env, log_path=Path("/tmp/baa_attention_step_streamlit.log")) as (url, _), \
+            bs.chrome(*paths, performance_log=True) as driver:
+        driver.set_script_timeout(60)
+        driver.get(f"{url}/attention?model={model}")
+        bs.wait_for_title(driver, "Attention", timeout=180)
+        driver.execute_cdp_cmd("Network.enable", {})
+        state = wait_drawn(driver, None, timeout=180)
+        bs.wait_idle(driver, timeout=120)
+        out["tokens_drawn"] = driver.execute_script(
+            "var r = document.querySelector('[data-baa-attention]'); return r ? +r.getAttribute('data-tokens') : null;")
+        slider = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSlider"] input[type="range"]')
+        budget = float(driver.execute_script(BUDGET))
+        websocket_bytes(driver)
+        seen, first, again, sizes = {budget}, [], [], []
+        for target in schedule(budget, steps):
+            driver.execute_script(MARK_OLD)
+            t = time.perf_counter()
+            slider.send_keys(Keys.ARROW_RIGHT if target > budget else Keys.ARROW_LEFT)
+            state = wait_drawn(driver, state)
+            ms = 1000 * (time.perf_counter() - t)
+            shown = driver.execute_script(BUDGET)
+            if shown is None or abs(float(shown) - target) > 1e-6:
+                raise RuntimeError(f"the slider shows {shown}, expected {target:.2f}")
+            (again if target in seen else first).append(ms)
+            seen.add(target)
+            budget = target
+            time.sleep(0.3)  # let late messages of this step arrive before counting bytes
+            sizes.append(websocket_bytes(driver))
+        if shots:
+            shots.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(shots / "attention_step_last.png"))
+        out["errors_on_page"] = bs.error_boxes(driver)
+    every = first + again
+    out.update({"p95_ms": round(percentile(every, 0.95), 1), "median_ms": round(statistics.median(every), 1),
+                "payload_bytes": int(statistics.median(sizes)), "steps": len(every), "new_layout": summary(first),
+                "revisit": summary(again), "payload_bytes_max": max(sizes), "cpu_count": os.cpu_count()})
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="shipped/ag_news-minilm-baa", help="picker id of a shipped BAA model")
+    p.add_argument("--steps", type=int, default=28, help="budget steps to time (>= 10)")
+    p.add_argument("--screenshots", default=None, help="folder for a screenshot of the last step")
+    p.add_argument("--json", action="store_true", help="print only the JSON object")
+    args = p.parse_args()
+    if args.steps < 10:
+        p.error("--steps must be at least 10 (p95 over fewer steps says little)")
+    result = run(args.model, args.steps, bs.ensure_chromium(), Path(args.screenshots) if args.screenshots else None)
+    if not args.json:
+        print(f"{result['model']}: budget step -> both bertviz views drawn, headless Chromium, {result['steps']} steps, "
+              f"{result['cpu_count']} CPU cores")
+        print(f"  p95 {result['p95_ms']:.0f} ms, median {result['median_ms']:.0f} ms   goal p95 < 1000 ms")
+        for k in ("new_layout", "revisit"):
+            s = result[k]
+            if s["n"]:
+                print(f"  {k.replace('_', ' ')} ({s['n']}): p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms, max {s['max_ms']:.0f} ms")
+        print(f"  websocket bytes per step: median {result['payload_bytes']:,}, max {result['payload_bytes_max']:,}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
