@@ -74,19 +74,10 @@ if export_tab.open:
                                             "to_token": np.array(tokens, dtype=object)[j], "weight": attn[b].numpy().reshape(-1)}))
             return pd.concat(frames).to_csv(index=False)
 
-        rows = []
-        for b in range(active.shape[0]):
-            for h in range(active.shape[1]):
-                row = {"block": b, "head": h, "active": bool(active[b, h])}
-                if importance is not None:
-                    row.update({imp_name: float(importance[b, h]), "rank": ranks[b][h]})
-                if ins.q is not None:
-                    row["q"] = float(ins.q[b, h])
-                rows.append(row)
         c = st.columns(4)
         c[0].download_button("Attention weights (CSV)", attention_csv, "attention.csv", "text/csv", key="attention_csv",
                              on_click="ignore")
-        c[1].download_button("Heads (CSV)", pd.DataFrame(rows).to_csv(index=False), "heads.csv", "text/csv",
+        c[1].download_button("Heads (CSV)", pd.DataFrame(compute.heads_table(ins, point)).to_csv(index=False), "heads.csv", "text/csv",
                              key="attention_heads_csv", on_click="ignore")
         c[2].download_button("Head view (HTML, offline)", lambda: bertviz_view.head_view_html(attn, tokens, active),
                              "head_view.html", "text/html", key="attention_head_html", on_click="ignore")

@@ -2,7 +2,7 @@
  * The Attention page's bertviz head view and model view, as one Streamlit Components v2 component.
  *
  * A port of bertviz 1.4.1's head_view.js and model_view.js (Jesse Vig, Apache License 2.0,
- * https://github.com/jessevig/bertviz; based on tensor2tensor's attention.js): same layout, colours and
+ * github.com/jessevig/bertviz; based on tensor2tensor's attention.js): same layout, colours and
  * interactions (layer menu, head colour swatches: click toggles a head, double-click keeps only it; hover
  * a token to see its attention; model view: one thumbnail per layer x head, click one for the detail).
  * What differs, and why:

@@ -93,6 +93,25 @@ def head_importance(ins, point: OperatingPoint) -> tuple[torch.Tensor | None, st
     return None, "index"
 
 
+def heads_table(ins, point: OperatingPoint) -> list[dict]:
+    """One row per head for the CSV export: on/off, its importance value (score r or gate) and rank, and q."""
+    from app.ui.figures import head_ranks
+
+    values, name = head_importance(ins, point)
+    ranks = None if values is None else head_ranks(values.tolist())
+    rows = []
+    L, H = ins.head_weights.shape
+    for b in range(L):
+        for h in range(H):
+            row = {"block": b, "head": h, "active": bool(ins.head_weights[b, h] > 0)}
+            if values is not None:
+                row.update({name: float(values[b, h]), "rank": ranks[b][h]})
+            if getattr(ins, "q", None) is not None:
+                row["q"] = float(ins.q[b, h])
+            rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------- the card's numbers
 METHOD_ORDER = ("baa", "static", "posthoc", "recovery", "dense", "budgetformer")
 
