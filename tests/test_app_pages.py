@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -235,7 +236,9 @@ def test_attention_page_renders_bertviz_offline_and_exports(env):
     assert_clean(at)
     (views,) = at.get("bidi_component")  # head view + model view, one component (no iframe, nothing fetched)
     assert views.proto.component_name == "baa_attention_views"
-    assert "https://" not in views.proto.js_content and "http://" not in views.proto.js_content
+    js = views.proto.js_content  # nothing to fetch: no URL but the SVG namespace, no import, fetch or script source
+    assert not [u for u in re.findall(r"https?://[^\s\"']+", js) if u != "http://www.w3.org/2000/svg"]
+    assert "fetch(" not in js and "import(" not in js and "import " not in js and "src=" not in js
     at.session_state["attention_tab"] = "Heat maps"
     at.run()
     at.radio(key="attention_export_fmt").set_value("SVG").run()
