@@ -14,7 +14,9 @@ takes the first N of those). Steps down from 1.00 to 0.55 revisit layouts seen o
 reported apart ("revisit"), since the page caches its data per head layout.
 
 ``payload_bytes`` is the median, over steps, of the websocket bytes the browser received for one step
-(DevTools network log): what the server sent to redraw the page.
+(DevTools network log): what the server sent to redraw the page. ``browser_draw_ms_median``: the part
+spent drawing both views in the page's script (what the component reports); ``load_average_1min``: how
+busy the machine was (numbers from a busy machine are slower than from a quiet one).
 
 Also works against the old page (two bertviz iframes), so the same script measures before and after.
 
@@ -132,7 +134,7 @@ def run(model: str, steps: int, paths, shots: Path | None) -> dict:
         slider = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSlider"] input[type="range"]')
         budget = float(driver.execute_script(BUDGET))
         websocket_bytes(driver)
-        seen, first, again, sizes = {budget}, [], [], []
+        seen, first, again, sizes, draw = {budget}, [], [], [], []
         for target in schedule(budget, steps):
             driver.execute_script(MARK_OLD)
             t = time.perf_counter()
@@ -143,6 +145,10 @@ def run(model: str, steps: int, paths, shots: Path | None) -> dict:
             if shown is None or abs(float(shown) - target) > 1e-6:
                 raise RuntimeError(f"the slider shows {shown}, expected {target:.2f}")
             (again if target in seen else first).append(ms)
+            spent = driver.execute_script(
+                "var r = document.querySelector('[data-baa-attention]'); return r ? r.getAttribute('data-draw-ms') : null;")
+            if spent:
+                draw.append(sum(map(float, spent.split("/"))))
             seen.add(target)
             budget = target
             time.sleep(0.3)  # let late messages of this step arrive before counting bytes
@@ -154,7 +160,9 @@ def run(model: str, steps: int, paths, shots: Path | None) -> dict:
     every = first + again
     out.update({"p95_ms": round(percentile(every, 0.95), 1), "median_ms": round(statistics.median(every), 1),
                 "payload_bytes": int(statistics.median(sizes)), "steps": len(every), "new_layout": summary(first),
-                "revisit": summary(again), "payload_bytes_max": max(sizes), "cpu_count": os.cpu_count()})
+                "revisit": summary(again), "payload_bytes_max": max(sizes), "cpu_count": os.cpu_count(),
+                "browser_draw_ms_median": round(statistics.median(draw), 1) if draw else None,
+                "load_average_1min": round(os.getloadavg()[0], 1)})
     return out
 
 
@@ -177,6 +185,10 @@ def main() -> int:
             if s["n"]:
                 print(f"  {k.replace('_', ' ')} ({s['n']}): p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms, max {s['max_ms']:.0f} ms")
         print(f"  websocket bytes per step: median {result['payload_bytes']:,}, max {result['payload_bytes_max']:,}")
+        if result["browser_draw_ms_median"] is not None:
+            print(f"  of which drawing both views in the browser (script time): median {result['browser_draw_ms_median']:.0f} ms")
+        print(f"  load average at the end: {result['load_average_1min']} on {result['cpu_count']} cores (a shared machine inflates "
+              f"every number)")
     print(json.dumps(result))
     return 0
 

@@ -164,18 +164,6 @@ class Raster {
     }
   }
 
-  fillRect(x, y, w, h, c, a) {  // bertviz's attention boxes (head view, hover); colour rasters only
-    const d = this.dpr, buf = this.buf, keep = 1 - a;
-    for (let py = Math.max(0, Math.round(y * d)); py < Math.min(this.h, Math.round((y + h) * d)); py++)
-      for (let px = Math.max(0, Math.round(x * d)); px < Math.min(this.w, Math.round((x + w) * d)); px++) {
-        const j = 4 * (py * this.w + px);
-        buf[j] = c[0] * a + buf[j] * keep;
-        buf[j + 1] = c[1] * a + buf[j + 1] * keep;
-        buf[j + 2] = c[2] * a + buf[j + 2] * keep;
-        buf[j + 3] = a + buf[j + 3] * keep;
-      }
-  }
-
   clear(x, y, w, h) {  // a mono raster's rectangle (CSS px), before redrawing one thumbnail
     const d = this.dpr, x0 = Math.max(0, Math.floor(x * d)), x1 = Math.min(this.w, Math.ceil((x + w) * d));
     for (let py = Math.max(0, Math.floor(y * d)); py < Math.min(this.h, Math.ceil((y + h) * d)); py++)
@@ -264,9 +252,12 @@ function drawHeadView(st) {
   const height = T * BOXHEIGHT + TEXT_TOP;
   stage.style.width = width + "px";
   stage.style.height = height + "px";
-  st.headCtx = canvas(stage, width, height);
+  // the lines live between the token columns: only that strip is rasterised
+  st.headCtx = canvas(stage, MATRIX_WIDTH, height);
+  st.headCtx.canvas.style.left = BOXWIDTH + "px";
+  st.headSize = [MATRIX_WIDTH, height];
   const svg = el("svg", { width, height, class: "baa-av-svg" }, stage, true);
-  st.headSize = [width, height];
+  st.headBoxes = el("g", { class: "baa-av-boxes" }, svg, true);  // bertviz's attention boxes, shown on hover
 
   // token columns, with a grey background under the hovered token
   const columns = [];
@@ -343,22 +334,22 @@ function drawHeadLines(st) {
   const keep = hover ? (hover.left ? (i) => i === hover.index : (i, j) => j === hover.index) : null;
   for (const h of vis) {
     const w = weights(st, st.layer, h);
-    if (w) linePairs(raster, w, T, COLORS[h % 10], 2, 1 / vis.length, BOXWIDTH, BOXWIDTH + MATRIX_WIDTH, mid, keep);
-  }
-  if (hover) {
-    // bertviz's attention boxes: on the other side, one bar per visible head, opacity = the weight
-    const x0 = hover.left ? MATRIX_WIDTH + BOXWIDTH : 0;
-    vis.forEach((h, k) => {
-      const w = weights(st, st.layer, h);
-      if (!w) return;
-      for (let t = 0; t < T; t++) {
-        const q = hover.left ? w[hover.index * T + t] : w[t * T + hover.index];
-        if (q) raster.fillRect(x0 + (k * BOXWIDTH) / vis.length, TEXT_TOP + t * BOXHEIGHT, BOXWIDTH / vis.length, BOXHEIGHT,
-          rgb(COLORS[h % 10]), q / 255);
-      }
-    });
+    if (w) linePairs(raster, w, T, COLORS[h % 10], 2, 1 / vis.length, 0, MATRIX_WIDTH, mid, keep);
   }
   raster.put(st.headCtx);
+  st.headBoxes.textContent = "";
+  if (!hover) return;
+  // bertviz's attention boxes: over the tokens on the other side, one bar per visible head, opacity = the weight
+  const x0 = hover.left ? MATRIX_WIDTH + BOXWIDTH : 0;
+  vis.forEach((h, k) => {
+    const w = weights(st, st.layer, h);
+    if (!w) return;
+    for (let t = 0; t < T; t++) {
+      const q = hover.left ? w[hover.index * T + t] : w[t * T + hover.index];
+      if (q) el("rect", { x: x0 + (k * BOXWIDTH) / vis.length, y: TEXT_TOP + t * BOXHEIGHT, width: BOXWIDTH / vis.length,
+        height: BOXHEIGHT, fill: COLORS[h % 10], opacity: q / 255 }, st.headBoxes, true);
+    }
+  });
 }
 
 // ------------------------------------------------------------------ model view

@@ -214,18 +214,19 @@ def render_s_q(s: list[float], q, mask, n_heads: int, scores=None) -> go.Figure:
 
 
 def render_attention_heatmaps(attn, tokens: list[str], order: list[int], active: list[bool], block: int,
-                              importance=None, importance_name: str = "gate", max_cols: int = 4) -> go.Figure:
+                              importance=None, importance_name: str = "gate", max_cols: int = 4,
+                              max_width: int = 1100) -> go.Figure:
     """One block's heads as heat maps in ``order`` (most important first); inactive heads grey and titled 'off'.
     Every map labels its tokens on both axes (from-token rows, to-token columns), so the figure grows with
     the number of tokens; it has a fixed width (show it with width="content")."""
     n, T = len(order), len(tokens)
-    cols = min(n, max_cols if T <= 20 else 3 if T <= 32 else 2)
-    rows = math.ceil(n / cols)
-    cell, font = (16, 11) if T <= 20 else (11, 9) if T <= 40 else (8, 7)  # px per token, tick font size
+    cell, font = (12, 10) if T <= 20 else (9, 8) if T <= 40 else (7, 7)  # px per token, tick font size
     labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
     short = [lab if len(lab) <= 14 else lab[:13] + "…" for lab in labels]
     label_px = int(10 + 0.62 * font * max(len(x) for x in short))  # room for the longest tick label
     side = T * cell
+    cols = max(1, min(max_cols, n, (max_width - 20) // (side + label_px + 30)))  # square maps, as many as fit
+    rows = math.ceil(n / cols)
     width = 20 + cols * (side + label_px + 30)
     height = rows * (side + label_px + 44)
     titles = []
