@@ -20,7 +20,7 @@ busy the machine was (numbers from a busy machine are slower than from a quiet o
 
 Also works against the old page (two bertviz iframes), so the same script measures before and after.
 
-    python benchmarks/attention_step.py [--model shipped/ag_news-minilm-baa] [--steps 28] [--json]
+    python benchmarks/attention_step.py [--model shipped/ag_news-minilm-baa] [--steps 28] [--text "..."] [--json]
 """
 from __future__ import annotations
 
@@ -61,6 +61,13 @@ return ids.join('/');
 """
 MARK_OLD = """
 document.querySelectorAll('[data-testid="stIFrame"]').forEach(function (f) { if (f.contentWindow) f.contentWindow.__baaOld = true; });
+"""
+# Records when the app's script run starts and ends (page clock), to tell the server's share of a step.
+PHASES = """
+window.__baaPhases = [];
+var app = document.querySelector('[data-testid="stApp"]');
+new MutationObserver(function () { window.__baaPhases.push([app.getAttribute('data-test-script-state'), performance.now()]); })
+  .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
 """
 AFTER_PAINT = "var done = arguments[arguments.length - 1]; requestAnimationFrame(function () { requestAnimationFrame(function () { done(true); }); });"
 BUDGET = "var s = document.querySelector('[data-testid=\"stSliderThumbValue\"]'); return s ? s.innerText.trim() : null;"
@@ -112,7 +119,7 @@ def wait_drawn(driver, before: str | None, timeout: float = 120) -> str:
     raise TimeoutError("the bertviz views were not drawn again in time")
 
 
-def run(model: str, steps: int, paths, shots: Path | None) -> dict:
+def run(model: str, steps: int, paths, shots: Path | None, text: str | None = None) -> dict:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -129,18 +136,38 @@ def run(model: str, steps: int, paths, shots: Path | None) -> dict:
         driver.execute_cdp_cmd("Network.enable", {})
         state = wait_drawn(driver, None, timeout=180)
         bs.wait_idle(driver, timeout=120)
+        if text:  # type it into the page's text box (Ctrl+Enter commits it)
+            box = driver.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea')
+            box.send_keys(Keys.CONTROL, "a")
+            box.send_keys(Keys.DELETE)
+            box.send_keys(text)
+            box.send_keys(Keys.CONTROL, Keys.ENTER)
+            state = wait_drawn(driver, state, timeout=180)
+            bs.wait_idle(driver, timeout=120)
         out["tokens_drawn"] = driver.execute_script(
             "var r = document.querySelector('[data-baa-attention]'); return r ? +r.getAttribute('data-tokens') : null;")
         slider = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSlider"] input[type="range"]')
         budget = float(driver.execute_script(BUDGET))
         websocket_bytes(driver)
         seen, first, again, sizes, draw = {budget}, [], [], [], []
+        server = []
+        new_page = driver.execute_script("return !!document.querySelector('[data-baa-attention]')")
+        if new_page:
+            driver.execute_script(PHASES)
         for target in schedule(budget, steps):
             driver.execute_script(MARK_OLD)
             t = time.perf_counter()
+            if new_page:
+                driver.execute_script("window.__baaPhases = [];")
             slider.send_keys(Keys.ARROW_RIGHT if target > budget else Keys.ARROW_LEFT)
             state = wait_drawn(driver, state)
             ms = 1000 * (time.perf_counter() - t)
+            if new_page:
+                seen_at = {}
+                for what, at in driver.execute_script("return window.__baaPhases;"):
+                    seen_at.setdefault(what, at)  # first time each happened after the key press
+                if {"running", "notRunning"} <= set(seen_at):
+                    server.append(seen_at["notRunning"] - seen_at["running"])
             shown = driver.execute_script(BUDGET)
             if shown is None or abs(float(shown) - target) > 1e-6:
                 raise RuntimeError(f"the slider shows {shown}, expected {target:.2f}")
@@ -162,6 +189,7 @@ def run(model: str, steps: int, paths, shots: Path | None) -> dict:
                 "payload_bytes": int(statistics.median(sizes)), "steps": len(every), "new_layout": summary(first),
                 "revisit": summary(again), "payload_bytes_max": max(sizes), "cpu_count": os.cpu_count(),
                 "browser_draw_ms_median": round(statistics.median(draw), 1) if draw else None,
+                "server_run": summary(server),
                 "load_average_1min": round(os.getloadavg()[0], 1)})
     return out
 
@@ -171,11 +199,13 @@ def main() -> int:
     p.add_argument("--model", default="shipped/ag_news-minilm-baa", help="picker id of a shipped BAA model")
     p.add_argument("--steps", type=int, default=28, help="budget steps to time (>= 10)")
     p.add_argument("--screenshots", default=None, help="folder for a screenshot of the last step")
+    p.add_argument("--text", default=None, help="type this text first (default: the page's own, a test example when the "
+                                                "data is on hand); the views draw up to 64 tokens")
     p.add_argument("--json", action="store_true", help="print only the JSON object")
     args = p.parse_args()
     if args.steps < 10:
         p.error("--steps must be at least 10 (p95 over fewer steps says little)")
-    result = run(args.model, args.steps, bs.ensure_chromium(), Path(args.screenshots) if args.screenshots else None)
+    result = run(args.model, args.steps, bs.ensure_chromium(), Path(args.screenshots) if args.screenshots else None, args.text)
     if not args.json:
         print(f"{result['model']}: budget step -> both bertviz views drawn, headless Chromium, {result['steps']} steps, "
               f"{result['cpu_count']} CPU cores")
@@ -187,6 +217,9 @@ def main() -> int:
         print(f"  websocket bytes per step: median {result['payload_bytes']:,}, max {result['payload_bytes_max']:,}")
         if result["browser_draw_ms_median"] is not None:
             print(f"  of which drawing both views in the browser (script time): median {result['browser_draw_ms_median']:.0f} ms")
+        if result["server_run"]["n"]:
+            v = result["server_run"]
+            print(f"  of which the app's script run on the server: p50 {v['p50_ms']:.0f} ms, p95 {v['p95_ms']:.0f} ms")
         print(f"  load average at the end: {result['load_average_1min']} on {result['cpu_count']} cores (a shared machine inflates "
               f"every number)")
     print(json.dumps(result))

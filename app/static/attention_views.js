@@ -16,7 +16,8 @@
  *  - no d3, jQuery or require.js: nothing to fetch, so it works offline.
  * Data (from app/ui/bertviz_view.py view_payload): {id, tokens, active[L][H], weights[L][H] (base64 or
  * null), notes[L][H]}. The root element reports what it drew (data-requested, data-head-drawn,
- * data-model-drawn = the layout id) for tests and benchmarks/attention_step.py.
+ * data-model-drawn = the data's id; data-draw-ms; data-model-redrawn = thumbnails redrawn) for tests and
+ * benchmarks/attention_step.py. A budget step redraws only the model-view thumbnails whose bytes changed.
  */
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const OFF_FILL = "#f1f3f5", OFF_STROKE = "#adb5bd", OFF_TEXT = "#868e96";
@@ -51,6 +52,7 @@ export default function (component) {
   const t1 = performance.now();
   afterPaint(() => root.setAttribute("data-head-drawn", data.id));
   drawModelView(st);
+  // ms spent drawing each view (head/model), and "drawn" once the browser has painted a frame with them
   root.setAttribute("data-draw-ms", `${(t1 - t0).toFixed(1)}/${(performance.now() - t1).toFixed(1)}`);
   afterPaint(() => root.setAttribute("data-model-drawn", data.id));
 }
