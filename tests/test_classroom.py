@@ -27,9 +27,9 @@ def model_dirs(tmp_path_factory):
 def _tiny_bert_baa(folder: Path) -> None:
     """A BAA model on a tiny random BERT with a WordPiece tokenizer ([CLS] ... [SEP]), like MiniLM's."""
     transformers = pytest.importorskip("transformers")
-    from baa_core.bert import load_pretrained
-    from baa_core.checkpoint import save_checkpoint
-    from baa_core.methods import with_gating
+    from baa_core.io.pretrained import load_pretrained
+    from baa_core.io.checkpoint import save_checkpoint
+    from baa_core.model.surgery import with_gating
 
     src = folder.parent / ".tiny-bert-src"
     src.mkdir(parents=True)
@@ -79,12 +79,12 @@ def views_data(at: AppTest) -> dict:
 def test_attention_data_is_cached_per_head_layout_not_per_budget(env, monkeypatch):
     import streamlit as st
 
-    import baa_core.inspect
-    from baa_core.checkpoint import load_checkpoint
+    import baa_core.measure.inspection as inspection
+    from baa_core.io.checkpoint import load_checkpoint
 
     calls = []
-    real = baa_core.inspect.inspect_text
-    monkeypatch.setattr(baa_core.inspect, "inspect_text", lambda *a, **k: calls.append(k.get("budget")) or real(*a, **k))
+    real = inspection.inspect_text
+    monkeypatch.setattr(inspection, "inspect_text", lambda *a, **k: calls.append(k.get("budget")) or real(*a, **k))
     st.cache_data.clear()
     gate = load_checkpoint(env["pretrained"] / "tiny-baa").model.gate
     same = [b for b in (0.45, 0.5, 0.55) if torch.equal(gate.hard(b), gate.hard(0.5))]
@@ -121,7 +121,7 @@ def test_attention_payload_is_small_and_only_the_open_tab_runs(env):
 
 
 def test_heat_maps_sort_heads_and_label_tokens_on_both_axes(env):
-    from baa_core.checkpoint import load_checkpoint
+    from baa_core.io.checkpoint import load_checkpoint
 
     at = new_app(page="attention")
     at.session_state["attention_tab"] = "Heat maps"
@@ -144,10 +144,10 @@ def test_heat_maps_sort_heads_and_label_tokens_on_both_axes(env):
 def test_heads_csv_and_ranks_use_budgetformer_raw_scores():
     """q = softmax(r / tau) rounds to 0 for all but one head once tau is small: ranks must come from r."""
     from app.ui import compute, figures
-    from baa_core.config import ModelConfig
-    from baa_core.encoder import BudgetedClassifier
-    from baa_core.inspect import inspect_text
-    from baa_core.tokenize import WordTokenizer
+    from baa_core.model.config import ModelConfig
+    from baa_core.model.encoder import BudgetedClassifier
+    from baa_core.measure.inspection import inspect_text
+    from baa_core.io.tokenizers import WordTokenizer
 
     torch.manual_seed(3)
     cfg = ModelConfig(vocab_size=20, n_classes=2, d_model=32, n_heads=8, n_layers=2, d_ffn=32, max_len=12, dropout=0.0,
@@ -192,8 +192,8 @@ def test_emoji_only_text_warns_on_a_bert_model_like_on_the_word_model(env, page)
 
 
 def test_unknown_share_leaves_out_special_tokens(env):
-    from baa_core.checkpoint import load_checkpoint
-    from baa_core.inspect import encode_text
+    from baa_core.io.checkpoint import load_checkpoint
+    from baa_core.measure.inspection import encode_text
 
     tok = load_checkpoint(env["user_models"] / "tiny-bert-baa").tokenizer
     enc = encode_text(tok, "🙂", 16)
@@ -213,7 +213,7 @@ def _advanced(at: AppTest) -> dict:
 
 
 def _preset(task: str, kind: str, method: str) -> dict:
-    from baa_core.recipes import default_train_config
+    from baa_core.pipeline import default_train_config
 
     p = default_train_config(task, kind)
     out = {"train_dense_epochs": p.dense_epochs}

@@ -9,11 +9,14 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import catalog, figures, state, worker
-from baa_core.recipes import default_train_config
+from baa_core import methods
+from baa_core.io.data import TASKS as data_tasks
+from baa_core.pipeline import default_train_config
 
-TASKS = {"synthetic": "Synthetic marked-token task", "ag_news": "AG News", "dbpedia14": "DBpedia14", "csv": "Uploaded CSV"}
+TASK_NAMES = {"synthetic": "Synthetic marked-token task", "ag_news": "AG News", "dbpedia14": "DBpedia14"}
+TASKS = {t: TASK_NAMES.get(t, t) for t in data_tasks} | {"csv": "Uploaded CSV"}
 KINDS = {"word": "Word-level transformer (from scratch)", "bert": "BERT-family encoder (fine-tuned)"}
-METHODS = {"baa": "BAA (one model, any budget)", "static": "Static gates (one budget)", "budgetformer": "BudgetFormer (per-input)"}
+TRAINABLE = [m for m in methods.ordered(methods.METHODS) if methods.METHODS[m].trainable and m != "dense"]
 
 
 @st.cache_resource
@@ -27,7 +30,8 @@ def recipe_defaults(task: str, kind: str, method: str, budget: float | None) -> 
     return {"train_dense_epochs": float(preset.dense_epochs), "train_budget_epochs": float(preset.budget_epochs),
             "train_hard_epochs": float(preset.hard_epochs), "train_bf_epochs": float(preset.bf_epochs), "train_max_rows": 0,
             "train_latency_batches": 8,
-            "train_name": f"{task}-{kind}-{method}" + (f"-{budget:g}" if method == "static" and budget else "")}
+            "train_name": f"{task}-{kind}-{method}" + (f"-{budget:g}" if methods.METHODS[method].one_model_per_budget and budget
+                                                       else "")}
 
 
 def reset_recipe() -> None:
@@ -138,14 +142,20 @@ kind = st.radio("Model", list(KINDS), format_func=KINDS.get, key="train_kind", h
 base = None
 if kind == "bert":
     base = st.text_input("Encoder (Hugging Face name or folder)", value=catalog.DEFAULT_BERT, key="train_base").strip()
-    if not catalog.is_offline_name(base) and not state.hub_online():
-        problem = problem or f"the Hugging Face Hub is unreachable, so {base} cannot be fetched ({catalog.DEFAULT_BERT} works offline)"
-        st.warning(problem)
+    base_problem = None
+    try:
+        base = catalog.resolve_source(base)  # folders only inside your models folder
+    except catalog.SourceRefused as exc:
+        base_problem = str(exc)
+    if base_problem is None and not catalog.is_offline_name(base) and not state.hub_online():
+        base_problem = f"the Hugging Face Hub is unreachable, so {base} cannot be fetched ({catalog.DEFAULT_BERT} works offline)"
+    if base_problem:
+        problem = problem or base_problem
+        st.warning(base_problem)
     st.caption("BERT-family fine-tuning runs on the CPU here: expect tens of minutes on AG News; use *max training rows* below.")
-method = st.radio("Method", list(METHODS), format_func=METHODS.get, key="train_method", horizontal=True,
-                  on_change=reset_recipe)
+method = st.radio("Method", TRAINABLE, format_func=methods.label, key="train_method", horizontal=True, on_change=reset_recipe)
 budget = None
-if method == "static":
+if methods.METHODS[method].one_model_per_budget:
     budget = st.select_slider("The static model's budget", [0.25, 0.5, 0.75], value=0.5, key="train_static_budget",
                               on_change=reset_recipe)
 
@@ -155,14 +165,14 @@ for field, value in recipe_defaults(task, kind, method, budget).items():
 with st.expander("Advanced"):
     c = st.columns(4)
     overrides = {"dense_epochs": c[0].number_input("dense epochs", 0.05, 50.0, key="train_dense_epochs")}
-    if method == "budgetformer":
+    if methods.METHODS[method].per_input:
         overrides["bf_epochs"] = c[1].number_input("BudgetFormer epochs", 0.05, 50.0, key="train_bf_epochs")
     else:
         overrides["budget_epochs"] = c[1].number_input("budget epochs", 0.05, 50.0, key="train_budget_epochs")
         overrides["hard_epochs"] = c[2].number_input("hard-gate epochs", 0.0, 50.0, key="train_hard_epochs")
     max_train = int(c[3].number_input("max training rows (0 = all)", 0, 10_000_000, step=500, key="train_max_rows")) or None
     latency_batches = int(st.number_input("latency batches of 8 for the card (0 = skip timing)", 0, 64, key="train_latency_batches"))
-    shown = ("dense_epochs", "bf_epochs") if method == "budgetformer" else ("dense_epochs", "budget_epochs", "hard_epochs")
+    shown = ("dense_epochs", "bf_epochs") if methods.METHODS[method].per_input else ("dense_epochs", "budget_epochs", "hard_epochs")
     st.caption(f"Defaults are the CLI's preset for this task and model ({', '.join(f'{f} {getattr(preset, f):g}' for f in shown)}); "
                f"changing the task, model or method puts them back. The rest of the recipe: `{preset.to_dict()}`")
 
@@ -173,7 +183,7 @@ if name_problem:
 
 blocked = problem or name_problem or (f"{running.request.name} is training; one run at a time on this machine" if running else None)
 if st.button("Start training", type="primary", key="train_start", disabled=bool(blocked)):
-    from baa_core.data import DataError, load_csv
+    from baa_core.io.data import DataError, load_csv
 
     try:
         if task == "csv":

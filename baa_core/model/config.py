@@ -1,4 +1,4 @@
-"""Dataclass configs: the model's shape and gating, and the training recipe.
+"""The model's dataclass config: its shape and how its heads are gated.
 
 Every config round-trips through plain JSON (``to_dict`` / ``from_dict``) so a checkpoint's
 ``config.json`` fully describes how to rebuild its model. Unknown keys are an error, not a
@@ -10,8 +10,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-GATINGS = ("dense", "baa", "static", "budgetformer")
+GATINGS = ("dense", "baa", "static", "budgetformer", "posthoc")
 EMBEDDINGS = ("word", "bert")
+# FFN / head activations by their Hugging Face names (transformers' ACT2FN); "gelu" is the exact (erf) GELU.
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh")
+POOLINGS = ("mean", "first")
 
 
 class ConfigError(ValueError):
@@ -32,6 +35,9 @@ class ModelConfig:
 
     One config describes both the word-level model trained from scratch (``embedding="word"``)
     and BERT-family encoders (``embedding="bert"``: token-type embeddings, BERT's LayerNorm eps).
+    The fields after ``labels`` describe the Hugging Face families read by ``baa_core.families``
+    (RoBERTa, DistilBERT, ELECTRA, ALBERT, ...); their defaults are the original model, so every
+    config written before they existed builds the same modules and loads the same weights.
     """
 
     vocab_size: int
@@ -59,6 +65,15 @@ class ModelConfig:
     # For gating == "budgetformer": the controller's hidden width.
     controller_hidden: int = 64
     labels: list[str] = field(default_factory=list)
+    # ---- Hugging Face encoder families (issue 13); defaults = the model above, unchanged
+    hidden_act: str = "gelu"  # FFN activation (ALBERT: gelu_new; DistilBERT: its config's `activation`)
+    # ALBERT / ELECTRA: token embeddings of this width, LayerNorm'ed, then projected to d_model. None: d_model, no projection.
+    embedding_size: int | None = None
+    # RoBERTa: position ids start at pad_id + 1 and padding gets pad_id; the position table holds max_len + offset rows.
+    position_offset: int = 0
+    pooling: str = "mean"  # "mean": masked mean over tokens; "first": the first token ([CLS] / <s>)
+    head_act: str | None = None  # a d x d dense layer and this activation before the classifier (BERT's pooler: tanh)
+    family: str = ""  # the Hugging Face model_type the weights came from ("" = this project's own model)
 
     def __post_init__(self):
         if self.d_model % self.n_heads:
@@ -74,6 +89,10 @@ class ModelConfig:
                 raise ConfigError(f"each layer keeps between 1 and {self.n_heads} heads")
         if self.gating == "static" and not self.static_budgets:
             raise ConfigError("static gating needs at least one budget in static_budgets")
+        if self.hidden_act not in ACTIVATIONS or (self.head_act is not None and self.head_act not in ACTIVATIONS):
+            raise ConfigError(f"activations must be one of {ACTIVATIONS}, not {self.hidden_act!r} / {self.head_act!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {POOLINGS}, not {self.pooling!r}")
         if self.labels and len(self.labels) != self.n_classes:
             raise ConfigError(f"{len(self.labels)} labels given for {self.n_classes} classes")
 
@@ -94,77 +113,4 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        return _from_dict(cls, data)
-
-
-@dataclass
-class TrainConfig:
-    """The training recipe. Defaults suit the small word-level models; the CLI presets override.
-
-    Phases of BAA (METHODS.md): ``dense_epochs`` of dense warm start, ``budget_epochs`` of
-    budget-conditioned training with sampled budgets, ``hard_epochs`` of straight-through top-k
-    adaptation distilled from the soft model.
-    """
-
-    seed: int = 0
-    batch_size: int = 64
-    lr: float = 1e-3
-    # Learning rate of the model's own weights after the dense warm start (budget, hard, static,
-    # recovery, BudgetFormer phases); None = lr. The gates have their own rate, gate_lr.
-    adapt_lr: float | None = None
-    gate_lr: float = 5e-2
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    dense_epochs: float = 3.0
-    budget_epochs: float = 3.0
-    hard_epochs: float = 1.0
-    # Budgets are drawn per example from U(min_budget, max_budget).
-    min_budget: float = 0.1
-    max_budget: float = 1.0
-    lambda_mass: float = 0.05
-    lambda_overshoot: float = 5.0
-    # Share of budget-phase steps that run the hard top-k mask (straight-through) instead of soft gates.
-    hard_fraction: float = 0.25
-    distill_alpha: float = 0.5
-    distill_temperature: float = 2.0
-    # Static baseline and post-hoc recovery: one model per budget in this list.
-    budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
-    recovery_epochs: float = 1.0
-    max_len: int = 128
-    eval_every: int = 0
-    # Dense warm start ends early once validation accuracy reaches this (1.0 = never early).
-    dense_target_acc: float = 1.0
-    device: str = "cpu"
-    threads: int = 0  # 0 leaves torch's default
-    # BudgetFormer (issue 4): exploration -> exploitation and the budget regulariser.
-    bf_epochs: float = 4.0
-    bf_explore_fraction: float = 0.4
-    bf_temp_start: float = 2.0
-    bf_temp_end: float = 0.1
-    bf_noise_start: float = 1.0
-    bf_noise_end: float = 0.0
-    bf_lambda_budget: float = 0.5
-    bf_lambda_entropy: float = 0.01
-    bf_s_min: float = 0.1
-    bf_s_max: float = 0.9
-    bf_target: float = 0.3
-
-    def __post_init__(self):
-        if not 0.0 < self.min_budget <= self.max_budget <= 1.0:
-            raise ConfigError("budgets must satisfy 0 < min_budget <= max_budget <= 1")
-        if any(not 0.0 < b <= 1.0 for b in self.budgets):
-            raise ConfigError("every budget must lie in (0, 1]")
-        if not 0.0 < self.bf_target < 1.0:
-            raise ConfigError(f"the BudgetFormer target budget must lie in (0, 1), not {self.bf_target}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @property
-    def phase_lr(self) -> float:
-        return self.lr if self.adapt_lr is None else self.adapt_lr
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         return _from_dict(cls, data)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, ModelConfig
-from .encoder import BudgetedClassifier
-from .tokenize import HFTokenizer, WordTokenizer, tokenizer_from_dict
+from ..model.config import ConfigError, ModelConfig
+from ..model.encoder import BudgetedClassifier
+from .tokenizers import HFTokenizer, WordTokenizer, tokenizer_from_dict
 
 FORMAT = "baa-checkpoint"
 VERSION = 1
@@ -56,8 +56,9 @@ def _write_json(path: Path, data) -> None:
 
 
 def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, card: dict, *, dtype: str = "float32",
-                    external: dict | None = None) -> Path:
-    """Write a checkpoint atomically. ``external`` = {"source": ..., "tensors": [names]} left out of the file."""
+                    external: dict | None = None, files: dict[str, str | Path] | None = None) -> Path:
+    """Write a checkpoint atomically. ``external`` = {"source": ..., "tensors": [names]} left out of the file;
+    ``files`` = {name in the folder: path to copy} kept beside the weights (a CSV model's data)."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -80,6 +81,8 @@ def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, ca
                   "dtype": dtype, "external": external}
         _write_json(tmp / "config.json", config)
         _write_json(tmp / "card.json", card)
+        for name, source in (files or {}).items():
+            shutil.copyfile(source, tmp / name)
         if folder.exists():
             old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(folder, old)
@@ -184,7 +187,7 @@ def load_checkpoint(folder: str | Path, device: str = "cpu") -> Checkpoint:
     state = _load_tensors(weights)
     external = config.get("external") or {}
     if external.get("tensors"):
-        from .bert import load_external_tensors  # only BERT-family checkpoints have external tensors
+        from .pretrained import load_external_tensors  # only BERT-family checkpoints have external tensors
 
         try:
             state.update(load_external_tensors(external["source"], external["tensors"]))
