@@ -32,8 +32,8 @@ class BackendBaseUrl:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        path = scope.get("path", "")
-        if scope["type"] != "http" or scope.get("method") != "GET" or any(p in path for p in _PASS):
+        path, verb = scope.get("path", ""), scope.get("method")
+        if scope["type"] != "http" or verb != "GET" or any(p in path for p in _PASS):
             await self.app(scope, receive, send)
             return
         from streamlit import config
