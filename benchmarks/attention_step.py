@@ -108,7 +108,39 @@ def websocket_bytes(driver) -> int:
     return total
 
 
+# New page: wait inside the browser (MutationObservers, no polling that would load the machine it measures) until
+# the views report a layout other than ``before`` drawn and the script run has ended; then a painted frame.
+WAIT_DRAWN = """
+var before = arguments[0], done = arguments[arguments.length - 1];
+var app = document.querySelector('[data-testid="stApp"]'), r = null;
+function ready() {
+  r = document.querySelector('[data-baa-attention]');  // again each time: a new page layout can remount the component
+  var id = r && r.getAttribute('data-requested');
+  return id && id !== before && r.getAttribute('data-head-drawn') === id && r.getAttribute('data-model-drawn') === id &&
+         app.getAttribute('data-test-script-state') === 'notRunning' && !document.querySelector('[data-stale="true"]');
+}
+var obs = new MutationObserver(check), timer = setTimeout(function () { stop(); done(null); }, arguments[1]);
+var tick = setInterval(check, 250);  // stale elements can also leave by removal, which the filter below does not see
+function stop() { obs.disconnect(); clearTimeout(timer); clearInterval(tick); }
+function check() {
+  if (!ready()) return;
+  stop();
+  requestAnimationFrame(function () { requestAnimationFrame(function () { done(r.getAttribute('data-requested')); }); });
+}
+obs.observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-requested', 'data-head-drawn',
+  'data-model-drawn', 'data-test-script-state', 'data-stale']});
+check();
+"""
+
+
 def wait_drawn(driver, before: str | None, timeout: float = 120) -> str:
+    if driver.execute_script("return !!document.querySelector('[data-baa-attention]')"):
+        timeout = min(timeout, 100)  # under selenium's own 120 s read timeout
+        driver.set_script_timeout(timeout + 5)
+        state = driver.execute_async_script(WAIT_DRAWN, before, int(timeout * 1000))
+        if state is None:
+            raise TimeoutError("the bertviz views were not drawn again in time")
+        return state
     end = time.perf_counter() + timeout
     while time.perf_counter() < end:
         state = driver.execute_script(VIEWS_STATE)
@@ -130,10 +162,12 @@ def run(model: str, steps: int, paths, shots: Path | None, text: str | None = No
     out: dict = {"model": model.split("/", 1)[-1]}
     with bs.streamlit_server(env, log_path=Path("/tmp/baa_attention_step_streamlit.log")) as (url, _), \
             bs.chrome(*paths, performance_log=True) as driver:
-        driver.set_script_timeout(60)
         driver.get(f"{url}/attention?model={model}")
         bs.wait_for_title(driver, "Attention", timeout=180)
         driver.execute_cdp_cmd("Network.enable", {})
+        end = time.perf_counter() + 180
+        while time.perf_counter() < end and not driver.execute_script(VIEWS_STATE):
+            time.sleep(0.1)
         state = wait_drawn(driver, None, timeout=180)
         bs.wait_idle(driver, timeout=120)
         if text:  # type it into the page's text box (Ctrl+Enter commits it)

@@ -22,7 +22,9 @@ point = compute.operating_point(model, budget)
 layout = point.key if budget is not None else None  # BudgetFormer and dense models: one entry per text
 views = state.attention_or_stop(sel, text, budget, layout, MAX_TOKENS)
 ins = views.ins
-state.input_warnings(ins, model.config.max_len)
+notes = st.container()  # always there, so the views below keep their place (and stay mounted) when a note comes or goes
+with notes:
+    state.input_warnings(ins, model.config.max_len)
 attn = ins.attentions
 T = attn[0].shape[-1]
 tokens = ins.tokens[:T]
@@ -33,15 +35,15 @@ off = [f"block {b} head {h}" for b in range(active.shape[0]) for h in range(acti
 st.caption((f"Budget {budget:.2f}: " if budget is not None else "") + f"{int(active.sum())} of {active.numel()} heads run; "
            + (f"off (drawn grey, no lines): {', '.join(off[:24])}{' …' if len(off) > 24 else ''}." if off else "every head runs."))
 if T < len(ins.tokens):
-    st.info(f"The views show the first {T} of {len(ins.tokens)} tokens (the model read all {len(ins.tokens)}).")
+    notes.info(f"The views show the first {T} of {len(ins.tokens)} tokens (the model read all {len(ins.tokens)}).")
 
 views_tab, maps_tab, export_tab = st.tabs(["Head view and model view (bertviz)", "Heat maps", "Export"],
                                           key="attention_tab", on_change="rerun")
 if views_tab.open:
     with views_tab:
-        notes = None if importance is None else [[f"{imp_name} {float(v):.3g}, rank {ranks[b][h]}" for h, v in enumerate(row)]
-                                                 for b, row in enumerate(importance.tolist())]
-        attention_views.show(bertviz_view.view_payload(views.weights, tokens, active, notes))
+        head_notes = None if importance is None else [[f"{imp_name} {float(v):.3g}, rank {ranks[b][h]}" for h, v in enumerate(row)]
+                                                      for b, row in enumerate(importance.tolist())]
+        attention_views.show(bertviz_view.view_payload(views.weights, tokens, active, head_notes))
         st.caption("bertviz's head view (left: pick the layer; each colour is a head, click one to toggle it, double-click to "
                    "keep only it; hover a token to focus it) and model view (every layer and head; click one for its detail). "
                    "Heads that are off at this budget are grey: crossed swatches, thumbnails marked *off*. Drawn in the "
