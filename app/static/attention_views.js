@@ -361,22 +361,25 @@ function drawModelView(st) {
   // bertviz's box height, shrunk so that the whole grid stays under MAX_MODEL_HEIGHT (click a head for its detail)
   const box = Math.min(7 * (12 / H), Math.max(1.5, (MAX_MODEL_HEIGHT - axis) / (L * T) - 2 * THUMBNAIL_PADDING / T));
   const thumbH = T * box + 2 * THUMBNAIL_PADDING;
-  const thumbW = (DIV_WIDTH - axis) / H;
+  // bertviz's 970 px, or the page's width where that is narrower (the view then wraps below the head view)
+  const width = Math.round(Math.min(DIV_WIDTH, Math.max(480, st.root.clientWidth || DIV_WIDTH)));
+  const thumbW = (width - axis) / H;
   const detailH = T * DETAIL_BOX_HEIGHT + 2 * DETAIL_PADDING + DETAIL_HEADING_HEIGHT;
   const height = Math.max(L * thumbH + axis, detailH);
   // Same tokens and shape as last time: keep the raster and redraw only the thumbnails whose bytes changed
   // (a budget step leaves the layers below the first changed one as they were).
-  const prev = st.mv && st.mv.tokens === st.data.tokens.join("\u0000") && st.mv.height === height ? st.mv : null;
-  const mv = { tokens: st.data.tokens.join("\u0000"), height, drawn: [] };
-  Object.assign(st, { mvBox: box, mvThumbH: thumbH, mvThumbW: thumbW, mvAxis: axis, mvHeight: height });
+  const prev = st.mv && st.mv.tokens === st.data.tokens.join("\u0000") && st.mv.height === height && st.mv.width === width
+    ? st.mv : null;
+  const mv = { tokens: st.data.tokens.join("\u0000"), height, width, drawn: [] };
+  Object.assign(st, { mvBox: box, mvThumbH: thumbH, mvThumbW: thumbW, mvAxis: axis, mvHeight: height, mvWidth: width });
   stage.textContent = "";
-  stage.style.width = DIV_WIDTH + "px";
+  stage.style.width = width + "px";
   stage.style.height = height + "px";
-  mv.raster = prev ? prev.raster : new Raster(DIV_WIDTH, height, true);
-  mv.canvas = prev ? prev.canvas : canvas(stage, DIV_WIDTH, height).canvas;
+  mv.raster = prev ? prev.raster : new Raster(width, height, true);
+  mv.canvas = prev ? prev.canvas : canvas(stage, width, height).canvas;
   stage.appendChild(mv.canvas);
   const ctx = mv.canvas.getContext("2d");
-  const svg = el("svg", { width: DIV_WIDTH, height, class: "baa-av-svg" }, stage, true);
+  const svg = el("svg", { width, height, class: "baa-av-svg" }, stage, true);
 
   svgText(svg, "Heads", { x: axis + (thumbW * H) / 2, y: 0, dy: HEADING_TEXT_SIZE, "text-anchor": "middle",
     "font-weight": "bold", "font-size": HEADING_TEXT_SIZE + "px" });
@@ -439,7 +442,7 @@ function toggleDetail(st, svg, layer, head) {
   const detailH = T * DETAIL_BOX_HEIGHT + 2 * DETAIL_PADDING + DETAIL_HEADING_HEIGHT;
   const left = axis + head * thumbW;
   let x = left + THUMBNAIL_PADDING + 0.8 * thumbW;
-  if (x + DETAIL_WIDTH > DIV_WIDTH) x = left + THUMBNAIL_PADDING - DETAIL_WIDTH + 8;
+  if (x + DETAIL_WIDTH > st.mvWidth) x = left + THUMBNAIL_PADDING - DETAIL_WIDTH + 8;
   let y = layer * st.mvThumbH + THUMBNAIL_PADDING + 20;
   if (y + detailH > maxY - 3) y = Math.max(0, maxY - 3 - detailH);
   const color = COLORS[layer % 10];
