@@ -33,13 +33,7 @@ def one_input():
     else:
         ins = state.inspect_or_stop(sel, text, budget, attentions=False, latency=timed, nothing="Nothing to inspect")
 
-    if ins.truncated:
-        st.warning(f"The text is longer than the model reads: only its first {len(ins.tokens)} tokens were used "
-                   f"(max length {model.config.max_len}).")
-    unknown = sum(t == "[UNK]" for t in ins.tokens)
-    if unknown and unknown * 2 >= len(ins.tokens):
-        st.warning(f"{unknown} of the {len(ins.tokens)} tokens are unknown to this model's vocabulary ([UNK]): "
-                   "its prediction says little about this text.")
+    state.input_warnings(ins, model.config.max_len)  # cut text, mostly [UNK] (shared with the Attention page)
     if budget is not None:
         st.caption(f"At the committed budget **b = {budget:.2f}** (set when the slider is released):")
     c = st.columns(4)
@@ -64,7 +58,7 @@ def one_input():
         if is_bf and ins.s is not None:
             with right:
                 st.markdown("**What each block chose for this input**")
-                st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), ins.head_weights.tolist(), model.config.n_heads),
+                st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), ins.head_weights.tolist(), model.config.n_heads, ins.scores.tolist()),
                                 key="inspector_sq", config=figures.EXPORT_CONFIG)
         else:  # full width: a 12-head grid does not fit a column
             st.markdown("**Heads active** (every head: this model has no budget gates)")

@@ -3,6 +3,10 @@ while this page shows a progress bar and live loss / accuracy / cost curves. The
 session: only it can cancel; other sessions see who is training and queue behind it. The result is
 saved atomically to your models folder (an existing model is replaced only after you confirm) and
 appears in the model picker of every page."""
+import hashlib
+import re
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -31,6 +35,25 @@ def csv_check(path: str, digest: str, text_column: str, label_column: str) -> tu
         return load_csv(path, text_column, label_column).extra.get("warnings", []), None
     except DataError as exc:
         return [], str(exc)
+
+
+def recipe_defaults(task: str, kind: str, method: str, budget: float | None) -> dict:
+    """The advanced fields and the "Save as" name for this choice: the CLI's preset and TASK-KIND-METHOD[-BUDGET]."""
+    preset = default_train_config("csv" if task == "csv" else task, kind)
+    return {"train_dense_epochs": float(preset.dense_epochs), "train_budget_epochs": float(preset.budget_epochs),
+            "train_hard_epochs": float(preset.hard_epochs), "train_bf_epochs": float(preset.bf_epochs), "train_max_rows": 0,
+            "train_latency_batches": 8,
+            "train_name": f"{task}-{kind}-{method}" + (f"-{budget:g}" if methods.METHODS[method].one_model_per_budget and budget
+                                                       else "")}
+
+
+def reset_recipe() -> None:
+    """A new task, model kind, method or static budget: its defaults replace what the fields held (the old
+    task's epochs and name would otherwise stay, under a caption that names the new preset)."""
+    ss = st.session_state
+    for k, v in recipe_defaults(ss.get("train_task", "synthetic"), ss.get("train_kind", "word"), ss.get("train_method", "baa"),
+                                ss.get("train_static_budget", 0.5)).items():
+        ss[k] = v
 
 
 jobs = job_registry()
@@ -101,7 +124,7 @@ if job is not None or running is not None:
 
 # ---------------------------------------------------------------- what to train
 st.subheader("New training run")
-task = st.radio("Task", list(TASKS), format_func=TASKS.get, key="train_task", horizontal=True)
+task = st.radio("Task", list(TASKS), format_func=TASKS.get, key="train_task", horizontal=True, on_change=reset_recipe)
 problem = None
 csv_path, text_col, label_col, digest = None, "text", "label", None
 if task in ("ag_news", "dbpedia14"):
@@ -112,31 +135,32 @@ elif task == "csv":
     limit_mb = int(st.get_option("server.maxUploadSize"))
     up = st.file_uploader(f"A CSV with a header row, a text column and a label column (up to {limit_mb} MB)", type=["csv"],
                           key="train_csv")
+    # the file's own name, made safe to store and to show (no markdown, no path)
+    csv_name = up and (re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(up.name).stem).strip("._")[:80] or "upload")
     if up is None:
         problem = "upload a CSV first"
     elif up.size > limit_mb * 1024 * 1024:
-        problem = f"{up.name} is {up.size / 2**20:.0f} MB; the limit is {limit_mb} MB"
+        problem = f"{csv_name}.csv is {up.size / 2**20:.0f} MB; the limit is {limit_mb} MB"
         st.error(safe.md(problem))
     else:
         from baa_core.io.data import DataError, check_csv_file
 
-        # Hash and store each upload once per session (the file can be large); stored atomically, and a
-        # stored copy is reused only if its digest matches (baa_core-independent: app/ui/uploads.py).
+        # Hash and store each upload once per session (the file can be large). It keeps its own (sanitised) file
+        # name inside a folder named by its content, so cards and messages name the user's file; it is written
+        # atomically, and a stored copy is reused only if its digest matches (app/ui/uploads.py).
         digest = st.session_state.get(f"train_csv_digest_{up.file_id}")
         if digest is None:
-            import hashlib
-
             digest = st.session_state[f"train_csv_digest_{up.file_id}"] = hashlib.sha256(up.getvalue()).hexdigest()
-        csv_path = uploads.upload_path(catalog.user_models_dir(), digest)
+        csv_path = uploads.upload_path(catalog.user_models_dir(), digest, csv_name)
         if not csv_path.exists():
-            csv_path = uploads.store_upload(up.getvalue(), catalog.user_models_dir(), digest)
+            csv_path = uploads.store_upload(up.getvalue(), catalog.user_models_dir(), digest, csv_name)
         try:
             check_csv_file(csv_path)  # encoding, delimiter, ragged lines, no rows: the real cause, with its line
             head = pd.read_csv(csv_path, nrows=20, keep_default_na=False)
             columns = [str(c) for c in head.columns]
         except (DataError, ValueError, OSError) as exc:
             columns = []
-            problem = f"{up.name} cannot be used: {exc}"
+            problem = f"{csv_name}.csv cannot be used: {exc}"
             st.error(safe.md(problem))
             uploads.discard(csv_path)  # rejected: not kept
             st.session_state.pop(f"train_csv_digest_{up.file_id}", None)
@@ -159,7 +183,7 @@ elif task == "csv":
                     problem = refusal
                     st.error(f"This CSV cannot be trained on: {safe.md(refusal)}")
 
-kind = st.radio("Model", list(KINDS), format_func=KINDS.get, key="train_kind", horizontal=True)
+kind = st.radio("Model", list(KINDS), format_func=KINDS.get, key="train_kind", horizontal=True, on_change=reset_recipe)
 base = None
 if kind == "bert":
     base = st.text_input("Encoder (Hugging Face name or folder)", value=catalog.DEFAULT_BERT, key="train_base").strip()
@@ -174,26 +198,30 @@ if kind == "bert":
         problem = problem or base_problem
         st.warning(safe.md(base_problem))
     st.caption("BERT-family fine-tuning runs on the CPU here: expect tens of minutes on AG News; use *max training rows* below.")
-method = st.radio("Method", TRAINABLE, format_func=methods.label, key="train_method", horizontal=True)
+method = st.radio("Method", TRAINABLE, format_func=methods.label, key="train_method", horizontal=True, on_change=reset_recipe)
 budget = None
 if methods.METHODS[method].one_model_per_budget:
-    budget = st.select_slider("The static model's budget", [0.25, 0.5, 0.75], value=0.5, key="train_static_budget")
+    budget = st.select_slider("The static model's budget", [0.25, 0.5, 0.75], value=0.5, key="train_static_budget",
+                              on_change=reset_recipe)
 
 preset = default_train_config("csv" if task == "csv" else task, kind)
+for field, value in recipe_defaults(task, kind, method, budget).items():
+    st.session_state.setdefault(field, value)  # first visit, or a field that was hidden (Streamlit dropped its state)
 with st.expander("Advanced"):
     c = st.columns(4)
-    overrides = {"dense_epochs": c[0].number_input("dense epochs", 0.05, 50.0, float(preset.dense_epochs), key="train_dense_epochs")}
+    overrides = {"dense_epochs": c[0].number_input("dense epochs", 0.05, 50.0, key="train_dense_epochs")}
     if methods.METHODS[method].per_input:
-        overrides["bf_epochs"] = c[1].number_input("BudgetFormer epochs", 0.05, 50.0, float(preset.bf_epochs), key="train_bf_epochs")
+        overrides["bf_epochs"] = c[1].number_input("BudgetFormer epochs", 0.05, 50.0, key="train_bf_epochs")
     else:
-        overrides["budget_epochs"] = c[1].number_input("budget epochs", 0.05, 50.0, float(preset.budget_epochs), key="train_budget_epochs")
-        overrides["hard_epochs"] = c[2].number_input("hard-gate epochs", 0.0, 50.0, float(preset.hard_epochs), key="train_hard_epochs")
-    max_train = int(c[3].number_input("max training rows (0 = all)", 0, 10_000_000, 0, step=500, key="train_max_rows")) or None
-    latency_batches = int(st.number_input("latency batches of 8 for the card (0 = skip timing)", 0, 64, 8, key="train_latency_batches"))
-    st.caption(f"Defaults are the CLI's preset for this task and model; the rest of the recipe: `{preset.to_dict()}`")
+        overrides["budget_epochs"] = c[1].number_input("budget epochs", 0.05, 50.0, key="train_budget_epochs")
+        overrides["hard_epochs"] = c[2].number_input("hard-gate epochs", 0.0, 50.0, key="train_hard_epochs")
+    max_train = int(c[3].number_input("max training rows (0 = all)", 0, 10_000_000, step=500, key="train_max_rows")) or None
+    latency_batches = int(st.number_input("latency batches of 8 for the card (0 = skip timing)", 0, 64, key="train_latency_batches"))
+    shown = ("dense_epochs", "bf_epochs") if methods.METHODS[method].per_input else ("dense_epochs", "budget_epochs", "hard_epochs")
+    st.caption(f"Defaults are the CLI's preset for this task and model ({', '.join(f'{f} {getattr(preset, f):g}' for f in shown)}); "
+               f"changing the task, model or method puts them back. The rest of the recipe: `{preset.to_dict()}`")
 
-default_name = f"{task}-{kind}-{method}" + (f"-{budget:g}" if budget else "")
-name = st.text_input("Save as (folder name in your models folder)", value=default_name, key="train_name").strip()
+name = st.text_input("Save as (folder name in your models folder)", key="train_name").strip()
 name_problem = worker.check_name(name)
 replace = None  # the folder_stamp of the model this session agreed to replace
 if name_problem:

@@ -86,6 +86,36 @@ def operating_point(model: BudgetedClassifier, budget: float | None) -> Operatin
     return OperatingPoint(None, all_heads_mask(model.config), None)
 
 
+def head_importance(ins, point: OperatingPoint) -> tuple[torch.Tensor | None, str]:
+    """(L, H) values that rank the heads for one input, and their name: BudgetFormer's raw controller scores r
+    (not q = softmax(r / tau), which rounds to 0 for all but the top head), the soft gates at the budget for
+    BAA and static gates; None (index order) for a dense model."""
+    if getattr(ins, "scores", None) is not None:
+        return ins.scores, "score"
+    if point.gate_values is not None:
+        return point.gate_values, "gate"
+    return None, "index"
+
+
+def heads_table(ins, point: OperatingPoint) -> list[dict]:
+    """One row per head for the CSV export: on/off, its importance value (score r or gate) and rank, and q."""
+    from app.ui.figures import head_ranks
+
+    values, name = head_importance(ins, point)
+    ranks = None if values is None else head_ranks(values.tolist())
+    rows = []
+    L, H = ins.head_weights.shape
+    for b in range(L):
+        for h in range(H):
+            row = {"block": b, "head": h, "active": bool(ins.head_weights[b, h] > 0)}
+            if values is not None:
+                row.update({name: float(values[b, h]), "rank": ranks[b][h]})
+            if getattr(ins, "q", None) is not None:
+                row["q"] = float(ins.q[b, h])
+            rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------- the card's numbers
 def pct(value) -> str:
     """A fraction as a percentage; "-" for anything that is not a finite number (never "nan%")."""

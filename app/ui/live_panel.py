@@ -257,4 +257,5 @@ def inspection_or_stop(sel, text: str, points: list, stops: list[int], point):
     return Inspection(tokens=enc.tokens, truncated=enc.truncated, label_names=per["labels"], probs=probs,
                       prediction=max(range(len(probs)), key=probs.__getitem__), head_weights=point.mask, attentions=None,
                       gate_values=point.gates, flops=model_flops(cfg, point.heads_per_layer, [T]).total,
-                      dense_flops=model_flops(cfg, None, [T]).total)
+                      dense_flops=model_flops(cfg, None, [T]).total, unknown_tokens=enc.unknown_tokens,
+                      content_tokens=enc.content_tokens)

@@ -1,8 +1,9 @@
 """Uploaded CSVs and the leftovers of interrupted saves, kept tidy. No Streamlit in this module.
 
-* An upload is stored once under its SHA-256 (``.uploads/<digest>.csv``), written to a hidden temporary
-  file and renamed into place, so a crash never leaves a truncated file under the real name; a file
-  already there is reused only after its digest is checked again (a truncated copy is rewritten).
+* An upload is stored once under its SHA-256 (``.uploads/<digest>/<its own name>.csv``, or
+  ``.uploads/<digest>.csv`` without a name), written to a hidden temporary file and renamed into place,
+  so a crash never leaves a truncated file under the real name; a file already there is reused only
+  after its digest is checked again (a truncated copy is rewritten).
 * An upload the app rejects is deleted at once.
 * ``clean_leftovers`` (run once when the server starts) removes what interrupted writes leave behind:
   ``.NAME.partial-*`` / ``.NAME.old-*`` folders of atomic checkpoint saves, temporary files, and
@@ -31,15 +32,18 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def upload_path(folder: Path, digest: str) -> Path:
-    return Path(folder) / UPLOADS / f"{digest[:16]}.csv"
+def upload_path(folder: Path, digest: str, name: str | None = None) -> Path:
+    """Where an upload with this SHA-256 lives: ``.uploads/<digest>/<name>.csv`` (its own, sanitised name,
+    so cards and messages name the user's file), or ``.uploads/<digest>.csv``."""
+    base = Path(folder) / UPLOADS
+    return base / digest[:16] / f"{name}.csv" if name else base / f"{digest[:16]}.csv"
 
 
-def store_upload(content: bytes, folder: Path, digest: str | None = None) -> Path:
+def store_upload(content: bytes, folder: Path, digest: str | None = None, name: str | None = None) -> Path:
     """Store ``content`` under its digest in ``folder/.uploads`` and return the path; reuse a stored copy
     only if its bytes hash to the same digest."""
     digest = digest or hashlib.sha256(content).hexdigest()
-    path = upload_path(folder, digest)
+    path = upload_path(folder, digest, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         try:
@@ -61,9 +65,16 @@ def store_upload(content: bytes, folder: Path, digest: str | None = None) -> Pat
 
 
 def discard(path: str | Path | None) -> None:
-    """Delete a rejected upload (it was written before it could be checked)."""
-    if path is not None:
-        Path(path).unlink(missing_ok=True)
+    """Delete a rejected upload (it was written before it could be checked), and its digest folder if empty."""
+    if path is None:
+        return
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    if path.parent.name != UPLOADS:
+        try:
+            path.parent.rmdir()
+        except OSError:  # other files there, or already gone
+            pass
 
 
 def clean_leftovers(models_dir: Path, now: float | None = None, leftover_age_s: float = LEFTOVER_AGE_S,
@@ -97,7 +108,10 @@ def clean_leftovers(models_dir: Path, now: float | None = None, leftover_age_s: 
                     remove(q)
     uploads = models_dir / UPLOADS
     if uploads.is_dir():
-        for p in uploads.iterdir():
-            if p.name.startswith(".partial-") and old(p, leftover_age_s) or p.suffix == ".csv" and old(p, upload_age_s):
+        for p in [*uploads.iterdir(), *(q for d in uploads.iterdir() if d.is_dir() for q in d.iterdir())]:
+            if (p.name.startswith(".partial-") and old(p, leftover_age_s)) or (p.suffix == ".csv" and old(p, upload_age_s)):
                 remove(p)
+        for d in uploads.iterdir():  # digest folders left empty
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
     return removed
