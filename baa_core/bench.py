@@ -11,7 +11,7 @@ import math
 import random
 import statistics
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils import benchmark
@@ -79,6 +79,7 @@ class Comparison:
     speedup: dict[str, float]  # median over rounds of reference_ms / model_ms, same round
     rounds: int
     threads: int
+    ratios: dict[str, list[float]] = field(default_factory=dict)  # every round's reference_ms / model_ms
 
 
 def compare_latency(models: dict[str, torch.nn.Module], batches: list[dict[str, torch.Tensor]], threads: int = 1,
@@ -122,4 +123,4 @@ def compare_latency(models: dict[str, torch.nn.Module], batches: list[dict[str, 
                 ratios[name].append(ref / other)
     speedup = {k: statistics.median(v) for k, v in ratios.items()}
     speedup[reference] = 1.0
-    return Comparison({k: statistics.median(v) for k, v in samples.items()}, speedup, rounds, threads)
+    return Comparison({k: statistics.median(v) for k, v in samples.items()}, speedup, rounds, threads, ratios)

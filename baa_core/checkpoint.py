@@ -56,14 +56,14 @@ def _write_json(path: Path, data) -> None:
 
 
 def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, card: dict, *, dtype: str = "float32",
-                    external: dict | None = None) -> Path:
-    """Write a checkpoint atomically. ``external`` = {"source": ..., "tensors": [names]} left out of the file."""
+                    external: dict | None = None, extra_config: dict | None = None) -> Path:
+    """Write a checkpoint atomically. ``external`` = {"source": ..., "tensors": [names]} left out of the file;
+    ``extra_config``: more top-level keys for config.json (loading ignores them)."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    tmp = staging_folder(folder)
     try:
         skip = set((external or {}).get("tensors", []))
         target = getattr(torch, dtype)
@@ -77,20 +77,33 @@ def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, ca
         else:
             tokenizer.save(tmp / "tokenizer")
         config = {"format": FORMAT, "version": VERSION, "model": model.config.to_dict(), "tokenizer": tok,
-                  "dtype": dtype, "external": external}
+                  "dtype": dtype, "external": external, **(extra_config or {})}
         _write_json(tmp / "config.json", config)
         _write_json(tmp / "card.json", card)
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(folder, old)
-            os.rename(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, folder)
+        replace_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def staging_folder(folder: str | Path, what: str = "partial") -> Path:
+    """A new hidden sibling of ``folder`` to build it in, then ``replace_folder`` it into place."""
+    folder = Path(folder)
+    tmp = folder.parent / f".{folder.name}.{what}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    return tmp
+
+
+def replace_folder(tmp: Path, folder: Path) -> None:
+    """Move the finished ``tmp`` to ``folder`` by rename, replacing an existing ``folder`` only once ``tmp`` is complete."""
+    if folder.exists():
+        old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(folder, old)
+        os.rename(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, folder)
 
 
 def update_card(folder: str | Path, card: dict) -> None:

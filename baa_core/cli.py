@@ -143,6 +143,37 @@ def build_parser() -> argparse.ArgumentParser:
                         "parallel), print the table, and with --out write it into that checkpoint's card")
     _data_args(p)
     _train_overrides(p)
+
+    # ---- take home a faster model (issue 13): baa_core/deploy.py
+    p = sub.add_parser("export", help="write the sliced model at a budget (safetensors folder; --onnx, --int8), "
+                                      "measured after export")
+    p.add_argument("model", help="checkpoint folder")
+    p.add_argument("--budget", default=None, help="budget in (0, 1] (BAA / static models; ungated models keep all heads)")
+    p.add_argument("--out", required=True, help="folder to write (refused if it exists, unless --overwrite)")
+    p.add_argument("--int8", action="store_true", help="also measure dynamic int8 (Linear layers); with --onnx, write "
+                   "model.int8.onnx")
+    p.add_argument("--int8-backend", default="torch", choices=["torch", "torchao"])
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx (dynamic batch and length) for ONNX Runtime")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export or checkpoint folder at --out")
+    p.add_argument("--limit", type=_positive_int, default=None, help="measure accuracy on the first N test examples only")
+    p.add_argument("--rounds", type=_positive_int, default=10)
+    p.add_argument("--n-batches", type=_positive_int, default=8, help="batches of 8 test examples to time")
+    p.add_argument("--threads", type=_positive_int, default=1)
+    _data_args(p)
+
+    p = sub.add_parser("bench-deploy", help="HF dense vs this project's dense / sliced / int8 / ONNX Runtime: latency "
+                                            "side by side and test accuracy, one JSON line per variant with --json")
+    p.add_argument("model", help="checkpoint folder")
+    p.add_argument("--budget", default=None, help="budget in (0, 1] for the sliced variants")
+    p.add_argument("--int8-backend", default="torch", choices=["torch", "torchao"])
+    p.add_argument("--no-onnx", action="store_true", help="leave out the ONNX Runtime variants")
+    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument("--n-batches", type=_positive_int, default=8)
+    p.add_argument("--rounds", type=_positive_int, default=10)
+    p.add_argument("--threads", type=_positive_int, default=1)
+    p.add_argument("--limit", type=_positive_int, default=None, help="measure accuracy on the first N test examples only")
+    p.add_argument("--json", action="store_true", help="one JSON object per variant per line")
+    _data_args(p)
     return parser
 
 
@@ -342,4 +373,103 @@ def cmd_compare(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "analyze": cmd_analyze, "compare": cmd_compare}
+def _export_budget(text: str | None) -> float | None:
+    """--budget of export / bench-deploy: checked here so a bad one is a one-line error."""
+    if text is None:
+        return None
+    try:
+        return _budget(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"--budget: {exc}") from None
+
+
+def _test_split(ckpt, args):
+    """(encoded test split, None) when the checkpoint's data is on this machine, else (None, why not)."""
+    from .data import DataError, data_available
+    from .recipes import kept_csv_args, prepare
+
+    task = ckpt.card.get("task", "synthetic")
+    data = dict(csv=args.csv, text_column=args.text_column, label_column=args.label_column)
+    if task == "csv" and not args.csv:
+        try:
+            data = kept_csv_args(ckpt.card, args.model)
+        except DataError as exc:
+            return None, f"{exc} (pass it with --csv)"
+    elif task != "csv" and (why := data_available(task, args.data_dir)):
+        return None, why
+    try:
+        return prepare(task, data_dir=args.data_dir, checkpoint=ckpt, splits=("test",), **data).test, None
+    except DataError as exc:
+        return None, str(exc)
+
+
+def _missing_package_is_a_message(cmd):
+    """An optional package that is not installed ends the command with its one-sentence message."""
+    def run(args) -> int:
+        from .runtimes import MissingPackage
+
+        try:
+            return cmd(args)
+        except MissingPackage as exc:
+            raise ValueError(str(exc)) from None
+
+    return run
+
+
+@_missing_package_is_a_message
+def cmd_export(args) -> int:
+    from .checkpoint import load_checkpoint
+    from .deploy import check_target, export_model
+
+    budget = _export_budget(args.budget)
+    check_target(args.out, args.overwrite, args.model)  # before loading anything
+    ckpt = load_checkpoint(args.model)
+    test, why = _test_split(ckpt, args)
+    indices = list(range(min(args.limit, len(test)))) if test is not None and args.limit else None
+    if why:
+        print(f"no test data ({why}): the card gets latency on random tokens and no accuracy", file=sys.stderr)
+    result = export_model(ckpt, args.out, budget, int8=args.int8, onnx=args.onnx, overwrite=args.overwrite, test=test,
+                          indices=indices, data_note=why or "", int8_backend=args.int8_backend, rounds=args.rounds,
+                          n_latency_batches=args.n_batches, threads=args.threads, command=_command(),
+                          progress=lambda m: print(m, file=sys.stderr))
+    e = result.card["export"]
+    print(f"{result.folder}: {e['active_heads']}/{e['total_heads']} heads {e['heads_per_layer']}, files {sorted(e['files'].values())}")
+    for r in e["variants"]:
+        acc = "-" if r.get("accuracy") is None else f"{r['accuracy']:.4f} (n={r['n']})"
+        print(f"  {r['variant']:<17} accuracy {acc:<18} {r['ms_per_batch']:8.2f} ms/batch  {r['speedup_vs_dense']:5.2f}x vs dense "
+              f"[{r['speedup_ci'][0]:.2f}, {r['speedup_ci'][1]:.2f}]")
+    return 0
+
+
+@_missing_package_is_a_message
+def cmd_bench_deploy(args) -> int:
+    from .checkpoint import load_checkpoint
+    from .deploy import bench_deploy
+
+    budget = _export_budget(args.budget)
+    ckpt = load_checkpoint(args.model)
+    test, why = _test_split(ckpt, args)
+    if why:
+        print(f"no test data ({why}): timing random tokens, no accuracy", file=sys.stderr)
+    indices = list(range(min(args.limit, len(test)))) if test is not None and args.limit else None
+    rows = bench_deploy(ckpt, budget, test, batch_size=args.batch_size, n_batches=args.n_batches, rounds=args.rounds,
+                        threads=args.threads, indices=indices, int8_backend=args.int8_backend,
+                        onnx=False if args.no_onnx else None, progress=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+        return 0
+    r0 = rows[0]
+    print(f"{ckpt.name} at budget {budget}: {r0['n_batches']} batches of {r0['batch_size']} ({r0['inputs']}, mean padded length "
+          f"{r0['mean_padded_length']}), {r0['threads']} thread(s), {r0['rounds']} rounds; speedup vs {r0['reference']}")
+    print(f"{'variant':<17} {'ms/batch':>9} {'speedup':>8} {'95% CI':>14} {'accuracy':>9} {'max|dlogit|':>11}")
+    for r in rows:
+        sp = r["speedup_vs_hf_dense"]
+        print(f"{r['variant']:<17} {r['ms_per_batch']:9.2f} {'-' if sp is None else format(sp, '8.2f'):>8} "
+              f"{'[{:.2f}, {:.2f}]'.format(*r['speedup_ci']):>14} {'-' if r['accuracy'] is None else format(r['accuracy'], '.4f'):>9} "
+              f"{'-' if r['max_abs_logit_diff'] is None else format(r['max_abs_logit_diff'], '.2g'):>11}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "analyze": cmd_analyze, "compare": cmd_compare,
+            "export": cmd_export, "bench-deploy": cmd_bench_deploy}
