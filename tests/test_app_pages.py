@@ -56,7 +56,7 @@ def metric(at: AppTest, label: str) -> str:
 
 
 def load(dirs, name):
-    from baa_core.checkpoint import load_checkpoint
+    from baa_core.io.checkpoint import load_checkpoint
 
     return load_checkpoint(dirs["pretrained"] / name)
 
@@ -84,8 +84,8 @@ def test_picker_lists_shipped_and_user_models(env):
 @functools.lru_cache(maxsize=None)
 def _live_setup(pretrained: str):
     from app.ui import compute
-    from baa_core.checkpoint import load_checkpoint
-    from baa_core.recipes import prepare
+    from baa_core.io.checkpoint import load_checkpoint
+    from baa_core.pipeline import prepare
 
     ckpt = load_checkpoint(Path(pretrained) / "tiny-baa")
     prep = prepare("synthetic", checkpoint=ckpt)
@@ -183,7 +183,7 @@ def test_inspector_typed_text_and_dataset_example(env):
     at.text_area(key="inspector_text_synthetic").input("p q [M] c r s").run()
     assert_clean(at)
     ckpt = load(env, "tiny-baa")
-    from baa_core.inspect import inspect_text
+    from baa_core.measure.inspection import inspect_text
 
     ins = inspect_text(ckpt.model, ckpt.tokenizer, "p q [M] c r s", budget=0.5, attentions=False)
     assert metric(at, "prediction") == ins.label

@@ -6,23 +6,25 @@ are not installed.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import subprocess
 import sys
 import zipfile
-import io
+from pathlib import Path
 
 import pytest
 import torch
 
-from baa_core.checkpoint import load_checkpoint, save_checkpoint
 from baa_core.cli import main
-from baa_core.data import SYNTH_VALUES, encode, marked_token_task, synthetic_vocab
-from baa_core.deploy import (VARIANTS, ExportError, bench_deploy, check_target, export_model, median_ci, operating_mask,
-                             zip_folder)
-from baa_core.encoder import BudgetedClassifier
-from baa_core.runtimes import hf_reference, quantize_int8, word_tokenizer_json
-from baa_core.tokenize import WordTokenizer
+from baa_core.io.checkpoint import load_checkpoint, save_checkpoint
+from baa_core.io.data import SYNTH_VALUES, encode, marked_token_task, synthetic_vocab
+from baa_core.io.export import ExportError, check_target, word_tokenizer_json, zip_folder
+from baa_core.io.tokenizers import WordTokenizer
+from baa_core.measure.deploy import VARIANTS, bench_deploy, export_mask, median_ci
+from baa_core.model.encoder import BudgetedClassifier
+from baa_core.model.runtimes import hf_reference, quantize_int8
+from baa_core.pipeline import export_model
 from tests.conftest import padded_batch, tiny_config
 
 HAVE_ONNX = all(importlib.util.find_spec(p) for p in ("onnx", "onnxscript", "onnxruntime"))
@@ -53,10 +55,20 @@ def test_split(word_ckpt):
     return encode(marked_token_task(48, 16, seed=5), word_ckpt.tokenizer, 16)
 
 
+class Exported:
+    def __init__(self, folder, card):
+        self.folder, self.card = Path(folder), card
+        self.variants = card["export"]["variants"]
+
+
+def _export(ckpt, out, budget, **kw):
+    return Exported(out, export_model(ckpt, out, budget, **{"rounds": 1, "n_latency_batches": 1, **kw}))
+
+
 @pytest.fixture(scope="module")
 def exported(word_ckpt, test_split, tmp_path_factory):
     out = tmp_path_factory.mktemp("exports") / "tiny-b050"
-    return export_model(word_ckpt, out, 0.5, int8=True, onnx=HAVE_ONNX, test=test_split, rounds=1, n_latency_batches=2)
+    return _export(word_ckpt, out, 0.5, int8=True, onnx=HAVE_ONNX, test=test_split, n_latency_batches=2)
 
 
 # ---------------------------------------------------------------- export round trip
@@ -96,21 +108,21 @@ def test_export_config_reads_as_a_hugging_face_config(exported):
 
 def test_dense_model_exports_all_heads_and_budgetformer_is_refused(tmp_path):
     dense = _word_checkpoint(tmp_path / "dense", gating="dense")
-    assert operating_mask(dense.model, 0.5).sum() == dense.config.total_heads
-    result = export_model(dense, tmp_path / "out", 0.5, rounds=1, n_latency_batches=1)
+    assert export_mask(dense.model, 0.5).sum() == dense.config.total_heads
+    result = _export(dense, tmp_path / "out", 0.5)
     assert load_checkpoint(result.folder).config.layer_heads == dense.config.layer_heads
     assert "random token ids" in result.card["latency"]["inputs"] and result.card["export"]["accuracy_n"] == 0
     bf = _word_checkpoint(tmp_path / "bf", gating="budgetformer", controller_hidden=8)
-    with pytest.raises(ExportError, match="per input"):
+    with pytest.raises(ValueError, match="per input"):
         export_model(bf, tmp_path / "bf-out", 0.5)
     assert not (tmp_path / "bf-out").exists()
 
 
 def test_static_model_exports_only_its_trained_budgets(tmp_path):
     static = _word_checkpoint(tmp_path / "static", gating="static", static_budgets=[0.25, 0.5])
-    export_model(static, tmp_path / "ok", 0.25, rounds=1, n_latency_batches=1)
+    _export(static, tmp_path / "ok", 0.25)
     with pytest.raises(ValueError, match="trained for budgets"):
-        export_model(static, tmp_path / "bad", 0.3, rounds=1, n_latency_batches=1)
+        _export(static, tmp_path / "bad", 0.3)
     assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad*"))
 
 
@@ -133,8 +145,8 @@ def test_existing_out_is_refused_unless_overwrite(word_ckpt, tmp_path, capsys):
     assert main(["export", str(word_ckpt.path), "--budget", "0.5", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "already exists" in err and "--overwrite" in err and "\n" not in err
-    done = export_model(word_ckpt, tmp_path / "again", 0.5, rounds=1, n_latency_batches=1)
-    again = export_model(word_ckpt, done.folder, 0.25, overwrite=True, rounds=1, n_latency_batches=1)
+    done = _export(word_ckpt, tmp_path / "again", 0.5)
+    again = _export(word_ckpt, done.folder, 0.25, overwrite=True)
     assert json.loads((again.folder / "card.json").read_text())["export"]["budget"] == 0.25
     with pytest.raises(ExportError, match="model being exported"):
         check_target(word_ckpt.path, overwrite=True, source=word_ckpt.path)
@@ -159,7 +171,7 @@ def test_bad_budget_is_refused_in_one_line(word_ckpt, tmp_path, capsys, budget):
 
 
 def test_gated_model_needs_a_budget(word_ckpt, tmp_path):
-    with pytest.raises(ExportError, match="give the budget"):
+    with pytest.raises(ValueError, match="give the budget"):
         export_model(word_ckpt, tmp_path / "x", None)
 
 
@@ -187,7 +199,7 @@ def test_int8_logits_within_tolerance_of_fp32(exported):
 # ---------------------------------------------------------------- Hugging Face reference
 def test_hf_reference_logits_equal_the_dense_model_on_padded_batches(word_ckpt):
     pytest.importorskip("transformers")
-    from baa_core.prune import slice_heads
+    from baa_core.model.surgery import slice_heads
 
     dense = slice_heads(word_ckpt.model, torch.ones(word_ckpt.config.n_layers, word_ckpt.config.n_heads))
     hf = hf_reference(dense)
@@ -199,7 +211,7 @@ def test_hf_reference_logits_equal_the_dense_model_on_padded_batches(word_ckpt):
 
 def test_hf_reference_for_a_bert_family_model(tmp_path):
     transformers = pytest.importorskip("transformers")
-    from baa_core.bert import load_pretrained
+    from baa_core.io.pretrained import load_pretrained
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(40)]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
@@ -260,7 +272,7 @@ def _run_standalone(folder, card, texts):
 
 
 def _project_logits(ckpt, texts):
-    from baa_core.data import collate
+    from baa_core.io.data import collate
 
     ids = ckpt.tokenizer.encode(texts, ckpt.config.max_len)
     batch = collate(ids, ckpt.tokenizer.pad_id)
@@ -283,8 +295,8 @@ def test_onnx_runtime_alone_gives_the_torch_logits_word_model(exported):
 @needs_onnx
 def test_onnx_runtime_alone_gives_the_torch_logits_bert_model(tmp_path):
     transformers = pytest.importorskip("transformers")
-    from baa_core.bert import load_pretrained
-    from baa_core.methods import with_gating
+    from baa_core.io.pretrained import load_pretrained
+    from baa_core.model.surgery import with_gating
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(40)] + list("abcdefghij")
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
@@ -299,7 +311,7 @@ def test_onnx_runtime_alone_gives_the_torch_logits_bert_model(tmp_path):
         model.gate.intercept.copy_(torch.linspace(-2, 2, 8).reshape(2, 4))
     save_checkpoint(tmp_path / "src", model, tok, {"name": "tiny-bert", "task": "synthetic", "method": "baa", "labels": []})
     src = load_checkpoint(tmp_path / "src")
-    result = export_model(src, tmp_path / "out", 0.5, onnx=True, rounds=1, n_latency_batches=1)
+    result = _export(src, tmp_path / "out", 0.5, onnx=True)
     texts = ["w1 w2 w3 a b", "w9", "c d e f g h i j w30 w31 w32"]
     one, many = _run_standalone(result.folder, result.card, texts)
     expected = _project_logits(load_checkpoint(result.folder), texts)
@@ -309,7 +321,7 @@ def test_onnx_runtime_alone_gives_the_torch_logits_bert_model(tmp_path):
 
 @needs_onnx
 def test_onnx_int8_logits_within_tolerance(exported):
-    from baa_core.runtimes import OnnxRunner
+    from baa_core.model.runtimes import OnnxRunner
 
     model = load_checkpoint(exported.folder).model
     ids, att = padded_batch(6, 12, vocab=model.config.vocab_size, seed=7)
@@ -321,7 +333,7 @@ def test_onnx_int8_logits_within_tolerance(exported):
 
 # ---------------------------------------------------------------- bench-deploy
 def test_bench_deploy_rows_and_json_lines(word_ckpt, test_split, capsys):
-    rows = bench_deploy(word_ckpt, 0.5, test_split, n_batches=2, rounds=2, onnx=HAVE_ONNX)
+    rows = bench_deploy(word_ckpt.model, 0.5, test_split, n_batches=2, rounds=2, onnx=HAVE_ONNX)
     names = [r["variant"] for r in rows]
     assert names == [v for v in VARIANTS if v in names]
     assert {"hf_dense", "dense", "sliced", "dense_int8", "sliced_int8"} <= set(names)
@@ -343,3 +355,13 @@ def test_bench_deploy_rows_and_json_lines(word_ckpt, test_split, capsys):
 def test_median_ci_is_the_order_statistic_interval():
     assert median_ci([3.0, 1.0, 2.0]) == [1.0, 3.0]  # too few rounds for 95%: the range
     assert median_ci([float(i) for i in range(10)]) == [1.0, 8.0]  # n = 10: the 2nd and 9th values
+
+
+def test_missing_onnx_packages_stop_export_in_one_sentence(word_ckpt, tmp_path, capsys, monkeypatch):
+    import baa_core.model.runtimes as runtimes
+
+    real = runtimes.importlib.util.find_spec
+    monkeypatch.setattr(runtimes.importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    assert main(["export", str(word_ckpt.path), "--budget", "0.5", "--out", str(tmp_path / "x"), "--onnx"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install onnxruntime" in err and "\n" not in err and not (tmp_path / "x").exists()

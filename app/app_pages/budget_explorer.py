@@ -3,7 +3,8 @@ latency and the current point on the Pareto chart of every method in the model's
 import pandas as pd
 import streamlit as st
 
-from app.ui import compute, figures, state
+from app.ui import compute, export_view, figures, state
+from baa_core import methods
 
 sel = state.require_model()
 model, card = sel.model, sel.card
@@ -24,8 +25,8 @@ else:
 
 # ---------------------------------------------------------------- models without a budget knob
 if not compute.has_budget(model):
-    if card.get("method") == "budgetformer":
-        st.info("BudgetFormer chooses its heads **per input**, so there is no global budget to slide. Its measured point "
+    if methods.method_for_model(model).per_input:
+        st.info(f"{methods.label(card.get('method'))} chooses its heads **per input**, so there is no global budget to slide. Its measured point "
                 "(mean share of heads used, accuracy) is on the chart; see the **Per-input inspector** for single inputs.")
     else:
         st.info("This model has no budget gates (it runs every head). Its measured point is on the chart, if its card has one; "
@@ -40,7 +41,8 @@ if not compute.has_budget(model):
     st.stop()
 
 # ---------------------------------------------------------------- the live sweep (for the chart)
-card_budgets = sorted({float(r["budget"]) for r in rows if r["method"] in ("baa", "static") and r.get("budget")}) or \
+own = methods.method_for_model(model).name
+card_budgets = sorted({float(r["budget"]) for r in rows if r["method"] == own and r.get("budget")}) or \
     [b for b in compute.budget_choices(model) if round(b * 10) == b * 10]
 live_rows = None
 if data and (live_auto or st.session_state.get("explorer_live_sweep_on")):
@@ -64,8 +66,7 @@ elif data:
 def budget_panel():
     budget = state.budget_widget(model, key="explorer_budget")
     point = compute.operating_point(model, budget)
-    method = "static" if model.config.gating == "static" else "baa"
-    row = compute.card_row(card, method, budget)
+    row = compute.card_row(card, own, budget)
     if data and (live_auto or st.session_state.get(f"explorer_live_{point.key}")):
         accuracy, acc_src = state.live_accuracy_cached(*sel.key, point.key, sel.ckpt, data), f"live, {len(data.sample)} examples"
     elif row is not None and row.get("accuracy_seeds"):
@@ -133,3 +134,5 @@ with st.expander("The card's sweeps (every method, full test split)"):
     else:
         st.write("This card has no sweeps.")
     st.caption(f"Produced by `{card.get('command', 'unknown')}`")
+
+export_view.render_export(sel, data)

@@ -5,10 +5,11 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import figures, state
+from baa_core import methods
 
 sel = state.require_model()
 model, card = sel.model, sel.card
-is_bf = model.config.gating == "budgetformer"
+is_bf = methods.method_for_model(model).per_input  # heads chosen per input
 st.title("Per-input inspector")
 st.caption(f"**{sel.entry.name}** · {card.get('architecture', '')} · method `{card.get('method')}`")
 if sel.entry.source == "hub":
@@ -67,7 +68,7 @@ analysis = card.get("analysis") or {}
 if is_bf and analysis:
     st.divider()
     st.subheader("Across the test set (from the card)")
-    st.caption("Computed by `baa_core.analysis` on the test split when the model was made.")
+    st.caption("Computed by `baa_core.measure.analysis` on the test split when the model was made.")
 
     def inspect_clicked():
         points = st.session_state["inspector_scatter"].selection.get("points", [])

@@ -82,7 +82,7 @@ def _look(folder: str, stamp: tuple) -> tuple[dict, str | None]:
     """The card and the obvious faults of one folder, found without loading the weights (the loader
     finds the rest when the model is picked). Kept per file stamp: cards run to a megabyte, and the
     list is read on every rerun."""
-    from baa_core.checkpoint import check_files
+    from baa_core.io.checkpoint import check_files
 
     card, problem = _read_card(Path(folder))
     return card, check_files(folder) or problem
@@ -111,6 +111,6 @@ def hub_entry(name: str) -> ModelEntry:
 
 def is_offline_name(name: str) -> bool:
     """Names that load with no network: the MiniLM package's aliases and local folders."""
-    from baa_core.bert import MINILM_ALIASES
+    from baa_core.io.pretrained import MINILM_ALIASES
 
     return name.strip() in MINILM_ALIASES or Path(name.strip()).is_dir()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from baa_core import methods
+
 from . import catalog, compute
 
 MODEL_KEY = "model_id"  # the sidebar picker's widget key
@@ -24,7 +26,7 @@ HUB_OPTION = "hub:"
 # ---------------------------------------------------------------- loaders
 @st.cache_resource(show_spinner="Loading the model…", max_entries=6)
 def load_checkpoint_cached(path: str, version: float):
-    from baa_core.checkpoint import load_checkpoint
+    from baa_core.io.checkpoint import load_checkpoint
 
     return load_checkpoint(path)
 
@@ -32,8 +34,8 @@ def load_checkpoint_cached(path: str, version: float):
 @st.cache_resource(show_spinner="Loading the BERT encoder…", max_entries=2)
 def load_hub_bert(name: str):
     """A BERT-family encoder by name with an untrained 2-class head: for its attention, not its predictions."""
-    from baa_core.bert import load_pretrained
-    from baa_core.checkpoint import Checkpoint
+    from baa_core.io.pretrained import load_pretrained
+    from baa_core.io.checkpoint import Checkpoint
 
     labels = ["class 0 (untrained head)", "class 1 (untrained head)"]
     model, tokenizer = load_pretrained(name, 2, labels)
@@ -72,8 +74,8 @@ class EvalData:
 def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | None:
     """Why live evaluation cannot run for this card's task, or None if its data is on hand
     (``folder``: the checkpoint's, where a CSV model keeps its data)."""
-    from baa_core.data import DataError, data_available, default_data_dir
-    from baa_core.recipes import kept_csv_args
+    from baa_core.io.data import DataError, data_available, default_data_dir
+    from baa_core.pipeline import kept_csv_args
 
     task = card.get("task")
     if task == "synthetic":
@@ -94,8 +96,8 @@ def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | Non
 
 @st.cache_resource(show_spinner="Preparing the evaluation data…", max_entries=4)
 def eval_data(path: str, version: float, _ckpt) -> EvalData:
-    from baa_core.bench import latency_batches, padded_lengths
-    from baa_core.recipes import kept_csv_args, prepare
+    from baa_core.measure.latency import latency_batches, padded_lengths
+    from baa_core.pipeline import kept_csv_args, prepare
 
     card = _ckpt.card
     task = card.get("task")
@@ -141,7 +143,7 @@ def live_latency_cached(path: str, version: float, heads_per_layer: tuple, threa
 @dataclass
 class Selected:
     entry: catalog.ModelEntry
-    ckpt: object  # baa_core.checkpoint.Checkpoint
+    ckpt: object  # baa_core.io.checkpoint.Checkpoint
 
     @property
     def model(self):
@@ -196,7 +198,7 @@ def selected_entry() -> catalog.ModelEntry | None:
 
 def require_model() -> Selected:
     """The picked model, loaded; or a clear message on the page and the page stops (the app keeps working)."""
-    from baa_core.checkpoint import CheckpointError
+    from baa_core.io.checkpoint import CheckpointError
 
     entry = selected_entry()
     if entry is None:
@@ -234,7 +236,7 @@ def budget_widget(model, key: str, label: str = "Budget (share of heads to keep)
     if current is None or min(abs(float(current) - c) for c in choices) > 1e-6:
         st.session_state[key] = shared
 
-    if model.config.gating == "static":
+    if methods.method_for_model(model).one_model_per_budget:
         value = st.select_slider(label + " — trained budgets only", options=choices, key=key,
                                  help="A static-gate model has one gate set per budget it was trained for.")
     else:
@@ -252,7 +254,7 @@ SHARED_TEXT = "shared_text"  # the text the inspector and the attention page loo
 @st.cache_resource(max_entries=8)
 def _latency_cache(path: str, version: float) -> dict:
     """Sliced models per head set for per-input timing, shared by sessions; the lock guards that cache
-    (the timings themselves are serialised process-wide by ``baa_core.bench.TIMING_LOCK``)."""
+    (the timings themselves are serialised process-wide by ``baa_core.measure.latency.TIMING_LOCK``)."""
     import threading
 
     return {"lock": threading.Lock(), "cache": {}}
@@ -260,8 +262,8 @@ def _latency_cache(path: str, version: float) -> dict:
 
 @st.cache_data(show_spinner="Running the model on this input…", max_entries=16)
 def inspect_cached(path: str, version: float, text: str, budget: float | None, attentions: bool, latency: bool, _ckpt):
-    """``baa_core.inspect.inspect_text`` for one (model, text, budget), measured once and then reused."""
-    from baa_core.inspect import inspect_text
+    """``baa_core.measure.inspection.inspect_text`` for one (model, text, budget), measured once and then reused."""
+    from baa_core.measure.inspection import inspect_text
 
     run = functools.partial(inspect_text, _ckpt.model, _ckpt.tokenizer, text, budget=budget, attentions=attentions,
                             latency=latency, threads=1, label_names=_ckpt.card.get("labels") or None)
@@ -285,7 +287,7 @@ def bertviz_html(path: str, version: float, text: str, budget: float | None, n_t
 
 def inspect_or_stop(sel, text: str, budget: float | None, *, attentions: bool, latency: bool, nothing: str):
     """``inspect_cached`` for the selected model; bad input ends the page run with a message, not a traceback."""
-    from baa_core.inspect import InputError
+    from baa_core.measure.inspection import InputError
 
     try:
         return inspect_cached(*sel.key, text, budget, attentions, latency, sel.ckpt)

@@ -1,11 +1,14 @@
-"""Accuracy and estimated cost of a model at a budget, a head mask, or per-input budgets."""
+"""Accuracy and estimated cost of a model at a budget, a head mask, or per-input budgets; the
+validation hook the Trainer calls while a method trains."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from .data import EncodedDataset, iterate_batches
+from ..io.data import EncodedDataset, iterate_batches
+from ..methods import Method
 
 
 @dataclass
@@ -16,9 +19,6 @@ class EvalResult:
     predictions: torch.Tensor  # (N,)
     confidences: torch.Tensor  # (N,) softmax probability of the prediction
     head_weights: torch.Tensor | None = None  # (N, L, H) when kept
-
-    def as_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "est_cost": self.est_cost, "n": self.n}
 
 
 @torch.no_grad()
@@ -55,3 +55,23 @@ def evaluate(model, data: EncodedDataset, *, budget=None, hard: bool = True, hea
         confidences=torch.cat(confs) if confs else torch.empty(0),
         head_weights=torch.cat(weights) if weights else None,
     )
+
+
+VALIDATION_BUDGETS = (0.25, 0.5)  # where a one-model-many-budgets method reports validation accuracy
+
+
+def validation_hook(method: Method, val: EncodedDataset, device: str = "cpu") -> Callable[[torch.nn.Module], dict]:
+    """What the Trainer reports at a method's evaluation points, on the validation split only:
+    per-input methods their accuracy, mean s and attention FLOPs (the training-dynamics view);
+    one-model-many-budgets methods their accuracy at hard budgets; the rest their plain accuracy."""
+    from .perinput import budgetformer_summary
+
+    def run(model) -> dict:
+        if method.per_input:
+            s = budgetformer_summary(model, val, device=device)
+            return {"val_acc": s["accuracy"], "val_s_mean": s["s_mean"], "val_attention_flops": s["attention_flop_fraction"]}
+        if method.has_budget and not method.one_model_per_budget:
+            return {f"acc@{b:g}": evaluate(model, val, budget=b, hard=True, device=device).accuracy for b in VALIDATION_BUDGETS}
+        return {"acc": evaluate(model, val, device=device).accuracy}
+
+    return run

@@ -7,18 +7,18 @@
   comes from ONNX Runtime's own dynamic quantizer.
 * ``hf_reference``: the same weights in ``transformers.BertModel`` (SDPA, fp32), with this
   project's classifier applied to the masked mean: the yardstick users would otherwise run.
-* ``word_tokenizer_json``: a word-level model's tokenizer as a ``tokenizers`` JSON file, so its ONNX
-  export needs only ``onnxruntime``, ``numpy`` and ``tokenizers``.
 
 Every runner here is called as ``runner(input_ids, attention_mask)`` (B, T) and returns logits or
 an object with ``.logits``; ``logits_of`` takes either.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import logging
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -44,6 +44,15 @@ def require(*packages: str, purpose: str) -> None:
     if missing:
         raise MissingPackage(f"{purpose} needs the package{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
                              f"pip install {' '.join(missing)} (or pip install -r requirements.txt)")
+
+
+def onnx_missing() -> str | None:
+    """Why ONNX export cannot run here, in one sentence; None when it can."""
+    try:
+        require(*ONNX_PACKAGES, purpose="ONNX export")
+    except MissingPackage as exc:
+        return str(exc)
+    return None
 
 
 def logits_of(out) -> torch.Tensor:
@@ -125,13 +134,14 @@ class OnnxClassifier(nn.Module):
         return m.classifier(masked_mean(x, attention_mask))  # (B, C)
 
 
-def export_onnx(model: BudgetedClassifier, path: str | Path, example: dict[str, torch.Tensor] | None = None) -> Path:
+def export_onnx(model: BudgetedClassifier, path: str | Path) -> Path:
     """Write ``model`` (ungated) as an ONNX file with dynamic batch and sequence length; one file, no external data."""
     require(*ONNX_PACKAGES[:2], purpose="ONNX export")
     wrapper = OnnxClassifier(model).eval()
-    if example is None:
-        ids = torch.randint(1, model.config.vocab_size, (2, 8))
-        example = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    # The example only fixes the graph's shape symbols: two rows of some length >= 2, so that neither
+    # dimension is specialised to 1 (the file then runs any batch and any length up to max_len).
+    ids = torch.randint(1, model.config.vocab_size, (2, min(8, model.config.max_len)), generator=torch.Generator().manual_seed(0))
+    example = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=model.config.max_len)
     path = Path(path)
     with warnings.catch_warnings(), _quiet("torch.onnx", "onnxscript"):
@@ -156,17 +166,21 @@ def quantize_onnx_int8(src: str | Path, dst: str | Path) -> Path:
 
 
 class _quiet:
-    """Silence chatty loggers (exporter progress, the quantizer's pre-processing advice) for a block."""
+    """Silence chatty loggers (exporter progress, the quantizer's pre-processing advice) for a block, and keep
+    anything they print off stdout (``bench-deploy --json`` prints only JSON there)."""
 
     def __init__(self, *names: str):
         self.loggers = [logging.getLogger(n) for n in names]
+        self.redirect = contextlib.redirect_stdout(sys.stderr)
 
     def __enter__(self):
         self.levels = [lg.level for lg in self.loggers]
         for lg in self.loggers:
             lg.setLevel(logging.ERROR)
+        self.redirect.__enter__()
 
     def __exit__(self, *exc):
+        self.redirect.__exit__(*exc)
         for lg, level in zip(self.loggers, self.levels):
             lg.setLevel(level)
 
@@ -258,21 +272,3 @@ def hf_reference(model: BudgetedClassifier) -> HFReference:
     if missing or unexpected:
         raise ValueError(f"this model's weights do not map onto BertModel (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return HFReference(hf, copy.deepcopy(model.classifier)).eval()
-
-
-# ---------------------------------------------------------------- tokenizers file for word models
-def word_tokenizer_json(tokenizer) -> str:
-    """A ``tokenizers`` JSON string that tokenizes exactly like ``WordTokenizer`` (lower-case, words and single
-    punctuation marks, [UNK] for unknown words); truncation and the empty-text rule are the caller's."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
-
-    from .tokenize import _WORD_RE
-
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(tokenizer.vocab)}, unk_token=tokenizer.vocab[tokenizer.unk_id]))
-    if tokenizer.lowercase:
-        tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.WhitespaceSplit(),
-        pre_tokenizers.Split(Regex(_WORD_RE.pattern), behavior="isolated"),
-    ])
-    return tok.to_str()

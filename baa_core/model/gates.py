@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import masked_mean
+
 BUDGET_EPS = 1e-3
 
 
@@ -34,9 +36,12 @@ def budget_logit(budget: torch.Tensor, eps: float = BUDGET_EPS) -> torch.Tensor:
     return torch.log(b) - torch.log1p(-b)
 
 
-def heads_for_budget(budget: float, n_layers: int, n_heads: int) -> int:
-    """k = round(b * L * H), kept within [L, L * H] (one head per layer at least)."""
-    k = int(math.floor(budget * n_layers * n_heads + 0.5))  # round half up, unlike Python's round
+def heads_for_budget(budget, n_layers: int, n_heads: int):
+    """k = round(b * L * H), rounding half up (unlike Python's round), kept within [L, L * H]
+    (one head per layer at least). ``budget`` may be a float (-> int) or a tensor (-> long tensor)."""
+    if torch.is_tensor(budget):
+        return torch.floor(budget * n_layers * n_heads + 0.5).long().clamp(n_layers, n_layers * n_heads)
+    k = int(math.floor(budget * n_layers * n_heads + 0.5))
     return max(n_layers, min(n_layers * n_heads, k))
 
 
@@ -89,8 +94,7 @@ class BudgetGate(nn.Module):
         """The hard operating point: 0/1 mask of the top-k heads at each budget."""
         b = as_budget_tensor(budget, self.intercept.device)
         soft = self(b)
-        k = torch.floor(b * self.n_layers * self.n_heads + 0.5).long()
-        return topk_head_mask(soft, k)
+        return topk_head_mask(soft, heads_for_budget(b, self.n_layers, self.n_heads))
 
 
 class StaticGates(nn.Module):
@@ -113,3 +117,77 @@ class StaticGates(nn.Module):
 
     def hard(self, budget: float) -> torch.Tensor:
         return topk_head_mask(self(budget), heads_for_budget(budget, self.n_layers, self.n_heads))
+
+
+# ---------------------------------------------------------------- per-input controllers (BudgetFormer)
+def hard_head_mask(s: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """(B,) budgets and (B, H) scores -> (B, H) 0/1 mask of the top ceil(s * H) heads (>= 1)."""
+    H = scores.shape[-1]
+    k = torch.ceil(s * H - 1e-6).clamp(1, H).long()  # (B,)
+    rank = scores.argsort(dim=-1, descending=True, stable=True).argsort(dim=-1)  # (B, H) 0 = best
+    return (rank < k.unsqueeze(-1)).to(scores.dtype)
+
+
+def soft_head_weights(s: torch.Tensor, scores: torch.Tensor, tau: float) -> torch.Tensor:
+    """Differentiable relaxation of ``hard_head_mask`` at temperature ``tau``."""
+    H = scores.shape[-1]
+    diff = (scores.unsqueeze(-2) - scores.unsqueeze(-1)) / tau  # (B, H, H): [h, j] = r_j - r_h
+    rank = torch.sigmoid(diff).sum(-1) - 0.5  # remove the j == h term, sigmoid(0) = 0.5
+    return torch.sigmoid((s.unsqueeze(-1) * H - rank) / tau)
+
+
+class HeadController(nn.Module):
+    """Predicts one block's per-input budget s and head relevance q, and the head weights to apply."""
+
+    def __init__(self, d_model: int, n_heads: int, hidden: int = 64):
+        super().__init__()
+        self.n_heads, self.hidden = n_heads, hidden
+        # The budget FFN's first layer and the head scorer read the same pooled vector: one matmul.
+        self.input = nn.Linear(d_model, hidden + n_heads)
+        self.budget_out = nn.Linear(hidden, 1)
+        # Annealed by the trainer (exploration -> exploitation). The final temperature is saved with
+        # the model (it shapes q at inference); the noise only matters while training.
+        self.register_buffer("tau", torch.tensor(1.0))
+        self.register_buffer("noise", torch.tensor(0.0), persistent=False)
+        self.straight_through = False
+        with torch.no_grad():
+            self.input.weight[hidden:].normal_(0, 1e-3)  # near-equal head scores at the start
+            self.input.bias[hidden:].zero_()
+        nn.init.constant_(self.budget_out.bias, 2.0)  # start with most heads on: s ~ 0.88
+
+    def predict(self, x: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = x.mean(1) if attention_mask is None else masked_mean(x, attention_mask)  # (B, d)
+        z = self.input(h)  # (B, hidden + H)
+        s = torch.sigmoid(self.budget_out(F.gelu(z[:, : self.hidden]))).squeeze(-1)  # (B,)
+        return s, z[:, self.hidden :]  # (B,), (B, H) scores
+
+    def forward(self, x, attention_mask, mode: str = "hard", target=None) -> tuple[torch.Tensor, dict]:
+        """Head weights (B, H) and a record of s, q and the chosen heads for this block.
+
+        mode: "hard" (inference: top-ceil(sH) mask), "soft" (training relaxation), "all" (every
+        head on, for reference). ``target`` overrides s with a fixed budget (the no-controller ablation).
+        """
+        s, scores = self.predict(x, attention_mask)
+        if target is not None:
+            s = target.expand_as(s).to(s.dtype)
+        tau = float(self.tau)
+        q = torch.softmax(scores / max(tau, 1e-3), dim=-1)  # (B, H)
+        if mode == "soft":
+            noisy = scores
+            if self.training and float(self.noise) > 0:
+                u = torch.rand_like(scores).clamp(1e-6, 1 - 1e-6)
+                noisy = scores + float(self.noise) * -torch.log(-torch.log(u))  # Gumbel noise
+            soft = soft_head_weights(s, noisy, tau)
+            weights = straight_through(hard_head_mask(s, noisy), soft) if self.straight_through else soft
+        elif mode == "hard":
+            weights = hard_head_mask(s, scores)
+        elif mode == "all":
+            weights = torch.ones_like(scores)
+        else:
+            raise ValueError(f"controller mode must be soft, hard or all, not {mode!r}")
+        return weights, {"s": s, "q": q, "scores": scores, "weights": weights}
+
+
+def entropy(q: torch.Tensor) -> torch.Tensor:
+    """Entropy of each row of q, in nats: (B, H) -> (B,)."""
+    return -(q * torch.log(q.clamp_min(1e-12))).sum(-1)

@@ -78,3 +78,18 @@ class GatedSelfAttention(nn.Module):
         small.output.weight.copy_(w_o)
         small.output.bias.copy_(self.output.bias)
         return small
+
+
+def attention_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """(B, T) 1/0 padding mask -> (B, 1, 1, T) additive bias that keeps padding out of every softmax.
+
+    None when nothing is padded (a single input, or equal lengths): attention then needs no mask.
+    """
+    if bool(attention_mask.all()):
+        return None
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def masked_mean(x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    m = attention_mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, d)

@@ -17,9 +17,13 @@ import statistics
 
 import torch
 
-from .budgetformer import SlicedHeadCache, attention_flop_fraction, controller_outputs, entropy, structural_forward
+from ..io.data import EncodedDataset
+from ..model.gates import entropy
+from ..model.structural import SlicedHeadCache, structural_forward
+from ..model.surgery import slice_heads
 from .cost import model_flops
-from .data import EncodedDataset
+from .latency import TIMING_LOCK
+from .perinput import attention_flop_fraction, controller_outputs
 
 BUCKETS = ("Simple", "Medium", "Hard")
 
@@ -123,14 +127,12 @@ def per_example_latency(model, data: EncodedDataset, n: int = 200, threads: int 
 
     from torch.utils import benchmark
 
-    from .prune import slice_heads
 
     model.eval()
     cfg = model.config
     dense = slice_heads(model, torch.ones(cfg.n_layers, cfg.n_heads)).eval()
     cache = SlicedHeadCache(model)
     idx = random.Random(seed).sample(range(len(data)), min(n, len(data)))
-    from .bench import TIMING_LOCK
 
     rows = []
     with TIMING_LOCK:  # one timing at a time in this process (bench.TIMING_LOCK says why)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import ModelConfig
+from ..model.config import ModelConfig
 
 
 def estimated_attention_cost(head_weights: torch.Tensor | None) -> float:

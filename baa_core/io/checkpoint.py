@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, ModelConfig
-from .encoder import BudgetedClassifier
-from .tokenize import HFTokenizer, WordTokenizer, tokenizer_from_dict
+from ..model.config import ConfigError, ModelConfig
+from ..model.encoder import BudgetedClassifier
+from .tokenizers import HFTokenizer, WordTokenizer, tokenizer_from_dict
 
 FORMAT = "baa-checkpoint"
 VERSION = 1
@@ -56,8 +56,10 @@ def _write_json(path: Path, data) -> None:
 
 
 def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, card: dict, *, dtype: str = "float32",
-                    external: dict | None = None, extra_config: dict | None = None) -> Path:
+                    external: dict | None = None, files: dict[str, str | Path] | None = None,
+                    extra_config: dict | None = None) -> Path:
     """Write a checkpoint atomically. ``external`` = {"source": ..., "tensors": [names]} left out of the file;
+    ``files`` = {name in the folder: path to copy} kept beside the weights (a CSV model's data);
     ``extra_config``: more top-level keys for config.json (loading ignores them)."""
     from safetensors.torch import save_file
 
@@ -80,6 +82,8 @@ def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, ca
                   "dtype": dtype, "external": external, **(extra_config or {})}
         _write_json(tmp / "config.json", config)
         _write_json(tmp / "card.json", card)
+        for name, source in (files or {}).items():
+            shutil.copyfile(source, tmp / name)
         replace_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -87,10 +91,10 @@ def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, ca
     return folder
 
 
-def staging_folder(folder: str | Path, what: str = "partial") -> Path:
+def staging_folder(folder: str | Path) -> Path:
     """A new hidden sibling of ``folder`` to build it in, then ``replace_folder`` it into place."""
     folder = Path(folder)
-    tmp = folder.parent / f".{folder.name}.{what}-{uuid.uuid4().hex[:8]}"
+    tmp = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     return tmp
 
@@ -197,7 +201,7 @@ def load_checkpoint(folder: str | Path, device: str = "cpu") -> Checkpoint:
     state = _load_tensors(weights)
     external = config.get("external") or {}
     if external.get("tensors"):
-        from .bert import load_external_tensors  # only BERT-family checkpoints have external tensors
+        from .pretrained import load_external_tensors  # only BERT-family checkpoints have external tensors
 
         try:
             state.update(load_external_tensors(external["source"], external["tensors"]))

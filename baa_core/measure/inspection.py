@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .bench import compare_latency
+from ..io.data import collate
+from ..model.structural import SlicedHeadCache, structural_forward
+from ..model.surgery import all_heads_mask, slice_heads
 from .cost import model_flops
-from .data import collate
+from .latency import compare_latency
 
 MAX_CHARS = 100_000  # tokenising more than this is wasted work: the model reads max_len tokens anyway
 
@@ -116,15 +118,11 @@ def inspect_text(model, tokenizer, text: str, *, budget: float | None = None, ha
 def input_latency(model, enc: EncodedText, head_weights: torch.Tensor, threads: int = 1,
                   cache: dict | None = None) -> tuple[float, float]:
     """Measured ms of the structural path for this one input, and of the dense model on it."""
-    from .prune import slice_heads
-
     cache = cache if cache is not None else {}
     batch = [{"input_ids": enc.input_ids, "attention_mask": enc.attention_mask}]
     if "dense" not in cache:
-        cache["dense"] = slice_heads(model, torch.ones(model.config.n_layers, model.config.n_heads))
+        cache["dense"] = slice_heads(model, all_heads_mask(model.config))
     if model.controllers is not None:
-        from .budgetformer import SlicedHeadCache
-
         runner = _StructuralRunner(model, cache.setdefault("heads", SlicedHeadCache(model)))
     else:
         key = tuple(map(tuple, (head_weights > 0).int().tolist()))
@@ -145,6 +143,4 @@ class _StructuralRunner(torch.nn.Module):
         self.model, self.cache = model, cache
 
     def forward(self, input_ids, attention_mask=None):
-        from .budgetformer import structural_forward
-
         return structural_forward(self.model, input_ids, self.cache, attention_mask)[0]

@@ -1,9 +1,8 @@
-"""Structural pruning: build physically smaller models, and rank heads for post-hoc pruning.
+"""Model surgery: physically smaller copies, and copies with another kind of gating.
 
 ``slice_heads`` is how every method gets real speed: given which heads stay (and, optionally, the
 gate values they carry), it copies the model with only those heads' Q/K/V rows and output
-columns. Post-hoc pruning ranks the dense model's heads by validation importance (Michel et al.,
-2019: |dL/dg_h| at g = 1, summed over the validation set) and keeps the top ones per budget.
+columns. ``with_gating`` copies a model's weights under a fresh gate module (a method's start).
 """
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ import copy
 import torch
 
 from .encoder import BudgetedClassifier
-from .gates import heads_for_budget, topk_head_mask
 
 
 def kept_heads(mask: torch.Tensor) -> list[list[int]]:
@@ -51,6 +49,11 @@ def slice_heads(model: BudgetedClassifier, mask: torch.Tensor, gate_values: torc
     return small
 
 
+def all_heads_mask(cfg) -> torch.Tensor:
+    """(L, H) ones: every head of a full (unsliced) model on."""
+    return torch.ones(cfg.n_layers, cfg.n_heads)
+
+
 def layout_mask(n_layers: int, n_heads: int, heads_per_layer) -> torch.Tensor:
     """A mask with ``heads_per_layer[l]`` heads on in layer l: latency depends on the counts, not on which heads."""
     mask = torch.zeros(n_layers, n_heads)
@@ -59,25 +62,16 @@ def layout_mask(n_layers: int, n_heads: int, heads_per_layer) -> torch.Tensor:
     return mask
 
 
-def head_importance(model: BudgetedClassifier, batches, device: str = "cpu") -> torch.Tensor:
-    """Validation importance of each head of a dense model: sum over batches of |dLoss/dg_lh| at g = 1."""
-    cfg = model.config
-    was_training = model.training
-    model.eval()
-    gate = torch.ones(cfg.n_layers, cfg.n_heads, device=device, requires_grad=True)
-    total = torch.zeros(cfg.n_layers, cfg.n_heads, device=device)
-    for batch in batches:
-        gate.grad = None
-        out = model(batch["input_ids"], batch["attention_mask"], head_mask=gate)
-        loss = torch.nn.functional.cross_entropy(out.logits, batch["labels"], reduction="sum")
-        loss.backward()
-        total += gate.grad.abs()
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    return total / total.sum().clamp_min(1e-12)
-
-
-def posthoc_mask(importance: torch.Tensor, budget: float) -> torch.Tensor:
-    """Keep the round(b * L * H) most important heads (>= 1 per layer): zero-shot post-hoc pruning."""
-    L, H = importance.shape
-    return topk_head_mask(importance, heads_for_budget(budget, L, H))
+def with_gating(model: BudgetedClassifier, gating: str, static_budgets: list[float] | None = None) -> BudgetedClassifier:
+    """A copy of ``model`` (same weights) with a fresh gate module of another kind."""
+    cfg = copy.deepcopy(model.config)
+    cfg.gating = gating
+    cfg.static_budgets = list(static_budgets or [])
+    new = BudgetedClassifier(cfg).to(next(model.parameters()).device)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("gate.", "controllers."))}
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith(("gate.", "controllers.")) for k in missing), (missing, unexpected)
+    for name, p in model.named_parameters():  # keep frozen parameters (e.g. BERT word embeddings) frozen
+        if not p.requires_grad:
+            new.get_parameter(name).requires_grad_(False)
+    return new

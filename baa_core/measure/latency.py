@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils import benchmark
 
-from .data import EncodedDataset, collate
+from ..io.data import EncodedDataset, collate
 
 # torch's thread count is process-wide and Timer(num_threads=...) sets it while timing: two timings
 # at once (two app sessions, or a timing beside training) would disturb each other. One at a time.
@@ -45,14 +45,6 @@ def padded_lengths(batches: list[dict[str, torch.Tensor]]) -> list[int]:
     return out
 
 
-@dataclass
-class Latency:
-    median_ms: float  # per batch
-    iqr_ms: float
-    threads: int
-    n_batches: int
-
-
 def _runner(model, batches):
     def run():
         with torch.inference_mode():
@@ -60,17 +52,6 @@ def _runner(model, batches):
                 model(b["input_ids"], b["attention_mask"])
 
     return run
-
-
-def measure_latency(model, batches: list[dict[str, torch.Tensor]], threads: int = 1, min_run_time: float = 0.5) -> Latency:
-    """Median wall time of one batch of ``model``'s forward pass, on the CPU with ``threads`` threads."""
-    model.eval()
-    run = _runner(model, batches)
-    with TIMING_LOCK:
-        run()  # warm-up: first-call allocations and kernel selection stay out of the numbers
-        m = benchmark.Timer(stmt="run()", globals={"run": run}, num_threads=threads).blocked_autorange(min_run_time=min_run_time)
-    n = len(batches)
-    return Latency(m.median * 1e3 / n, m.iqr * 1e3 / n, threads, n)
 
 
 @dataclass

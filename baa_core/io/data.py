@@ -168,21 +168,25 @@ def _task_folder(data_dir: Path, task: str) -> Path:
 
 
 def _read_canonical_csv(files: dict[str, Path], label_names: list[str]) -> dict[str, TextDataset]:
-    import datasets
+    """The canonical AG News / DBpedia layout: no header, rows of (class index from 1, title, body).
 
-    loaded = datasets.load_dataset(
-        "csv",
-        data_files={k: str(v) for k, v in files.items()},
-        column_names=["label", "title", "body"],
-        header=None,
-        keep_default_na=False,
-    )
+    Read with the standard library's csv module (the same texts as ``datasets``' CSV builder, checked on
+    the real files), so loading needs no ``datasets`` (a GPU host without it) and fails with a line number.
+    """
+    import csv
+
     out = {}
-    for split, ds in loaded.items():
-        labels = [int(x) - 1 for x in ds["label"]]
-        if min(labels) < 0 or max(labels) >= len(label_names):
-            raise DataError(f"{files[split]}: class indices must lie in 1..{len(label_names)}")
-        texts = [join_title(t, b) for t, b in zip(ds["title"], ds["body"])]
+    for split, path in files.items():
+        texts, labels = [], []
+        with open(path, newline="", encoding="utf-8") as f:
+            for line, row in enumerate(csv.reader(f), start=1):
+                if len(row) != 3 or not row[0].strip().lstrip("-").isdigit():
+                    raise DataError(f"{path}, line {line}: expected (class index, title, body), got {len(row)} fields")
+                y = int(row[0]) - 1
+                if not 0 <= y < len(label_names):
+                    raise DataError(f"{path}, line {line}: class indices must lie in 1..{len(label_names)}")
+                labels.append(y)
+                texts.append(join_title(row[1], row[2]))
         out[split] = TextDataset(texts, labels, label_names, split)
     return out
 

@@ -1,4 +1,4 @@
-"""Dataclass configs: the model's shape and gating, and the training recipe.
+"""The model's dataclass config: its shape and how its heads are gated.
 
 Every config round-trips through plain JSON (``to_dict`` / ``from_dict``) so a checkpoint's
 ``config.json`` fully describes how to rebuild its model. Unknown keys are an error, not a
@@ -94,77 +94,4 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        return _from_dict(cls, data)
-
-
-@dataclass
-class TrainConfig:
-    """The training recipe. Defaults suit the small word-level models; the CLI presets override.
-
-    Phases of BAA (METHODS.md): ``dense_epochs`` of dense warm start, ``budget_epochs`` of
-    budget-conditioned training with sampled budgets, ``hard_epochs`` of straight-through top-k
-    adaptation distilled from the soft model.
-    """
-
-    seed: int = 0
-    batch_size: int = 64
-    lr: float = 1e-3
-    # Learning rate of the model's own weights after the dense warm start (budget, hard, static,
-    # recovery, BudgetFormer phases); None = lr. The gates have their own rate, gate_lr.
-    adapt_lr: float | None = None
-    gate_lr: float = 5e-2
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    dense_epochs: float = 3.0
-    budget_epochs: float = 3.0
-    hard_epochs: float = 1.0
-    # Budgets are drawn per example from U(min_budget, max_budget).
-    min_budget: float = 0.1
-    max_budget: float = 1.0
-    lambda_mass: float = 0.05
-    lambda_overshoot: float = 5.0
-    # Share of budget-phase steps that run the hard top-k mask (straight-through) instead of soft gates.
-    hard_fraction: float = 0.25
-    distill_alpha: float = 0.5
-    distill_temperature: float = 2.0
-    # Static baseline and post-hoc recovery: one model per budget in this list.
-    budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
-    recovery_epochs: float = 1.0
-    max_len: int = 128
-    eval_every: int = 0
-    # Dense warm start ends early once validation accuracy reaches this (1.0 = never early).
-    dense_target_acc: float = 1.0
-    device: str = "cpu"
-    threads: int = 0  # 0 leaves torch's default
-    # BudgetFormer (issue 4): exploration -> exploitation and the budget regulariser.
-    bf_epochs: float = 4.0
-    bf_explore_fraction: float = 0.4
-    bf_temp_start: float = 2.0
-    bf_temp_end: float = 0.1
-    bf_noise_start: float = 1.0
-    bf_noise_end: float = 0.0
-    bf_lambda_budget: float = 0.5
-    bf_lambda_entropy: float = 0.01
-    bf_s_min: float = 0.1
-    bf_s_max: float = 0.9
-    bf_target: float = 0.3
-
-    def __post_init__(self):
-        if not 0.0 < self.min_budget <= self.max_budget <= 1.0:
-            raise ConfigError("budgets must satisfy 0 < min_budget <= max_budget <= 1")
-        if any(not 0.0 < b <= 1.0 for b in self.budgets):
-            raise ConfigError("every budget must lie in (0, 1]")
-        if not 0.0 < self.bf_target < 1.0:
-            raise ConfigError(f"the BudgetFormer target budget must lie in (0, 1), not {self.bf_target}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @property
-    def phase_lr(self) -> float:
-        return self.lr if self.adapt_lr is None else self.adapt_lr
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         return _from_dict(cls, data)

@@ -70,7 +70,7 @@ class HFTokenizer:
     def from_pretrained(cls, name_or_path: str | Path) -> "HFTokenizer":
         from transformers import AutoTokenizer
 
-        return cls(AutoTokenizer.from_pretrained(str(name_or_path)), str(name_or_path))
+        return cls(AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=False), str(name_or_path))
 
     def __len__(self) -> int:
         return len(self.tok)
@@ -97,5 +97,5 @@ def tokenizer_from_dict(data: dict, folder: Path | None = None):
             return HFTokenizer.from_pretrained(data["source"])
         from transformers import AutoTokenizer
 
-        return HFTokenizer(AutoTokenizer.from_pretrained(str(folder)), data["source"])
+        return HFTokenizer(AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False), data["source"])
     raise ValueError(f"unknown tokenizer kind {data.get('kind')!r}")

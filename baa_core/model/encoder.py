@@ -7,7 +7,7 @@ One model class serves the word-level model trained from scratch and BERT-family
 * ``baa``: a ``BudgetGate``; ``forward(..., budget=b)`` uses g(b) (soft) or its top-k mask (hard).
 * ``static``: one learned gate set per trained budget.
 * ``budgetformer``: a per-block controller predicts each input's budget s and head relevance q
-  (see ``budgetformer.py``).
+  (``gates.HeadController``).
 
 Pass the budget in on every call: the model holds no "current budget", so one cached instance can
 serve many users at different budgets at once.
@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import GatedSelfAttention
+from .attention import GatedSelfAttention, attention_bias, masked_mean
 from .config import ModelConfig
-from .gates import BudgetGate, StaticGates, as_budget_tensor
+from .gates import BudgetGate, HeadController, StaticGates, as_budget_tensor
 
 
 @dataclass
@@ -74,21 +74,6 @@ class EncoderBlock(nn.Module):
         return x, probs
 
 
-def attention_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
-    """(B, T) 1/0 padding mask -> (B, 1, 1, T) additive bias that keeps padding out of every softmax.
-
-    None when nothing is padded (a single input, or equal lengths): attention then needs no mask.
-    """
-    if bool(attention_mask.all()):
-        return None
-    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
-
-
-def masked_mean(x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    m = attention_mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
-    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, d)
-
-
 class BudgetedClassifier(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -110,8 +95,6 @@ class BudgetedClassifier(nn.Module):
         elif cfg.gating == "static":
             self.gate = StaticGates(cfg.n_layers, cfg.n_heads, cfg.static_budgets)
         elif cfg.gating == "budgetformer":
-            from .budgetformer import HeadController  # local: budgetformer builds on this module
-
             self.controllers = nn.ModuleList(
                 HeadController(cfg.d_model, cfg.n_heads, cfg.controller_hidden) for _ in range(cfg.n_layers)
             )

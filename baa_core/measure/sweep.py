@@ -13,26 +13,16 @@ from collections.abc import Callable
 
 import torch
 
-from .bench import compare_latency, padded_lengths
+from ..io.data import EncodedDataset
+from ..methods import operating_point
+from ..model.encoder import BudgetedClassifier
+from ..model.surgery import all_heads_mask, slice_heads
 from .cost import flop_speedup, heads_per_layer
-from .data import EncodedDataset
-from .encoder import BudgetedClassifier
 from .evaluate import evaluate
-from .prune import slice_heads
+from .latency import compare_latency, padded_lengths
 
 ROW_KEYS = ("budget", "accuracy", "est_cost", "active_heads", "total_heads", "latency_ms", "dense_latency_ms",
             "speedup", "flop_speedup")
-
-
-def baa_mask(model: BudgetedClassifier, budget: float) -> torch.Tensor:
-    """The hard operating point of a gated model at ``budget``: (L, H) 0/1."""
-    if model.gate is None:
-        raise ValueError("this model has no budget gates; give a head mask instead")
-    return model.gate.hard(budget).detach()
-
-
-def full_mask(model: BudgetedClassifier) -> torch.Tensor:
-    return torch.ones(model.config.n_layers, model.config.n_heads)
 
 
 def sweep(
@@ -42,7 +32,7 @@ def sweep(
     *,
     mask_for: Callable[[float], torch.Tensor] | None = None,
     model_for: Callable[[float], BudgetedClassifier] | None = None,
-    method: str = "baa",
+    method: str = "baa",  # the name its rows carry
     latency_batches: list[dict] | None = None,
     threads: int = 1,
     rounds: int = 15,
@@ -55,7 +45,7 @@ def sweep(
     Latency is measured only when ``latency_batches`` are given; the dense reference is ``model``
     with every head, timed in the same interleaved rounds. Timings depend only on how many heads
     each layer keeps, so they are cached by that layout (pass ``latency_cache`` to share it)."""
-    mask_for = mask_for or (lambda b: baa_mask(model, b))
+    mask_for = mask_for or (lambda b: operating_point(model, b))
     total = model.config.total_heads
     lengths = padded_lengths(latency_batches) if latency_batches else None
     rows = []
@@ -74,7 +64,7 @@ def sweep(
             row["flop_speedup"] = flop_speedup(model.config, hpl, lengths)
             key = tuple(hpl)
             if key not in timed:  # latency depends only on how many heads each layer keeps
-                dense = slice_heads(model.cpu().eval(), full_mask(model))
+                dense = slice_heads(model.cpu().eval(), all_heads_mask(model.config))
                 timed[key] = compare_latency({"dense": dense, "sliced": sliced}, latency_batches, threads, rounds)
             c = timed[key]
             row.update(latency_ms=c.median_ms["sliced"], dense_latency_ms=c.median_ms["dense"], speedup=c.speedup["sliced"])
