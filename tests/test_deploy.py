@@ -365,3 +365,52 @@ def test_missing_onnx_packages_stop_export_in_one_sentence(word_ckpt, tmp_path, 
     assert main(["export", str(word_ckpt.path), "--budget", "0.5", "--out", str(tmp_path / "x"), "--onnx"]) == 2
     err = capsys.readouterr().err.strip()
     assert "onnxruntime" in err and "pip install" in err and "\n" not in err and not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------- Hugging Face families (io/hf_classifier)
+def _family_checkpoint(tmp_path, case: str, gated: bool):
+    from baa_core.io.hf_classifier import load_classifier
+    from baa_core.model.surgery import with_gating
+    from tests.hf_fixtures import build_classifier, family_configs
+
+    config = dict(family_configs())[case]
+    hf = build_classifier(tmp_path / "hf", config)
+    loaded = load_classifier(str(tmp_path / "hf"))
+    model = loaded.model
+    if gated:
+        model = with_gating(model, "baa").eval()
+        with torch.no_grad():
+            model.gate.intercept.copy_(torch.linspace(-2, 2, model.config.total_heads).reshape(model.config.n_layers, -1))
+    save_checkpoint(tmp_path / "src", model, loaded.tokenizer, {"name": case, "task": "csv", "method": "baa" if gated else "dense",
+                                                                "labels": loaded.labels})
+    return hf, config, load_checkpoint(tmp_path / "src")
+
+
+def test_hf_reference_of_a_bert_classifier_is_its_own_sequence_classifier(tmp_path):
+    pytest.importorskip("transformers")
+    from tests.hf_fixtures import padded_ids
+
+    hf, config, ckpt = _family_checkpoint(tmp_path, "bert", gated=False)
+    ids, att = padded_ids(config)
+    ref = hf_reference(ckpt.model)
+    assert ref.bert.config._attn_implementation == "sdpa"
+    with torch.no_grad():
+        expected = hf(input_ids=ids, attention_mask=att).logits
+        torch.testing.assert_close(ref(ids, att), expected, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(ckpt.model(ids, att).logits, expected, atol=1e-4, rtol=1e-4)
+
+
+@needs_onnx
+@pytest.mark.parametrize("case", ["roberta", "albert"])
+def test_onnx_export_of_other_families_equals_masked_and_torch(tmp_path, case):
+    pytest.importorskip("transformers")
+    _, _, src = _family_checkpoint(tmp_path, case, gated=True)
+    with pytest.raises(ValueError, match="reference here is BERT's"):
+        hf_reference(src.model)
+    result = _export(src, tmp_path / "out", 0.5, onnx=True)
+    texts = ["the team won the final", "shares fell", "a b c 12 34 fans cheered the late goal"]
+    one, many = _run_standalone(result.folder, result.card, texts)
+    expected = _project_logits(load_checkpoint(result.folder), texts)
+    torch.testing.assert_close(many, expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(one, expected[:1], atol=1e-4, rtol=1e-4)
+    assert result.card["export"]["max_abs_logit_diff_vs_masked"] <= 1e-4

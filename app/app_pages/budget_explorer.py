@@ -3,7 +3,7 @@ latency and the current point on the Pareto chart of every method in the model's
 import pandas as pd
 import streamlit as st
 
-from app.ui import compute, export_view, figures, state
+from app.ui import compute, export_view, figures, posthoc_panel, state
 from baa_core import methods
 
 sel = state.require_model()
@@ -38,6 +38,8 @@ if not compute.has_budget(model):
         point = compute.operating_point(model, None)
         acc = state.live_accuracy_cached(*sel.key, point.key, sel.ckpt, data)
         st.metric("accuracy (live sample)", f"{acc:.2%}")
+    if sel.entry.source in ("hub", "hf"):  # a Hugging Face classifier you brought: post-hoc budgets, no training
+        posthoc_panel.render(sel)
     st.stop()
 
 # ---------------------------------------------------------------- the live sweep (for the chart)
@@ -45,6 +47,7 @@ own = methods.method_for_model(model).name
 card_budgets = sorted({float(r["budget"]) for r in rows if r["method"] == own and r.get("budget")}) or \
     [b for b in compute.budget_choices(model) if round(b * 10) == b * 10]
 live_rows = None
+live_name = methods.label(own).split(" (")[0]  # the live sweep's line: "BAA", "post-hoc structural pruning"
 if data and (live_auto or st.session_state.get("explorer_live_sweep_on")):
     # Small models: every slider stop is evaluated once per server (then each move is a cache hit).
     # Big ones, on request: the card's budgets only.
@@ -111,7 +114,7 @@ def budget_panel():
     with right:
         st.markdown("**Accuracy vs cost, every method in the card**")
         current = None if accuracy is None else {"est_cost": point.est_cost, "accuracy": accuracy, "label": f"now: b={budget:.2f}"}
-        live_label = f"BAA live ({len(data.sample)}-example sample)" if data else "live"
+        live_label = f"{live_name} live ({len(data.sample)}-example sample)" if data else "live"
         svg = figures.render_pareto_svg(rows, current, live_rows, live_label)
         st.markdown(svg, unsafe_allow_html=True)  # st.html's sanitizer drops inline SVG; markdown keeps it
         st.download_button("SVG", svg, f"{sel.entry.name}-pareto-b{budget:.2f}.svg", "image/svg+xml", key="explorer_pareto_svg",
@@ -125,7 +128,7 @@ st.toggle("Measure latency live on this CPU (instead of the card's numbers)", ke
 
 with st.expander("The card's sweeps (every method, full test split)"):
     if rows:
-        st.plotly_chart(figures.render_pareto(rows, live_rows, "BAA live (sample)"), key="explorer_pareto_interactive",
+        st.plotly_chart(figures.render_pareto(rows, live_rows, f"{live_name} live (sample)"), key="explorer_pareto_interactive",
                         config=figures.EXPORT_CONFIG)
         table = pd.DataFrame(rows)
         st.dataframe(table, hide_index=True, key="explorer_card_rows")

@@ -117,9 +117,16 @@ kind = st.radio("Model", list(KINDS), format_func=KINDS.get, key="train_kind", h
 base = None
 if kind == "bert":
     base = st.text_input("Encoder (Hugging Face name or folder)", value=catalog.DEFAULT_BERT, key="train_base").strip()
-    if not catalog.is_offline_name(base) and not state.hub_online():
-        problem = problem or f"the Hugging Face Hub is unreachable, so {base} cannot be fetched ({catalog.DEFAULT_BERT} works offline)"
-        st.warning(problem)
+    base_problem = None
+    try:
+        base = catalog.resolve_source(base)  # folders only inside your models folder
+    except catalog.SourceRefused as exc:
+        base_problem = str(exc)
+    if base_problem is None and not catalog.is_offline_name(base) and not state.hub_online():
+        base_problem = f"the Hugging Face Hub is unreachable, so {base} cannot be fetched ({catalog.DEFAULT_BERT} works offline)"
+    if base_problem:
+        problem = problem or base_problem
+        st.warning(base_problem)
     st.caption("BERT-family fine-tuning runs on the CPU here: expect tens of minutes on AG News; use *max training rows* below.")
 method = st.radio("Method", TRAINABLE, format_func=methods.label, key="train_method", horizontal=True)
 budget = None

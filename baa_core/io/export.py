@@ -75,16 +75,22 @@ def hf_config_keys(model: BudgetedClassifier, mask: torch.Tensor, labels: list[s
     keep = kept_heads(mask)
     H = int(mask.shape[1])
     names = labels or [str(i) for i in range(cfg.n_classes)]
-    return {
-        "model_type": "bert", "architectures": ["BudgetedClassifier"], "vocab_size": cfg.vocab_size,
+    head = ("the mean of the final hidden states over non-padding tokens" if cfg.pooling == "mean" else "the first token's "
+            "final hidden state") + (f", a dense layer with {cfg.head_act}" if cfg.head_act else "") + ", then one Linear layer"
+    keys = {
+        "model_type": cfg.family or "bert", "architectures": ["BudgetedClassifier"], "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.d_model, "num_hidden_layers": cfg.n_layers, "num_attention_heads": H,
-        "attention_head_size": cfg.head_dim, "intermediate_size": cfg.d_ffn, "hidden_act": "gelu",
-        "max_position_embeddings": cfg.max_len, "type_vocab_size": cfg.type_vocab_size, "layer_norm_eps": cfg.layer_norm_eps,
-        "pad_token_id": cfg.pad_id, "torch_dtype": dtype, "id2label": {str(i): n for i, n in enumerate(names)},
-        "label2id": {n: i for i, n in enumerate(names)}, "heads_per_layer": [len(k) for k in keep],
+        "attention_head_size": cfg.head_dim, "intermediate_size": cfg.d_ffn, "hidden_act": cfg.hidden_act,
+        "max_position_embeddings": cfg.max_len + cfg.position_offset, "type_vocab_size": cfg.type_vocab_size,
+        "layer_norm_eps": cfg.layer_norm_eps, "pad_token_id": cfg.pad_id, "torch_dtype": dtype,
+        "id2label": {str(i): n for i, n in enumerate(names)}, "label2id": {n: i for i, n in enumerate(names)},
+        "heads_per_layer": [len(k) for k in keep],
         "pruned_heads": {str(layer): [h for h in range(H) if h not in k] for layer, k in enumerate(keep) if len(k) < H},
-        "classifier_pooling": "mean of the final hidden states over non-padding tokens, then one Linear layer",
+        "classifier_head": head,
     }
+    if cfg.embedding_size:
+        keys["embedding_size"] = cfg.embedding_size
+    return keys
 
 
 def word_tokenizer_json(tokenizer: WordTokenizer) -> str:

@@ -173,12 +173,13 @@ def get_method(name: str) -> Method:
 
 
 def method_for_model(model: nn.Module) -> Method:
-    """The method whose models carry this model's gating (a dense model is ``dense``)."""
+    """The method whose models carry this model's gating: the one named like the gating first (a dense
+    model is ``dense``, not ``recovery``, whose models are dense-gated too; a post-hoc ranking is ``posthoc``)."""
     gating = model.config.gating
-    for m in sorted(METHODS.values(), key=lambda m: m.order):
-        if m.gating == gating and m.plan is not None:
-            return m
-    raise ValueError(f"no registered method trains models with gating {gating!r}")
+    same = sorted((m for m in METHODS.values() if m.gating == gating), key=lambda m: (m.name != gating, m.plan is None, m.order))
+    if not same:
+        raise ValueError(f"no registered method makes models with gating {gating!r}")
+    return same[0]
 
 
 def operating_point(model: nn.Module, budget: float | None) -> torch.Tensor | None:

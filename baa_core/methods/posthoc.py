@@ -1,6 +1,8 @@
 """Post-hoc structural pruning: the dense model's heads ranked by validation importance, cut to the
 budget, no retraining (Michel et al., 2019: importance = |dL/dg_h| at g = 1, summed over the
 validation set). Nothing to train: its model is the dense one, its operating point ``posthoc_mask``.
+A post-hoc checkpoint (``pipeline.posthoc_and_save``: a model you brought, no training) carries the
+ranking as its gate (``gating="posthoc"``, ``model.gates.RankedGate``), so its budget slides like BAA's.
 """
 from __future__ import annotations
 
@@ -34,5 +36,5 @@ def posthoc_mask(importance: torch.Tensor, budget: float) -> torch.Tensor:
     return topk_head_mask(importance, heads_for_budget(budget, L, H))
 
 
-POSTHOC = register(Method("posthoc", "post-hoc structural pruning", "#868e96", gating="dense", plan=None,
+POSTHOC = register(Method("posthoc", "post-hoc structural pruning", "#868e96", gating="posthoc", plan=None,
                           trainable=False, order=20))

@@ -10,8 +10,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-GATINGS = ("dense", "baa", "static", "budgetformer")
+GATINGS = ("dense", "baa", "static", "budgetformer", "posthoc")
 EMBEDDINGS = ("word", "bert")
+# FFN / head activations by their Hugging Face names (transformers' ACT2FN); "gelu" is the exact (erf) GELU.
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh")
+POOLINGS = ("mean", "first")
 
 
 class ConfigError(ValueError):
@@ -32,6 +35,9 @@ class ModelConfig:
 
     One config describes both the word-level model trained from scratch (``embedding="word"``)
     and BERT-family encoders (``embedding="bert"``: token-type embeddings, BERT's LayerNorm eps).
+    The fields after ``labels`` describe the Hugging Face families read by ``baa_core.families``
+    (RoBERTa, DistilBERT, ELECTRA, ALBERT, ...); their defaults are the original model, so every
+    config written before they existed builds the same modules and loads the same weights.
     """
 
     vocab_size: int
@@ -59,6 +65,15 @@ class ModelConfig:
     # For gating == "budgetformer": the controller's hidden width.
     controller_hidden: int = 64
     labels: list[str] = field(default_factory=list)
+    # ---- Hugging Face encoder families (issue 13); defaults = the model above, unchanged
+    hidden_act: str = "gelu"  # FFN activation (ALBERT: gelu_new; DistilBERT: its config's `activation`)
+    # ALBERT / ELECTRA: token embeddings of this width, LayerNorm'ed, then projected to d_model. None: d_model, no projection.
+    embedding_size: int | None = None
+    # RoBERTa: position ids start at pad_id + 1 and padding gets pad_id; the position table holds max_len + offset rows.
+    position_offset: int = 0
+    pooling: str = "mean"  # "mean": masked mean over tokens; "first": the first token ([CLS] / <s>)
+    head_act: str | None = None  # a d x d dense layer and this activation before the classifier (BERT's pooler: tanh)
+    family: str = ""  # the Hugging Face model_type the weights came from ("" = this project's own model)
 
     def __post_init__(self):
         if self.d_model % self.n_heads:
@@ -74,6 +89,10 @@ class ModelConfig:
                 raise ConfigError(f"each layer keeps between 1 and {self.n_heads} heads")
         if self.gating == "static" and not self.static_budgets:
             raise ConfigError("static gating needs at least one budget in static_budgets")
+        if self.hidden_act not in ACTIVATIONS or (self.head_act is not None and self.head_act not in ACTIVATIONS):
+            raise ConfigError(f"activations must be one of {ACTIVATIONS}, not {self.hidden_act!r} / {self.head_act!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {POOLINGS}, not {self.pooling!r}")
         if self.labels and len(self.labels) != self.n_classes:
             raise ConfigError(f"{len(self.labels)} labels given for {self.n_classes} classes")
 

@@ -1,11 +1,14 @@
 """The budgeted encoder classifier: embeddings -> L gated blocks -> masked mean pool -> linear.
 
-One model class serves the word-level model trained from scratch and BERT-family encoders
-(post-LayerNorm blocks, as in BERT). How heads are gated is part of the config:
+One model class serves the word-level model trained from scratch and the Hugging Face encoder
+families of ``model/families`` (post-LayerNorm blocks, as in BERT; config fields say where a family
+differs: activation, embedding width and projection, position offset, pooling and head). How heads
+are gated is part of the config:
 
 * ``dense``: no gate module; all heads run (or an explicit ``head_mask`` is applied).
 * ``baa``: a ``BudgetGate``; ``forward(..., budget=b)`` uses g(b) (soft) or its top-k mask (hard).
 * ``static``: one learned gate set per trained budget.
+* ``posthoc``: a fixed head ranking (validation importance of a trained model); nothing learned.
 * ``budgetformer``: a per-block controller predicts each input's budget s and head relevance q
   (``gates.HeadController``).
 
@@ -14,6 +17,7 @@ serve many users at different budgets at once.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import torch
@@ -22,7 +26,7 @@ from torch import nn
 
 from .attention import GatedSelfAttention, attention_bias, masked_mean
 from .config import ModelConfig
-from .gates import BudgetGate, HeadController, StaticGates, as_budget_tensor
+from .gates import BudgetGate, HeadController, RankedGate, StaticGates, as_budget_tensor
 
 
 @dataclass
@@ -33,24 +37,46 @@ class ClassifierOutput:
     controller: list[dict] = field(default_factory=list)  # BudgetFormer: per block s, q, chosen mask
 
 
+def activation(name: str):
+    """A Hugging Face activation name (config.ACTIVATIONS) as a function. ``gelu_new`` is GPT-2's tanh
+    approximation, which is exactly what F.gelu(approximate="tanh") computes."""
+    if name == "gelu":
+        return F.gelu
+    if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+        return functools.partial(F.gelu, approximate="tanh")
+    return {"relu": F.relu, "silu": F.silu, "swish": F.silu, "tanh": torch.tanh}[name]
+
+
 class Embeddings(nn.Module):
+    """word + position (+ token type) -> LayerNorm -> dropout (-> projection to d_model: ALBERT, ELECTRA)."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
-        self.position_embeddings = nn.Embedding(cfg.max_len, cfg.d_model)
+        width = cfg.embedding_size or cfg.d_model
+        self.pad_id, self.position_offset = cfg.pad_id, cfg.position_offset
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, width, padding_idx=cfg.pad_id)
+        self.position_embeddings = nn.Embedding(cfg.max_len + cfg.position_offset, width)
         self.token_type_embeddings = (
-            nn.Embedding(cfg.type_vocab_size, cfg.d_model) if cfg.type_vocab_size else None
+            nn.Embedding(cfg.type_vocab_size, width) if cfg.type_vocab_size else None
         )
-        self.LayerNorm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        self.LayerNorm = nn.LayerNorm(width, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.projection = nn.Linear(width, cfg.d_model) if cfg.embedding_size else None
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         T = input_ids.shape[1]
-        x = self.word_embeddings(input_ids) + self.position_embeddings.weight[:T]  # (B, T, d)
+        if self.position_offset:
+            # RoBERTa (fairseq): tokens count from pad_id + 1 in order, padding sits at pad_id.
+            real = input_ids.ne(self.pad_id).long()  # (B, T)
+            positions = torch.cumsum(real, dim=1) * real + (self.position_offset - 1)
+            x = self.word_embeddings(input_ids) + self.position_embeddings(positions)  # (B, T, E)
+        else:
+            x = self.word_embeddings(input_ids) + self.position_embeddings.weight[:T]  # (B, T, E)
         if self.token_type_embeddings is not None:
             tt = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
             x = x + self.token_type_embeddings(tt)
-        return self.dropout(self.LayerNorm(x))
+        x = self.dropout(self.LayerNorm(x))
+        return x if self.projection is None else self.projection(x)  # (B, T, d)
 
 
 class EncoderBlock(nn.Module):
@@ -64,12 +90,13 @@ class EncoderBlock(nn.Module):
         self.ffn_output = nn.Linear(cfg.d_ffn, cfg.d_model)
         self.ffn_norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.act = activation(cfg.hidden_act)
 
     def forward(self, x, attn_bias, head_weights=None, output_attentions=False, attention=None):
         """``attention`` swaps in another attention module (a sliced one) for this call only."""
         a, probs = (attention or self.attention)(x, attn_bias, head_weights, output_attentions)
         x = self.attention_norm(x + self.dropout(a))  # (B, T, d)
-        h = self.ffn_output(F.gelu(self.intermediate(x)))
+        h = self.ffn_output(self.act(self.intermediate(x)))
         x = self.ffn_norm(x + self.dropout(h))  # (B, T, d)
         return x, probs
 
@@ -81,6 +108,9 @@ class BudgetedClassifier(nn.Module):
         self.embeddings = Embeddings(cfg)
         self.blocks = nn.ModuleList(EncoderBlock(cfg, h) for h in cfg.layer_heads)
         self.dropout = nn.Dropout(cfg.dropout)
+        # The classification head: pooled (mean or first token) [-> dense -> head_act] -> linear.
+        self.pre_classifier = nn.Linear(cfg.d_model, cfg.d_model) if cfg.head_act else None
+        self.head_act = activation(cfg.head_act) if cfg.head_act else None
         self.classifier = nn.Linear(cfg.d_model, cfg.n_classes)
         # BERT-style init for the network itself; gate modules below keep their own initialisation.
         self.apply(self._init_weights)
@@ -94,10 +124,19 @@ class BudgetedClassifier(nn.Module):
             self.gate = BudgetGate(cfg.n_layers, cfg.n_heads)
         elif cfg.gating == "static":
             self.gate = StaticGates(cfg.n_layers, cfg.n_heads, cfg.static_budgets)
+        elif cfg.gating == "posthoc":
+            self.gate = RankedGate(cfg.n_layers, cfg.n_heads)
         elif cfg.gating == "budgetformer":
             self.controllers = nn.ModuleList(
                 HeadController(cfg.d_model, cfg.n_heads, cfg.controller_hidden) for _ in range(cfg.n_layers)
             )
+
+    def classify(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) final hidden states -> (B, C) logits, through this model's head."""
+        pooled = x[:, 0] if self.config.pooling == "first" else masked_mean(x, attention_mask)  # (B, d)
+        if self.pre_classifier is not None:
+            pooled = self.head_act(self.pre_classifier(self.dropout(pooled)))
+        return self.classifier(self.dropout(pooled))
 
     @staticmethod
     def _init_weights(m: nn.Module):
@@ -151,7 +190,7 @@ class BudgetedClassifier(nn.Module):
             x, probs = block(x, bias, w, output_attentions)
             if output_attentions:
                 attentions.append(probs)
-        logits = self.classifier(self.dropout(masked_mean(x, attention_mask)))  # (B, C)
+        logits = self.classify(x, attention_mask)  # (B, C)
         if use_controller:
             weights = torch.stack(applied, dim=-2)  # (B, L, H)
         return ClassifierOutput(logits, weights, attentions if output_attentions else None, records)

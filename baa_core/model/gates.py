@@ -119,6 +119,25 @@ class StaticGates(nn.Module):
         return topk_head_mask(self(budget), heads_for_budget(budget, self.n_layers, self.n_heads))
 
 
+class RankedGate(nn.Module):
+    """Post-hoc pruning as a gate: a fixed ranking of the heads (validation importance of a trained
+    model, Michel et al. 2019) and nothing learned. Budget b keeps the top round(b * L * H) heads,
+    at least one per layer; its "soft" values are that 0/1 mask, so masked and sliced runs agree."""
+
+    def __init__(self, n_layers: int, n_heads: int):
+        super().__init__()
+        self.n_layers, self.n_heads = n_layers, n_heads
+        self.register_buffer("importance", torch.ones(n_layers, n_heads))  # (L, H), saved with the weights
+
+    def hard(self, budget) -> torch.Tensor:
+        b = as_budget_tensor(budget, self.importance.device)
+        k = torch.floor(b * self.n_layers * self.n_heads + 0.5).long()
+        scores = self.importance if b.dim() == 0 else self.importance.expand(b.shape[0], -1, -1)  # (L, H) or (B, L, H)
+        return topk_head_mask(scores, k)
+
+    forward = hard
+
+
 # ---------------------------------------------------------------- per-input controllers (BudgetFormer)
 def hard_head_mask(s: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     """(B,) budgets and (B, H) scores -> (B, H) 0/1 mask of the top ceil(s * H) heads (>= 1)."""

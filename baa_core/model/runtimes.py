@@ -130,8 +130,8 @@ class OnnxClassifier(nn.Module):
         bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min  # (B, 1, 1, T)
         for block, attn in zip(m.blocks, self.attention):
             x = block.attention_norm(x + attn(x, bias))
-            x = block.ffn_norm(x + block.ffn_output(F.gelu(block.intermediate(x))))
-        return m.classifier(masked_mean(x, attention_mask))  # (B, C)
+            x = block.ffn_norm(x + block.ffn_output(block.act(block.intermediate(x))))
+        return m.classify(x, attention_mask)  # (B, C)
 
 
 def export_onnx(model: BudgetedClassifier, path: str | Path) -> Path:
@@ -235,25 +235,32 @@ def hf_bert_config(cfg, **kw):
 
     return BertConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, num_hidden_layers=cfg.n_layers,
                       num_attention_heads=cfg.n_heads, intermediate_size=cfg.d_ffn, max_position_embeddings=cfg.max_len,
-                      type_vocab_size=max(1, cfg.type_vocab_size), layer_norm_eps=cfg.layer_norm_eps, hidden_act="gelu",
+                      type_vocab_size=max(1, cfg.type_vocab_size), layer_norm_eps=cfg.layer_norm_eps, hidden_act=cfg.hidden_act,
                       pad_token_id=cfg.pad_id, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **kw)
 
 
 class HFReference(nn.Module):
-    """``transformers.BertModel`` (SDPA, fp32) + this project's masked-mean classifier: the same logits as the
-    dense ``BudgetedClassifier``, computed by the code users would run without this project."""
+    """A Hugging Face BERT (SDPA, fp32) holding this model's weights, called like the other runners.
 
-    def __init__(self, bert: nn.Module, classifier: nn.Linear):
+    ``classifier`` given: ``BertModel`` + this project's masked-mean head (the models this project
+    trains); None: ``BertForSequenceClassification`` as it is (a BERT classifier read with its own head).
+    """
+
+    def __init__(self, bert: nn.Module, classifier: nn.Linear | None = None):
         super().__init__()
         self.bert, self.classifier = bert, classifier
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, d)
-        return self.classifier(masked_mean(hidden, attention_mask))  # (B, C)
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
+        if self.classifier is None:
+            return out.logits  # (B, C)
+        return self.classifier(masked_mean(out.last_hidden_state, attention_mask))  # (B, C)
 
 
 def hf_reference(model: BudgetedClassifier) -> HFReference:
-    """The dense model as a Hugging Face ``BertModel`` with SDPA attention, built from the same weights.
+    """The model with all heads as Hugging Face's BERT with SDPA attention, built from the same weights: what
+    users would run without this project. BERT-layout models only (this project's own, MiniLM, and BERT
+    classifiers read with their head); other families: ValueError saying so.
 
     Word-level models have no token-type embedding; BertModel always adds one, so it gets a single
     all-zero row (adding zero changes nothing).
@@ -261,14 +268,29 @@ def hf_reference(model: BudgetedClassifier) -> HFReference:
     cfg = model.config
     if cfg.layer_heads != [cfg.n_heads] * cfg.n_layers:
         raise ValueError("Hugging Face's BertModel runs all heads in every layer; give the model with all of its heads")
-    from transformers import BertModel
+    if cfg.family not in ("", "bert") or cfg.embedding_size or cfg.position_offset:
+        raise ValueError(f"the Hugging Face reference here is BERT's; this is a {cfg.family} model")
+    own_head = cfg.pooling == "mean" and cfg.head_act is None
+    if not own_head and not (cfg.pooling == "first" and cfg.head_act == "tanh"):
+        raise ValueError("BERT's classification head pools the first token through a tanh layer; this model's head does not")
+    from transformers import BertForSequenceClassification, BertModel
 
-    hf = BertModel(hf_bert_config(cfg, attn_implementation="sdpa"), add_pooling_layer=False).eval()
-    state = {local_to_hf(k): v for k, v in model.state_dict().items() if local_to_hf(k)}
+    hf_cfg = hf_bert_config(cfg, attn_implementation="sdpa", num_labels=cfg.n_classes)
+    prefix = "" if own_head else "bert."
+    state = {prefix + local_to_hf(k): v for k, v in model.state_dict().items() if local_to_hf(k)}
     if not cfg.type_vocab_size:
-        state["embeddings.token_type_embeddings.weight"] = torch.zeros(1, cfg.d_model)
+        state[prefix + "embeddings.token_type_embeddings.weight"] = torch.zeros(1, cfg.d_model)
+    if own_head:
+        hf = BertModel(hf_cfg, add_pooling_layer=False).eval()
+    else:
+        hf = BertForSequenceClassification(hf_cfg).eval()
+        for k, v in model.state_dict().items():
+            if k.startswith("pre_classifier."):
+                state["bert.pooler.dense." + k.removeprefix("pre_classifier.")] = v
+            elif k.startswith("classifier."):
+                state[k] = v
     missing, unexpected = hf.load_state_dict(state, strict=False)
     missing = [k for k in missing if "position_ids" not in k]
     if missing or unexpected:
-        raise ValueError(f"this model's weights do not map onto BertModel (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return HFReference(hf, copy.deepcopy(model.classifier)).eval()
+        raise ValueError(f"this model's weights do not map onto BERT (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return HFReference(hf, copy.deepcopy(model.classifier) if own_head else None).eval()

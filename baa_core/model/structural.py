@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import torch
 
-from .attention import attention_bias, masked_mean
+from .attention import attention_bias
 from .gates import hard_head_mask
 
 
@@ -61,5 +61,5 @@ def structural_forward(model, input_ids: torch.Tensor, cache: SlicedHeadCache, a
         heads = tuple(torch.nonzero(hard_head_mask(s, scores)[0]).flatten().tolist())  # the batched path's rule
         chosen.append({"heads": heads, "s": float(s)})
         x, _ = block(x, bias, attention=cache.get(layer, heads))
-    logits = model.classifier(x.mean(1) if pool_mask is None else masked_mean(x, attention_mask))
+    logits = model.classify(x, attention_mask)  # the model's own head (mean or first-token pooling)
     return logits, chosen

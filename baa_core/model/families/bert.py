@@ -1,10 +1,15 @@
-"""The BERT family read into this project's gated encoder.
+"""The BERT family read into this project's gated encoder (BERT, MiniLM, BERT-Mini/Tiny).
 
 transformers 5.x has no ``head_mask`` or ``prune_heads``, so instead of patching its attention we
 read a ``BertModel``'s weights into this project's own ``BudgetedClassifier``, whose attention gates,
 slices and returns weights itself. ``tests/test_bert.py`` checks that, with every gate open, its
 hidden states equal ``BertModel``'s on padded batches. Finding and downloading the weights (Hub
 name, folder, the MiniLM package) and the tokenizer is ``io/pretrained.py``'s job.
+
+Two ways in: ``from_hf`` (``--kind bert``) keeps the encoder and puts a fresh masked-mean classifier on
+it, for fine-tuning (the shipped MiniLM models were made so); the adapter at the bottom
+(``MODEL_TYPES``, ``model_config``, ``rename``; see ``families/__init__.py``) reads a
+``BertForSequenceClassification`` with its trained head: pooler dense + tanh on [CLS], then the classifier.
 """
 from __future__ import annotations
 
@@ -41,13 +46,15 @@ def config_from_hf(hf_config, n_classes: int, labels: list[str] | None = None) -
         raise ValueError(f"only BERT-architecture encoders are supported, not {hf_config.model_type!r}")
     if getattr(hf_config, "position_embedding_type", "absolute") != "absolute":
         raise ValueError("only absolute position embeddings are supported")
+    from .common import hf_activation
+
     return ModelConfig(
         vocab_size=hf_config.vocab_size, n_classes=n_classes, d_model=hf_config.hidden_size,
         n_heads=hf_config.num_attention_heads, n_layers=hf_config.num_hidden_layers, d_ffn=hf_config.intermediate_size,
         max_len=hf_config.max_position_embeddings, dropout=hf_config.hidden_dropout_prob,
         attn_dropout=hf_config.attention_probs_dropout_prob, layer_norm_eps=hf_config.layer_norm_eps,
         embedding="bert", type_vocab_size=hf_config.type_vocab_size, pad_id=hf_config.pad_token_id or 0,
-        labels=list(labels or []),
+        labels=list(labels or []), hidden_act=hf_activation(hf_config, hf_config.hidden_act),
     )
 
 
@@ -72,3 +79,25 @@ def from_hf(hf_model, n_classes: int, labels: list[str] | None = None, source: s
     if freeze_word_embeddings:
         model.embeddings.word_embeddings.weight.requires_grad_(False)
     return model
+
+
+# ---------------------------------------------------------------- the BERT adapter (families/__init__.py)
+MODEL_TYPES = ("bert",)
+# BertForSequenceClassification's head: pooler (dense + tanh on [CLS]) -> dropout -> classifier.
+_HEAD = [(r"^bert\.pooler\.dense\.", "pre_classifier."), (r"^classifier\.", "classifier.")]
+HEAD_PREFIXES = ("classifier.",)  # missing from a checkpoint = no trained head (a bare encoder)
+
+
+def model_config(hf_config, n_classes: int, labels: list[str]) -> ModelConfig:
+    cfg = config_from_hf(hf_config, n_classes, labels)
+    cfg.pooling, cfg.head_act, cfg.family = "first", "tanh", "bert"
+    return cfg
+
+
+def rename(name: str, hf_config) -> list[str]:
+    """A BertForSequenceClassification parameter name -> this project's names ([] = not used)."""
+    for pattern, repl in _HEAD:
+        if re.match(pattern, name):
+            return [re.sub(pattern, repl, name)]
+    local = hf_to_local(name)
+    return [local] if local else []
