@@ -683,11 +683,10 @@ def export_model(ckpt: Checkpoint, out: str | Path, budget: float | None, *, int
         check = max_logit_diff(exported.model, MaskedAt(ckpt.model, mask), batches)
         if check > 1e-4:
             raise ExportError(f"the exported model's logits differ from the masked model's by {check:.2g}; nothing written")
+        if onnx and (d := max_logit_diff(runners["onnx_sliced"], exported.model, batches)) > 1e-4:
+            raise ExportError(f"ONNX Runtime's logits differ from torch's by {d:.2g}; nothing written")
         rows = measure_variants(runners, "dense", batches=batches, test=test if have_data else None, indices=indices,
                                 rounds=rounds, threads=threads, progress=say)
-        if onnx and rows["onnx_sliced"]["max_abs_logit_diff"] > 1e-4:
-            raise ExportError(f"ONNX Runtime's logits differ from torch's by {rows['onnx_sliced']['max_abs_logit_diff']:.2g}; "
-                              f"nothing written")
         n = (len(indices) if indices is not None else len(test)) if have_data else 0
         where = ("test examples at their real lengths" if have_data
                  else f"random token ids of length {batches[0]['input_ids'].shape[1]} (no test data)")

@@ -265,7 +265,7 @@ print(json.dumps(out))
 def _run_standalone(folder, card, texts):
     onnx = card["export"]["onnx"]
     proc = subprocess.run([sys.executable, "-I", "-c", STANDALONE, str(folder), onnx["tokenizer"], str(onnx["pad_id"]),
-                           str(onnx["max_length"]), json.dumps(texts)], capture_output=True, text=True, timeout=300,
+                           str(onnx["max_length"]), json.dumps(texts)], capture_output=True, text=True, timeout=300, check=False,
                           cwd=str(folder))
     assert proc.returncode == 0, proc.stderr[-2000:]
     return [torch.tensor(x) for x in json.loads(proc.stdout)]
@@ -358,7 +358,7 @@ def test_median_ci_is_the_order_statistic_interval():
 
 
 def test_missing_onnx_packages_stop_export_in_one_sentence(word_ckpt, tmp_path, capsys, monkeypatch):
-    import baa_core.model.runtimes as runtimes
+    from baa_core.model import runtimes
 
     real = runtimes.importlib.util.find_spec
     monkeypatch.setattr(runtimes.importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))

@@ -5,11 +5,12 @@ import pytest
 
 pytest.importorskip("streamlit")
 
-from app.ui.export_view import RESULT_KEY, export_name  # noqa: E402
-from tests.test_app_pages import assert_clean, env, model_dirs, new_app  # noqa: E402, F401  (fixtures)
+from app.ui.export_view import RESULT_KEY, export_name
+from tests.test_app_pages import assert_clean, new_app
+from tests.test_app_pages import env, model_dirs  # noqa: F401  (pytest fixtures used by name)
 
 
-def test_export_button_offers_the_sliced_model_at_the_current_budget(env):
+def test_export_button_offers_the_sliced_model_at_the_current_budget(env):  # noqa: F811
     at = new_app("shipped/tiny-baa", "budget_explorer")
     at.slider(key="explorer_budget").set_value(0.25).run()
     at.button(key="export_button").click().run()
@@ -21,7 +22,7 @@ def test_export_button_offers_the_sliced_model_at_the_current_budget(env):
     assert card["export"]["accuracy_n"] > 0 and card["sweeps"]["baa"][0]["accuracy"] is not None  # the live sample
 
 
-def test_export_without_data_times_random_tokens_and_says_so(env):
+def test_export_without_data_times_random_tokens_and_says_so(env):  # noqa: F811
     at = new_app("shipped/tiny-agnews", "budget_explorer")  # its AG News data is not on hand in the tests
     at.button(key="export_button").click().run()
     assert_clean(at)

@@ -65,7 +65,8 @@ def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, ca
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = staging_folder(folder)
+    tmp = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
     try:
         skip = set((external or {}).get("tensors", []))
         target = getattr(torch, dtype)
@@ -91,16 +92,9 @@ def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, ca
     return folder
 
 
-def staging_folder(folder: str | Path) -> Path:
-    """A new hidden sibling of ``folder`` to build it in, then ``replace_folder`` it into place."""
-    folder = Path(folder)
-    tmp = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    return tmp
-
-
 def replace_folder(tmp: Path, folder: Path) -> None:
-    """Move the finished ``tmp`` to ``folder`` by rename, replacing an existing ``folder`` only once ``tmp`` is complete."""
+    """Move the finished folder ``tmp`` (a hidden sibling of ``folder``) to ``folder`` by rename, replacing an existing
+    ``folder`` only once ``tmp`` is complete: a crash never leaves a half-written folder under the real name."""
     if folder.exists():
         old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
         os.rename(folder, old)

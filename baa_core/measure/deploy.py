@@ -20,8 +20,7 @@ import torch
 from ..io.data import EncodedDataset, collate, iterate_batches
 from ..methods import operating_point
 from ..model.encoder import BudgetedClassifier
-from ..model.runtimes import (OnnxRunner, export_onnx, hf_reference, logits_of, onnx_missing, quantize_int8,
-                              quantize_onnx_int8)
+from ..model.runtimes import OnnxRunner, export_onnx, hf_reference, logits_of, onnx_missing, quantize_int8, quantize_onnx_int8
 from ..model.surgery import all_heads_mask, kept_heads, layout_mask, slice_heads
 from .latency import compare_latency, latency_batches, padded_lengths
 
