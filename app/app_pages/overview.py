@@ -5,6 +5,7 @@ import torch
 
 from app.ui import catalog, figures, state
 from baa_core import methods
+from baa_core.model.gates import unnested_heads
 
 st.title("Budgeted Attention Explorer")
 st.markdown(
@@ -33,8 +34,9 @@ if baa:
         curves = [(f"block {l} head {h}", g[:, l, h].tolist()) for l in range(g.shape[1]) for h in range(g.shape[2])]
         b = st.session_state.get(state.BUDGET_KEY, 0.5)
         st.plotly_chart(figures.render_gate_curves(budgets, curves, b), key="overview_gates", config=figures.EXPORT_CONFIG)
-        st.caption(f"Gate values g(b) of **{entry.name}**, computed from its weights. Gates only rise with b, so more budget "
-                   f"never closes a head; at a budget the top round(b x heads) gates run (at least one per block).")
+        st.caption(f"Gate values g(b) of **{entry.name}**, computed from its weights. At a budget the top round(b x heads) "
+                   f"gates run (at least one per block).")
+        st.markdown(figures.render_unnested_note(entry.name, unnested_heads(gate, [round(0.05 * i, 2) for i in range(1, 21)])))
     except Exception as exc:  # a broken checkpoint must not break the overview
         st.warning(f"The picture needs a BAA model; {entry.name} could not be loaded ({str(exc)[:200]}).")
 else:

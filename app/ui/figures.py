@@ -356,3 +356,15 @@ def render_paper_vs_here(items: list[dict]) -> go.Figure:
     fig.add_trace(go.Bar(x=xs, y=[i["ours"] for i in items], name="measured here (card)", marker_color=ON))
     fig.update_layout(barmode="group")
     return _layout(fig, 360)
+
+
+def render_unnested_note(model_name: str, cases: list[dict]) -> str:
+    """One sentence (markdown) on why the kept head sets are not nested, with a measured example."""
+    text = ("Each gate only rises with b, but the hard point keeps the top round(b x heads) gates, and the curves of "
+            "heads with different sensitivities cross: the kept sets are **not nested**, so a head can run at one "
+            "budget and be off at a slightly larger one.")
+    if not cases:
+        return text + f" On **{model_name}** no such pair occurs between budgets 0.05 apart."
+    c = cases[0]
+    return (text + f" On **{model_name}**: block {c['layer']} head {c['head']} runs at b = {c['on_at']:.2f} and is off at "
+            f"b = {c['off_at']:.2f} ({len(cases)} such pairs between budgets 0.05 apart).")

@@ -4,13 +4,12 @@ dynamic int8, ONNX Runtime; latency in interleaved pairs and accuracy on the tes
 ``bench_deploy`` is ``python -m baa_core bench-deploy``; ``measure_variants`` also measures an export
 right after it is written (``pipeline.export_model``). Every variant is a runner called as
 ``runner(input_ids, attention_mask)``; latency uses ``compare_latency``'s pairwise protocol (each
-variant timed right beside a fresh timing of the reference, in shuffled rounds), and the spread is a
-distribution-free 95% interval of the median per-round ratio.
+variant timed right beside a fresh timing of the reference, in shuffled rounds), with a bootstrap 95%
+interval of the median per-round ratio and the spread of single rounds.
 """
 from __future__ import annotations
 
 import copy
-import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -95,17 +94,6 @@ def max_logit_diff(runner: Callable, reference: Callable, batches: list[dict]) -
                       - logits_of(reference(b["input_ids"], b["attention_mask"])).float()).abs().max()) for b in batches)
 
 
-def median_ci(values: list[float], level: float = 0.95) -> list[float]:
-    """Distribution-free confidence interval of the median (order statistics); the range when rounds are too few."""
-    x, n = sorted(values), len(values)
-    alpha, k, cdf = 1.0 - level, 0, 0.0
-    while k < n and cdf + math.comb(n, k) / 2**n <= alpha / 2:
-        cdf += math.comb(n, k) / 2**n
-        k += 1
-    k = max(k, 1)
-    return [x[k - 1], x[n - k]]
-
-
 def random_batches(model: BudgetedClassifier, batch_size: int = 8, n_batches: int = 4, length: int = 64, seed: int = 0):
     """Token batches for timing when no test data is on hand (random ids at one length; callers say so)."""
     g = torch.Generator().manual_seed(seed)
@@ -134,7 +122,8 @@ def measure_variants(runners: dict[str, Callable], reference: str, *, batches: l
     for name, row in out.items():
         row["ms_per_batch"] = c.median_ms[name]
         row["speedup"] = c.speedup[name]
-        row["speedup_ci"] = [1.0, 1.0] if name == reference else median_ci(c.ratios[name])
+        row["speedup_ci"] = list(c.speedup_ci(name))  # 95% bootstrap interval of the median per-round ratio
+        row["speedup_spread"] = list(c.speedup_spread(name))  # 2.5-97.5 percentiles of single rounds
     return out
 
 
@@ -194,7 +183,8 @@ def bench_deploy(model: BudgetedClassifier, budget: float | None, test: EncodedD
         rows.append({
             "variant": name, "ms_per_batch": r["ms_per_batch"],
             "speedup_vs_hf_dense": r["speedup"] if reference == "hf_dense" else None,
-            "speedup_ci": r["speedup_ci"], "accuracy": r.get("accuracy"), "n": n if "accuracy" in r else 0,
+            "speedup_ci": r["speedup_ci"], "speedup_spread": r["speedup_spread"], "accuracy": r.get("accuracy"),
+            "n": n if "accuracy" in r else 0,
             "max_abs_logit_diff": r.get("max_abs_logit_diff"), "budget": budget if is_sliced else 1.0,
             "heads_per_layer": [len(k) for k in kept_heads(mask)] if is_sliced else dense.config.layer_heads,
             "int8_backend": ("onnxruntime" if name.startswith("onnx") else int8_backend) if name.endswith("int8") else None,

@@ -57,7 +57,6 @@ class TrainConfig:
     # Static baseline and post-hoc recovery: one model per budget in this list.
     budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
     recovery_epochs: float = 1.0
-    max_len: int = 128
     eval_every: int = 0
     # Dense warm start ends early once validation accuracy reaches this (1.0 = never early).
     dense_target_acc: float = 1.0
