@@ -206,6 +206,37 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     _train_overrides(p)
 
+    # ---- take home a faster model (issue 13): pipeline.export_model, measure/deploy.py
+    p = sub.add_parser("export", help="write the sliced model at a budget (safetensors folder; --onnx, --int8), "
+                                      "measured after export")
+    p.add_argument("model", help="checkpoint folder")
+    p.add_argument("--budget", default=None, help="budget in (0, 1] (BAA / static models; ungated models keep all heads)")
+    p.add_argument("--out", required=True, help="folder to write (refused if it exists, unless --overwrite)")
+    p.add_argument("--int8", action="store_true", help="also measure dynamic int8 (Linear layers); with --onnx, write "
+                   "model.int8.onnx")
+    p.add_argument("--int8-backend", default="torch", choices=["torch", "torchao"])
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx (dynamic batch and length) for ONNX Runtime")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export or checkpoint folder at --out")
+    p.add_argument("--limit", type=_positive_int, default=None, help="measure accuracy on the first N test examples only")
+    p.add_argument("--rounds", type=_positive_int, default=10)
+    p.add_argument("--n-batches", type=_positive_int, default=8, help="batches of 8 test examples to time")
+    p.add_argument("--threads", type=_positive_int, default=1)
+    _data_args(p)
+
+    p = sub.add_parser("bench-deploy", help="HF dense vs this project's dense / sliced / int8 / ONNX Runtime: latency "
+                                            "side by side and test accuracy, one JSON line per variant with --json")
+    p.add_argument("model", help="checkpoint folder")
+    p.add_argument("--budget", default=None, help="budget in (0, 1] for the sliced variants")
+    p.add_argument("--int8-backend", default="torch", choices=["torch", "torchao"])
+    p.add_argument("--no-onnx", action="store_true", help="leave out the ONNX Runtime variants")
+    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument("--n-batches", type=_positive_int, default=8)
+    p.add_argument("--rounds", type=_positive_int, default=10)
+    p.add_argument("--threads", type=_positive_int, default=1)
+    p.add_argument("--limit", type=_positive_int, default=None, help="measure accuracy on the first N test examples only")
+    p.add_argument("--json", action="store_true", help="one JSON object per variant per line")
+    _data_args(p)
+
     p = sub.add_parser("posthoc", help="no training: rank a trained classifier's heads on held-out rows of your data, "
                                        "sweep budgets (accuracy of the sliced model, latency vs dense), save with a card")
     p.add_argument("model", help="a Hugging Face classifier (Hub name or folder; BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, "
@@ -475,4 +506,95 @@ def cmd_compare(args) -> int:
     return 0
 
 
-COMMANDS = {"posthoc": cmd_posthoc, "train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "analyze": cmd_analyze, "compare": cmd_compare}
+def _export_budget(text: str | None) -> float | None:
+    """--budget of export / bench-deploy: checked here so a bad one is a one-line error."""
+    if text is None:
+        return None
+    try:
+        return _budget(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"--budget: {exc}") from None
+
+
+def _test_split(ckpt, args):
+    from .pipeline import test_split_or_reason
+
+    return test_split_or_reason(ckpt, args.model, data_dir=args.data_dir, csv=args.csv, text_column=args.text_column,
+                                label_column=args.label_column)
+
+
+def _limit(test, limit):
+    """--limit: the first N test examples (None: all)."""
+    return list(range(min(limit, len(test)))) if test is not None and limit else None
+
+
+def _missing_package_is_a_message(cmd):
+    """An optional package that is not installed ends the command with its one-sentence message."""
+    def run(args) -> int:
+        from .model.runtimes import MissingPackage
+
+        try:
+            return cmd(args)
+        except MissingPackage as exc:
+            raise ValueError(str(exc)) from None
+
+    return run
+
+
+@_missing_package_is_a_message
+def cmd_export(args) -> int:
+    from .io.checkpoint import load_checkpoint
+    from .io.export import check_target
+    from .pipeline import export_model
+
+    budget = _export_budget(args.budget)
+    check_target(args.out, args.overwrite, args.model)  # before loading anything
+    ckpt = load_checkpoint(args.model)
+    test, why = _test_split(ckpt, args)
+    if why:
+        print(f"no test data ({why}): the card gets latency on random tokens and no accuracy", file=sys.stderr)
+    card = export_model(ckpt, args.out, budget, int8=args.int8, onnx=args.onnx, overwrite=args.overwrite, test=test,
+                        indices=_limit(test, args.limit), data_note=why or "", int8_backend=args.int8_backend,
+                        rounds=args.rounds, n_latency_batches=args.n_batches, threads=args.threads, command=_command(),
+                        progress=lambda m: print(m, file=sys.stderr))
+    e = card["export"]
+    print(f"{args.out}: {e['active_heads']}/{e['total_heads']} heads {e['heads_per_layer']}; files {sorted(e['files'].values())}")
+    print(f"{'variant':<17} {'accuracy':>9} {'n':>6} {'ms/batch':>9} {'vs dense':>9} {'95% CI':>14}")
+    for r in e["variants"]:
+        acc = "-" if r.get("accuracy") is None else f"{r['accuracy']:.4f}"
+        print(f"{r['variant']:<17} {acc:>9} {r['n']:>6} {r['ms_per_batch']:9.2f} {r['speedup_vs_dense']:8.2f}x "
+              f"{'[{:.2f}, {:.2f}]'.format(*r['speedup_ci']):>14}")
+    return 0
+
+
+@_missing_package_is_a_message
+def cmd_bench_deploy(args) -> int:
+    from .io.checkpoint import load_checkpoint
+    from .measure.deploy import bench_deploy
+
+    budget = _export_budget(args.budget)
+    ckpt = load_checkpoint(args.model)
+    test, why = _test_split(ckpt, args)
+    if why:
+        print(f"no test data ({why}): timing random tokens, no accuracy", file=sys.stderr)
+    rows = bench_deploy(ckpt.model, budget, test, batch_size=args.batch_size, n_batches=args.n_batches, rounds=args.rounds,
+                        threads=args.threads, indices=_limit(test, args.limit), int8_backend=args.int8_backend,
+                        onnx=False if args.no_onnx else None, progress=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+        return 0
+    r0 = rows[0]
+    print(f"{ckpt.name} at budget {budget}: {r0['n_batches']} batches of {r0['batch_size']} ({r0['inputs']}, mean padded "
+          f"length {r0['mean_padded_length']}), {r0['threads']} thread(s), {r0['rounds']} rounds; speedup vs {r0['reference']}")
+    print(f"{'variant':<17} {'ms/batch':>9} {'speedup':>8} {'95% CI':>14} {'accuracy':>9} {'max|dlogit|':>11}")
+    for r in rows:
+        acc, diff = r["accuracy"], r["max_abs_logit_diff"]
+        print(f"{r['variant']:<17} {r['ms_per_batch']:9.2f} {r['speedup_vs_reference']:8.2f} "
+              f"{'[{:.2f}, {:.2f}]'.format(*r['speedup_ci']):>14} {'-' if acc is None else format(acc, '.4f'):>9} "
+              f"{'-' if diff is None else format(diff, '.2g'):>11}")
+    return 0
+
+
+COMMANDS = {"posthoc": cmd_posthoc, "train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "analyze": cmd_analyze, "compare": cmd_compare,
+            "export": cmd_export, "bench-deploy": cmd_bench_deploy}

@@ -806,3 +806,155 @@ def posthoc_and_save(prep: Prepared, out: str | Path, *, budgets=DEFAULT_BUDGETS
     card["sizes"] = {"importance": len(sample), "test": len(prep.test), **data_sizes(prep.data)}
     save_checkpoint(out, model, prep.tokenizer, card, dtype="float32", files=files, overwrite=overwrite)
     return Checkpoint(model, prep.tokenizer, card, Path(out))
+
+
+# ---------------------------------------------------------------- take home a faster model (issue 13)
+def test_split_or_reason(ckpt: Checkpoint, folder: str | Path | None, *, data_dir=None, csv=None, text_column: str = "text",
+                         label_column: str = "label") -> tuple[EncodedDataset | None, str | None]:
+    """(the checkpoint's encoded test split, None) when its data is on this machine; (None, why not)
+    otherwise: no Hub download is attempted, so an offline machine answers at once."""
+    from .io.data import data_available
+
+    task = ckpt.card.get("task", "synthetic")
+    data = dict(csv=csv, text_column=text_column, label_column=label_column)
+    if task == "csv" and not csv:
+        try:
+            data = kept_csv_args(ckpt.card, folder or ".")
+        except DataError as exc:
+            return None, f"{exc} (pass it with --csv)"
+    elif task != "csv" and (why := data_available(task, data_dir)):
+        return None, why
+    try:
+        return prepare(task, data_dir=data_dir, checkpoint=ckpt, splits=("test",), **data).test, None
+    except DataError as exc:
+        return None, str(exc)
+
+
+def export_model(ckpt: Checkpoint, out: str | Path, budget: float | None, *, int8: bool = False, onnx: bool = False,
+                 overwrite: bool = False, test: EncodedDataset | None = None, indices=None, data_note: str = "",
+                 int8_backend: str = "torch", rounds: int = 10, n_latency_batches: int = 8, threads: int = 1,
+                 command: str = "", progress=None) -> dict:
+    """Write the sliced model at ``budget`` to ``out``, measure what was written, card it; returns the card.
+
+    The export is built in a hidden sibling folder, loaded back from disk and measured there (accuracy
+    on ``test`` or its ``indices``; latency beside the source's dense form, interleaved; logits checked
+    against masked execution at the same budget and, with ``onnx``, ONNX Runtime's against torch's),
+    and only then renamed to ``out``: a failure leaves nothing under that name. ``test=None``: no
+    accuracy, timing on random tokens (the card says so, and ``data_note`` why).
+    """
+    import uuid
+
+    from .io.checkpoint import load_checkpoint, replace_folder
+    from .io.export import (ONNX_FILE, ONNX_INT8_FILE, ExportError, check_target, hf_config_keys, storage_dtype_of,
+                            write_tokenizer_json)
+    from .measure.deploy import MaskedAt, dense_of, max_logit_diff, measure_variants, random_batches, sliced_at
+    from .model.runtimes import OnnxRunner, export_onnx, onnx_missing, quantize_int8, quantize_onnx_int8
+
+    say = progress or (lambda m: None)
+    out = check_target(out, overwrite, ckpt.path)
+    if onnx and (why := onnx_missing()):
+        raise ExportError(why)
+    small, mask = sliced_at(ckpt.model, budget)
+    if ckpt.model.gate is None:
+        budget = None  # an ungated model keeps all of its heads: no budget applies
+    dtype = storage_dtype_of(ckpt)
+    extra = hf_config_keys(small, mask, list(ckpt.card.get("labels") or small.config.labels), dtype)
+    stage = out.parent / f".{out.name}.export-{uuid.uuid4().hex[:8]}"
+    try:
+        say(f"writing the sliced model ({int(mask.sum())}/{mask.numel()} heads: {extra['heads_per_layer']})…")
+        save_checkpoint(stage, small, ckpt.tokenizer, {}, dtype=dtype, extra_config=extra)  # self-contained: no external tensors
+        files = {"weights": "model.safetensors", "config": "config.json", "card": "card.json",
+                 "tokenizer": write_tokenizer_json(ckpt.tokenizer, stage)}
+        exported = load_checkpoint(stage)  # everything below measures what was written
+        have_data = test is not None and len(test) > 0
+        batches = (latency_batches(test, 8, n_latency_batches) if have_data
+                   else random_batches(exported.model, 8, max(1, n_latency_batches // 2)))
+        runners = {"dense": dense_of(ckpt.model), "sliced": exported.model}
+        if int8:
+            say(f"quantizing the Linear layers to int8 ({int8_backend})…")
+            runners["sliced_int8"] = quantize_int8(exported.model, int8_backend)
+        if onnx:
+            say("exporting to ONNX…")
+            export_onnx(exported.model, stage / ONNX_FILE)
+            files["onnx"] = ONNX_FILE
+            runners["onnx_sliced"] = OnnxRunner(stage / ONNX_FILE, threads)
+            if int8:
+                quantize_onnx_int8(stage / ONNX_FILE, stage / ONNX_INT8_FILE)
+                files["onnx_int8"] = ONNX_INT8_FILE
+                runners["onnx_sliced_int8"] = OnnxRunner(stage / ONNX_INT8_FILE, threads)
+        check = max_logit_diff(exported.model, MaskedAt(ckpt.model, mask), batches)
+        if check > 1e-4:
+            raise ExportError(f"the exported model's logits differ from the masked model's by {check:.2g}; nothing written")
+        if onnx and (d := max_logit_diff(runners["onnx_sliced"], exported.model, batches)) > 1e-4:
+            raise ExportError(f"ONNX Runtime's logits differ from torch's by {d:.2g}; nothing written")
+        rows = measure_variants(runners, "dense", batches=batches, test=test if have_data else None, indices=indices,
+                                rounds=rounds, threads=threads, progress=say)
+        n = (len(indices) if indices is not None else len(test)) if have_data else 0
+        where = ("test examples at their real lengths" if have_data
+                 else f"random token ids of length {batches[0]['input_ids'].shape[1]} (no test data)")
+        card = _export_card(ckpt, exported.model.config, mask, budget, rows, batches, n, where, data_note, files, dtype,
+                            int8_backend if int8 else None, check, rounds, threads, command)
+        update_card(stage, card)
+        replace_folder(stage, out)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    say(f"wrote {out}")
+    return card
+
+
+def _export_card(ckpt: Checkpoint, cfg: ModelConfig, mask: torch.Tensor, budget, rows: dict, batches, n: int, where: str,
+                 data_note: str, files: dict, dtype: str, int8_backend: str | None, check: float, rounds: int, threads: int,
+                 command: str) -> dict:
+    """The exported model's card: the source's identity, the operating point, and what was measured after export
+    (a one-row sweep in the card's usual keys, so the app shows it like any model)."""
+    from .model.surgery import kept_heads
+
+    src = ckpt.card
+    hpl = [len(k) for k in kept_heads(mask)]
+    lengths = padded_lengths(batches)
+    method = src.get("method", "dense")
+    sliced = rows["sliced"]
+    row = {"budget": 1.0 if budget is None else budget, "accuracy": sliced.get("accuracy"), "est_cost": float(mask.mean()),
+           "active_heads": int(mask.sum()), "total_heads": mask.numel(), "latency_ms": sliced["ms_per_batch"],
+           "dense_latency_ms": rows["dense"]["ms_per_batch"], "speedup": sliced["speedup"],
+           "flop_speedup": None if ckpt.model.is_sliced else flop_speedup(ckpt.model.config, hpl, lengths),
+           "method": method, "heads_per_layer": hpl, "n": n, "threads": threads}
+    variants = [{"variant": k, "accuracy": r.get("accuracy"), "n": n if "accuracy" in r else 0, "ms_per_batch": r["ms_per_batch"],
+                 "speedup_vs_dense": r["speedup"], "speedup_ci": r["speedup_ci"], "speedup_spread": r["speedup_spread"],
+                 "max_abs_logit_diff": r.get("max_abs_logit_diff")} for k, r in rows.items()]
+    onnx = "onnx" in files
+    return {
+        "name": ckpt.name + ("" if budget is None else f"-b{budget:.2f}"),
+        "task": src.get("task"), "method": method, "model_kind": src.get("model_kind"), "base_model": src.get("base_model"),
+        "architecture": f"{cfg.n_layers} layers x {hpl} heads (of {mask.shape[1]}), d={cfg.d_model}, ffn={cfg.d_ffn}, "
+                        f"max_len={cfg.max_len}",
+        "labels": list(src.get("labels") or cfg.labels), "data": src.get("data"), "created": _dt.date.today().isoformat(),
+        "command": command, "environment": environment(), "sweeps": {method: [row]},
+        "latency": {"command": command, "environment": environment(), "batches": len(batches), "batch_size": 8,
+                    "rounds": rounds, "mean_padded_length": sum(lengths) / len(lengths), "inputs": where,
+                    "protocol": "each variant timed beside the source model's dense form in interleaved rounds; "
+                                "speedup = median of the per-round ratios; speedup_ci: 95% bootstrap interval of that median; "
+                                "speedup_spread: 2.5-97.5 percentiles of single rounds"},
+        "export": {
+            "source": str(ckpt.path or ckpt.name), "budget": budget, "heads_per_layer": hpl, "kept_heads": kept_heads(mask),
+            "active_heads": int(mask.sum()), "total_heads": mask.numel(),
+            "gating": "removed: at a hard operating point every kept head counts fully, so no gate value is folded",
+            "dtype": dtype, "files": files, "accuracy_n": n,
+            "accuracy_data": (f"the test split ({n} examples)" if n else (data_note or "no test data")),
+            "max_abs_logit_diff_vs_masked": check, "variants": variants,
+            "int8": None if int8_backend is None else {
+                "backend": int8_backend, "what": "dynamic int8: Linear weights per output channel, activations at run time",
+                "apply": f"baa_core.model.runtimes.quantize_int8(load_checkpoint(folder).model, {int8_backend!r})"},
+            "onnx": None if not onnx else {
+                "file": files["onnx"], "int8_file": files.get("onnx_int8"),
+                "inputs": {"input_ids": "int64 (batch, length)", "attention_mask": "int64 (batch, length): 1 token, 0 padding"},
+                "outputs": {"logits": f"float32 (batch, {cfg.n_classes})"}, "pad_id": cfg.pad_id, "max_length": cfg.max_len,
+                "tokenizer": files["tokenizer"]},
+        },
+        "notes": (f"Exported from {ckpt.name} with all of its heads (it has no budget gates)." if budget is None else
+                  f"Sliced from {ckpt.name} at budget {budget}: only the kept heads' weights are stored.")
+                 + f" Accuracy and latency were measured on the written files after export ({where}).",
+    }

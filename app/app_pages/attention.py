@@ -60,7 +60,7 @@ if maps_tab.open:
                                                 None if importance is None else importance[block].tolist(), imp_name)
         st.plotly_chart(fig, key="attention_heatmaps", width="content",
                         config=figures.export_config(fmt, f"{sel.entry.name}-block{block}-attention"))
-        st.caption(f"Rows: the token attending (from); columns: the token attended to. Heads that run first, then by "
+        st.caption("Rows: the token attending (from); columns: the token attended to. Heads that run first, then by "
                    + {"score": "the controller's raw relevance score r (the heads it picks for this input are its top r).",
                       "gate": "their gate at this budget.",
                       "index": "index (this model has no gates or relevance scores)."}[imp_name])

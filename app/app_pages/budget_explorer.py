@@ -5,7 +5,7 @@ fragment)."""
 import pandas as pd
 import streamlit as st
 
-from app.ui import compute, figures, live_panel, posthoc_panel, safe, state
+from app.ui import compute, export_view, figures, live_panel, posthoc_panel, safe, state
 from baa_core import methods
 
 sel = state.require_model()
@@ -84,3 +84,5 @@ with st.expander("The card's sweeps (every method, full test split)"):
     else:
         st.write("This card has no sweeps.")
     st.caption(f"Produced by {safe.code(card.command or 'unknown')}")
+
+export_view.render_export(sel, data)

@@ -115,10 +115,11 @@ def _write_json(path: Path, data) -> None:
 
 def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, card: dict, *, dtype: str = "float32",
                     external: dict | None = None, files: dict[str, str | Path] | None = None, overwrite: bool = False,
-                    expect: tuple | None = None, if_taken: str = "refuse") -> Path:
+                    expect: tuple | None = None, if_taken: str = "refuse",
+                    extra_config: dict | None = None) -> Path:
     """Write a checkpoint atomically and return the folder written. ``external`` = {"source": ...,
     "tensors": [names]} left out of the file; ``files`` = {name in the folder: path to copy} kept beside
-    the weights (a CSV model's data).
+    the weights (a CSV model's data); ``extra_config``: more top-level keys for config.json (loading ignores them).
 
     An existing ``folder`` is replaced only with ``overwrite=True``, and then, if ``expect`` (a
     ``folder_stamp``) is given, only while it still holds exactly that. Otherwise ``if_taken`` says
@@ -144,7 +145,7 @@ def save_checkpoint(folder: str | Path, model: BudgetedClassifier, tokenizer, ca
         else:
             tokenizer.save(tmp / "tokenizer")
         config = {"format": FORMAT, "version": VERSION, "model": model.config.to_dict(), "tokenizer": tok,
-                  "dtype": dtype, "external": external}
+                  "dtype": dtype, "external": external, **(extra_config or {})}
         _write_json(tmp / "config.json", config)
         for name, source in (files or {}).items():
             shutil.copyfile(source, tmp / name)
@@ -180,6 +181,18 @@ def _move_into_place(tmp: Path, folder: Path, card: dict, overwrite: bool, expec
             if not folder.exists():
                 raise
     raise TargetExistsError(f"no free name for {asked}")
+
+
+def replace_folder(tmp: Path, folder: Path) -> None:
+    """Move the finished folder ``tmp`` (a hidden sibling of ``folder``) to ``folder`` by rename, replacing an existing
+    ``folder`` only once ``tmp`` is complete: a crash never leaves a half-written folder under the real name."""
+    if folder.exists():
+        old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(folder, old)
+        os.rename(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, folder)
 
 
 def update_card(folder: str | Path, card: dict) -> None:
