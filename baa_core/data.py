@@ -26,7 +26,7 @@ DBPEDIA_LABELS = [
     "Building", "NaturalPlace", "Village", "Animal", "Plant", "Album", "Film", "WrittenWork",
 ]
 HUB_NAMES = {"ag_news": "fancyzhx/ag_news", "dbpedia14": "fancyzhx/dbpedia_14"}
-TASKS = ("synthetic", "ag_news", "dbpedia14")
+TASKS = ("synthetic", "synthetic_marks", "ag_news", "dbpedia14")
 SPLIT_SEED = 0
 
 
@@ -70,39 +70,69 @@ SYNTH_VALUES = list("abcdefgh")
 SYNTH_DISTRACTORS = list("pqrstuvwxyz")
 
 
-def marked_token_task(n: int, seq_len: int = 16, seed: int = 0) -> TextDataset:
+def marked_token_task(n: int, seq_len: int = 16, seed: int = 0, max_marks: int = 1) -> TextDataset:
     """The label is the value token right after the marker [M], among random distractors.
 
     Values a..h also appear elsewhere as distractors, so a bag of words can only guess which one is
     marked (a model without attention reaches about a third); being right every time needs relating
     the marker to its right-hand neighbour, which only attention can do.
+
+    ``max_marks`` > 1 (the ``synthetic_marks`` task, issue 10): each sequence has 1 to max_marks
+    markers (uniform), each right before its own value, and the label is the **largest** marked value
+    (a < b < ... < h). The number of marks is the known difficulty: more values to carry from their
+    positions to the classifier, through heads of limited width. With max_marks = 1 the sequences
+    are exactly the original task's.
     """
-    if seq_len < 2:
-        raise ValueError("seq_len must be at least 2")
+    if seq_len < 2 * max(1, max_marks):
+        raise ValueError("seq_len must be at least twice the number of marks")
     rng = random.Random(seed)
     pool = SYNTH_VALUES + SYNTH_DISTRACTORS
     texts, labels = [], []
     for _ in range(n):
         tokens = [rng.choice(pool) for _ in range(seq_len)]
-        pos = rng.randrange(seq_len - 1)
-        label = rng.randrange(len(SYNTH_VALUES))
-        tokens[pos], tokens[pos + 1] = SYNTH_MARK, SYNTH_VALUES[label]
+        if max_marks <= 1:
+            pos = rng.randrange(seq_len - 1)
+            label = rng.randrange(len(SYNTH_VALUES))
+            tokens[pos], tokens[pos + 1] = SYNTH_MARK, SYNTH_VALUES[label]
+        else:
+            k = rng.randint(1, max_marks)
+            starts: list[int] = []
+            while len(starts) < k:  # marker/value pairs never overlap
+                p = rng.randrange(seq_len - 1)
+                if all(abs(p - q) >= 2 for q in starts):
+                    starts.append(p)
+            values = [rng.randrange(len(SYNTH_VALUES)) for _ in range(k)]
+            for p, v in zip(starts, values):
+                tokens[p], tokens[p + 1] = SYNTH_MARK, SYNTH_VALUES[v]
+            label = max(values)
         texts.append(" ".join(tokens))
         labels.append(label)
-    return TextDataset(texts, labels, list(SYNTH_VALUES), "synthetic")
+    return TextDataset(texts, labels, list(SYNTH_VALUES), "synthetic" if max_marks <= 1 else "synthetic_marks")
+
+
+def count_marks(text: str) -> int:
+    """How many markers a synthetic sequence holds (the synthetic_marks task's difficulty)."""
+    return text.split().count(SYNTH_MARK)
 
 
 def synthetic_vocab() -> list[str]:
     return ["[PAD]", "[UNK]", SYNTH_MARK] + SYNTH_VALUES + SYNTH_DISTRACTORS
 
 
-def load_synthetic(n_train: int = 8000, n_val: int = 1000, n_test: int = 10000, seq_len: int = 16, seed: int = 0) -> TaskData:
+SYNTH_MAX_MARKS = {"synthetic": 1, "synthetic_marks": 4}
+
+
+def load_synthetic(n_train: int = 8000, n_val: int = 1000, n_test: int = 10000, seq_len: int = 16, seed: int = 0,
+                   task: str = "synthetic") -> TaskData:
+    k = SYNTH_MAX_MARKS[task]
+    what = ("synthetic marked-token task" if k == 1 else
+            f"synthetic marked-token task with 1 to {k} marks, label = the largest marked value")
     return TaskData(
-        marked_token_task(n_train, seq_len, seed * 3 + 1),
-        marked_token_task(n_val, seq_len, seed * 3 + 2),
-        marked_token_task(n_test, seq_len, 10_000 + seed),
-        f"synthetic marked-token task (seq_len={seq_len}, 8 classes; generated, seed {seed})",
-        "synthetic",
+        marked_token_task(n_train, seq_len, seed * 3 + 1, k),
+        marked_token_task(n_val, seq_len, seed * 3 + 2, k),
+        marked_token_task(n_test, seq_len, 10_000 + seed, k),
+        f"{what} (seq_len={seq_len}, 8 classes; generated, seed {seed})",
+        task,
     )
 
 
@@ -140,7 +170,7 @@ def data_available(task: str, data_dir: str | Path | None = None) -> str | None:
     Lets a caller decide before ``load_task`` falls back to the Hugging Face Hub (which, offline,
     fails only after network timeouts).
     """
-    if task == "synthetic":
+    if task in SYNTH_MAX_MARKS:
         return None
     if task not in HUB_NAMES:
         return f"unknown task {task!r}"
@@ -167,16 +197,33 @@ def _task_folder(data_dir: Path, task: str) -> Path:
     raise DataError(f"no {task} CSV files found under {data_dir} (expected {data_dir / task}/test.csv ...)")
 
 
-def _read_canonical_csv(files: dict[str, Path], label_names: list[str]) -> dict[str, TextDataset]:
-    import datasets
+def _read_plain_csv(files: dict[str, Path]) -> dict[str, dict[str, list]]:
+    """The canonical headerless CSVs with Python's csv module: for machines without ``datasets``
+    (a GPU host); the rows are the same as ``datasets.load_dataset("csv", ...)`` gives."""
+    import csv
 
-    loaded = datasets.load_dataset(
-        "csv",
-        data_files={k: str(v) for k, v in files.items()},
-        column_names=["label", "title", "body"],
-        header=None,
-        keep_default_na=False,
-    )
+    out = {}
+    for split, path in files.items():
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f) if r]
+        out[split] = {"label": [r[0] for r in rows], "title": [r[1] if len(r) > 1 else "" for r in rows],
+                      "body": [r[2] if len(r) > 2 else "" for r in rows]}
+    return out
+
+
+def _read_canonical_csv(files: dict[str, Path], label_names: list[str]) -> dict[str, TextDataset]:
+    try:
+        import datasets
+    except ImportError:
+        loaded = _read_plain_csv(files)
+    else:
+        loaded = datasets.load_dataset(
+            "csv",
+            data_files={k: str(v) for k, v in files.items()},
+            column_names=["label", "title", "body"],
+            header=None,
+            keep_default_na=False,
+        )
     out = {}
     for split, ds in loaded.items():
         labels = [int(x) - 1 for x in ds["label"]]
@@ -225,8 +272,8 @@ def load_task(task: str, data_dir: str | Path | None = None, seed: int = 0, max_
 
     ``max_train`` / ``max_test`` keep a stratified subset (quick checks); cards record it.
     """
-    if task == "synthetic":
-        data = load_synthetic(n_train=max_train or 8000, n_test=max_test or 10000, seed=seed)
+    if task in SYNTH_MAX_MARKS:
+        data = load_synthetic(n_train=max_train or 8000, n_test=max_test or 10000, seed=seed, task=task)
         data.extra.update({k: v for k, v in (("max_train", max_train), ("max_test", max_test)) if v})
         return data
     if task not in HUB_NAMES:

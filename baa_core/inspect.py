@@ -109,12 +109,12 @@ def inspect_text(model, tokenizer, text: str, *, budget: float | None = None, ha
         info.s = [float(r["s"][0]) for r in out.controller]
         info.q = torch.stack([r["q"][0] for r in out.controller]).float()
     if latency:
-        info.latency_ms, info.dense_latency_ms = input_latency(model, enc, hw, threads, latency_cache)
+        info.latency_ms, info.dense_latency_ms = input_latency(model, enc, hw, threads, latency_cache, budget)
     return info
 
 
 def input_latency(model, enc: EncodedText, head_weights: torch.Tensor, threads: int = 1,
-                  cache: dict | None = None) -> tuple[float, float]:
+                  cache: dict | None = None, budget: float | None = None) -> tuple[float, float]:
     """Measured ms of the structural path for this one input, and of the dense model on it."""
     from .prune import slice_heads
 
@@ -125,7 +125,7 @@ def input_latency(model, enc: EncodedText, head_weights: torch.Tensor, threads: 
     if model.controllers is not None:
         from .budgetformer import SlicedHeadCache
 
-        runner = _StructuralRunner(model, cache.setdefault("heads", SlicedHeadCache(model)))
+        runner = _StructuralRunner(model, cache.setdefault("heads", SlicedHeadCache(model)), budget)
     else:
         key = tuple(map(tuple, (head_weights > 0).int().tolist()))
         if key not in cache:
@@ -140,11 +140,11 @@ def input_latency(model, enc: EncodedText, head_weights: torch.Tensor, threads: 
 class _StructuralRunner(torch.nn.Module):
     """Callable like a model, running BudgetFormer's per-input structural path."""
 
-    def __init__(self, model, cache):
+    def __init__(self, model, cache, budget=None):
         super().__init__()
-        self.model, self.cache = model, cache
+        self.model, self.cache, self.budget = model, cache, budget  # budget: adaptive models' b
 
     def forward(self, input_ids, attention_mask=None):
         from .budgetformer import structural_forward
 
-        return structural_forward(self.model, input_ids, self.cache, attention_mask)[0]
+        return structural_forward(self.model, input_ids, self.cache, attention_mask, self.budget)[0]

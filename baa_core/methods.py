@@ -31,7 +31,8 @@ from .train import StepContext, Trainer
 METHOD_LABELS = {"dense": "dense (all heads)", "baa": "BAA (one model, hard gates)",
                  "static": "static gates (one model per budget)", "posthoc": "post-hoc structural pruning",
                  "recovery": "post-hoc + 1 recovery epoch (one model per budget)",
-                 "budgetformer": "BudgetFormer (per-input budgets)"}
+                 "budgetformer": "BudgetFormer (per-input budgets)",
+                 "adaptive": "adaptive (per-input heads under one budget)"}
 
 def _task_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
     return F.cross_entropy(logits, labels), float((logits.argmax(-1) == labels).float().mean())

@@ -22,6 +22,14 @@ else:
     live_auto = False
     st.caption(f"No live evaluation here: {no_data}. Every number below is from the card ({card.get('created', 'date unknown')}).")
 
+# ---------------------------------------------------------------- adaptive (issue 10): per-input heads under one knob
+if model.config.gating == "adaptive":
+    from app.ui import adaptive_panels
+
+    adaptive_panels.explorer(sel, data)
+    st.stop()
+# ---------------------------------------------------------------- end adaptive
+
 # ---------------------------------------------------------------- models without a budget knob
 if not compute.has_budget(model):
     if card.get("method") == "budgetformer":

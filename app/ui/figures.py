@@ -10,7 +10,7 @@ from baa_core.methods import METHOD_LABELS
 
 ON, OFF, ACCENT = "#2f6fde", "#e4e6eb", "#e8590c"
 METHOD_COLORS = {"baa": "#2f6fde", "static": "#2b8a3e", "posthoc": "#868e96", "recovery": "#ae3ec9", "dense": "#212529",
-                 "budgetformer": "#e8590c", "live": "#1098ad"}
+                 "budgetformer": "#e8590c", "adaptive": "#c2255c", "live": "#1098ad"}
 PHASE_PALETTE = ["#2f6fde", "#2b8a3e", "#e8590c", "#ae3ec9", "#1098ad", "#212529"]
 
 

@@ -76,7 +76,7 @@ def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | Non
     from baa_core.recipes import kept_csv_args
 
     task = card.get("task")
-    if task == "synthetic":
+    if task in ("synthetic", "synthetic_marks"):
         return None
     if task in ("ag_news", "dbpedia14"):
         # Live data comes from a local data folder only: the app does not download datasets from the Hub.
@@ -226,7 +226,7 @@ def require_model() -> Selected:
 # ---------------------------------------------------------------- the shared budget
 def budget_widget(model, key: str, label: str = "Budget (share of heads to keep)") -> float | None:
     """A budget slider whose value is shared by every page of this session. None for models without gates."""
-    if not compute.has_budget(model):
+    if not (compute.has_budget(model) or model.config.gating == "adaptive"):  # adaptive: issue 10
         return None
     choices = compute.budget_choices(model)
     shared = compute.snap_budget(model, st.session_state.get(BUDGET_KEY))
