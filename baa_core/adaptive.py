@@ -63,6 +63,9 @@ class AdaptiveController(HeadController):
         super().__init__(d_model, n_heads, hidden)
         self.reads = reads
         self.raw_alpha = nn.Parameter(torch.tensor(math.log(math.expm1(1.0))))  # softplus(alpha) = 1
+        # The block's shared level, apart from the per-input offset (see ``offset``).
+        self.level = nn.Parameter(torch.zeros(()))
+        self.register_buffer("offset_mean", torch.zeros(()))  # running mean of the raw offset, as BatchNorm keeps
         # f starts at 0, so s_i(b) = b for every input before training: the budget is met from step one.
         nn.init.zeros_(self.budget_out.weight)
         nn.init.zeros_(self.budget_out.bias)
@@ -71,9 +74,21 @@ class AdaptiveController(HeadController):
         return F.softplus(self.raw_alpha)
 
     def offset(self, h: torch.Tensor) -> torch.Tensor:
-        """f(h): the input's own push up or down, (B, d) -> (B,)."""
+        """f(h) - mean f + level: the input's own push up or down, (B, d) -> (B,).
+
+        The raw FFN output is centred (on the batch while training, on its running mean after), so
+        the offset only moves inputs relative to each other: the cost penalty, which acts on a
+        group's mean, reaches the shared ``level`` and alpha and not the per-input part, which
+        learns from the task loss alone which inputs gain most from more heads."""
         z = F.linear(h, self.input.weight[: self.hidden], self.input.bias[: self.hidden])  # (B, hidden)
-        return self.budget_out(F.gelu(z)).squeeze(-1)
+        f = self.budget_out(F.gelu(z)).squeeze(-1)  # (B,)
+        if self.training and f.shape[0] > 1:
+            mean = f.mean()
+            with torch.no_grad():
+                self.offset_mean.lerp_(mean.detach(), 0.05)
+        else:
+            mean = self.offset_mean
+        return f - mean + self.level
 
     def predict(self, x: torch.Tensor, attention_mask: torch.Tensor | None, budget_logit: torch.Tensor = None,
                 pooled: torch.Tensor = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -112,7 +112,7 @@ def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = N
         if max_len:
             shape["max_len"] = max_len
         if task in SYNTH_MAX_MARKS and csv is None:
-            tokenizer = WordTokenizer(synthetic_vocab(), lowercase=False)
+            tokenizer = WordTokenizer(synthetic_vocab(task), lowercase=False)
         else:
             tokenizer = WordTokenizer.build(data.train.texts, max_size=vocab_size, min_freq=2)
         mcfg = ModelConfig(vocab_size=len(tokenizer), n_classes=n_classes, labels=labels, **shape)

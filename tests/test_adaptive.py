@@ -16,7 +16,7 @@ from baa_core.adaptive import (
 )
 from baa_core.budgetformer import SlicedHeadCache, structural_forward
 from baa_core.config import ConfigError
-from baa_core.data import EncodedDataset, count_marks, marked_token_task
+from baa_core.data import EncodedDataset, count_marks, mark_kinds, marked_token_task
 from baa_core.encoder import BudgetedClassifier
 
 from .conftest import padded_batch, tiny_config
@@ -155,9 +155,13 @@ def test_synthetic_marks_task_has_known_difficulty():
     data = marked_token_task(400, 16, seed=5, max_marks=4)
     marks = [count_marks(t) for t in data.texts]
     assert set(marks) == {1, 2, 3, 4}
+    kinds = [mark_kinds(t) for t in data.texts]
+    assert set(kinds) == {1, 2} and all(k == 1 for k, m in zip(kinds, marks) if m == 1)
     for text, label in zip(data.texts, data.labels):
         tokens = text.split()
-        assert "abcdefgh"[label] == max(tokens[p + 1] for p, t in enumerate(tokens) if t == "[M]")
+        marked = [tokens[p + 1] for p, t in enumerate(tokens) if t == "[M]"] + \
+                 [tokens[p - 1] for p, t in enumerate(tokens) if t == "[L]"]
+        assert len(marked) == count_marks(text) and "abcdefgh"[label] == max(marked)
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +194,26 @@ def test_train_and_sweep_json_for_an_adaptive_checkpoint(adaptive_checkpoint, ca
         assert r["method"] == "adaptive" and r["total_heads"] == 16 and r["speedup"] > 0
         assert 0 < r["est_cost"] <= 1 and 0 < r["s_mean"] < 1 and r["s_std"] >= 0
     assert rows[0]["est_cost"] <= rows[1]["est_cost"]
+
+
+def test_canonical_csvs_read_the_same_without_the_datasets_package(tmp_path, monkeypatch):
+    """A GPU host without ``datasets`` reads the canonical CSVs with the csv module: same rows."""
+    import builtins
+
+    from baa_core import data as data_module
+
+    path = tmp_path / "test.csv"
+    path.write_text('"3","Wall St. Bears","Short-sellers, Wall Street\'s dwindling band, are seeing green."\n'
+                    '"1","Title, with comma","Body with ""quotes"" and a \\\\ backslash"\n'
+                    '"2","","no title"\n', encoding="utf-8")
+    with_datasets = data_module._read_canonical_csv({"test": path}, data_module.AG_NEWS_LABELS)["test"]
+    real_import = builtins.__import__
+
+    def no_datasets(name, *args, **kwargs):
+        if name == "datasets":
+            raise ImportError("no datasets here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_datasets)
+    plain = data_module._read_canonical_csv({"test": path}, data_module.AG_NEWS_LABELS)["test"]
+    assert plain.texts == with_datasets.texts and plain.labels == with_datasets.labels == [2, 0, 1]
