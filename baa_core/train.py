@@ -1,8 +1,8 @@
 """A model-agnostic training loop that reports through callbacks (after minGPT's Trainer).
 
 The loop knows nothing about gates or budgets: an *objective* turns (model, batch, context) into a
-loss and a few metrics, and each method's phases (see ``methods.py``) are runs of this loop with
-different objectives. Progress goes out as ``TrainEvent``s to callbacks (the CLI prints them, the
+loss and a few metrics, and each method's phases (``methods/``: ``Method.plan``) are runs of this
+loop with different objectives (``run_method``). Progress goes out as ``TrainEvent``s to callbacks (the CLI prints them, the
 app draws progress bars); a ``stop`` flag is checked between steps so training can be cancelled.
 """
 from __future__ import annotations
@@ -10,13 +10,19 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from .data import EncodedDataset, iterate_batches
+from .io.data import EncodedDataset, iterate_batches
+from .methods.base import Method, Objective, Phase, TrainConfig
+
+
+WARMUP_SHARE_MAX = 0.2  # warm-up never takes more than a fifth of a phase (short phases)
+FINAL_LR_SHARE = 0.1  # after warm-up the rate decays linearly to this share of its base
+EMA_DECAY = 0.9  # smoothing of the loss/accuracy/cost curves sent to callbacks
 
 
 class TrainingCancelled(Exception):
@@ -51,7 +57,6 @@ class StepContext:
     step: int
 
 
-Objective = Callable[[nn.Module, dict, StepContext], tuple[torch.Tensor, dict]]
 Callback = Callable[[TrainEvent], None]
 
 
@@ -84,7 +89,6 @@ class Trainer:
     device: str = "cpu"
     # Extra parameter groups, e.g. gates with their own learning rate: [(params, {"lr": ...}), ...].
     param_groups: list | None = None
-    frozen: Iterable[str] = ()  # parameter-name prefixes left untouched
     callbacks: list[Callback] = field(default_factory=list)
     stop: threading.Event | Callable[[], bool] | None = None
     evaluate: Callable[[nn.Module], dict] | None = None
@@ -98,7 +102,7 @@ class Trainer:
         special = {id(p) for params, _ in (self.param_groups or []) for p in params}
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
-            if not p.requires_grad or id(p) in special or name.startswith(tuple(self.frozen)):
+            if not p.requires_grad or id(p) in special:
                 continue
             (no_decay if p.dim() < 2 or "norm" in name.lower() or "embeddings" in name else decay).append(p)
         groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -128,8 +132,9 @@ class Trainer:
                 if _stop_requested(self.stop):
                     raise TrainingCancelled(f"training cancelled during {self.phase} at step {step}/{total}")
                 # Linear warm-up, then linear decay to 10% of the base rate.
-                warm = min(self.warmup_steps, total // 5)
-                scale = (step + 1) / max(1, warm) if step < warm else 1.0 - 0.9 * (step - warm) / max(1, total - warm)
+                warm = min(self.warmup_steps, int(total * WARMUP_SHARE_MAX))
+                decay = (1.0 - FINAL_LR_SHARE) * (step - warm) / max(1, total - warm)
+                scale = (step + 1) / max(1, warm) if step < warm else 1.0 - decay
                 for g in opt.param_groups:
                     g["lr"] = g["base_lr"] * scale
                 ctx = StepContext(progress=step / max(1, total - 1), generator=generator, step=step)
@@ -141,7 +146,7 @@ class Trainer:
                 opt.step()
                 step += 1
                 # Exponential moving averages make the live curves readable.
-                a = 0.9 if loss_avg is not None else 0.0
+                a = EMA_DECAY if loss_avg is not None else 0.0
                 loss_avg = a * (loss_avg or 0.0) + (1 - a) * loss.item()
                 acc_avg = a * (acc_avg or 0.0) + (1 - a) * float(metrics.get("accuracy", 0.0))
                 cost_avg = a * (cost_avg or 0.0) + (1 - a) * float(metrics.get("cost", 1.0))
@@ -168,6 +173,35 @@ class Trainer:
         history.append(event)
         for cb in self.callbacks:
             cb(event)
+
+
+    @classmethod
+    def for_phase(cls, model: nn.Module, phase: Phase, data: EncodedDataset, cfg: TrainConfig, *, callbacks=(),
+                  stop=None, validate: Callable[[nn.Module], dict] | None = None) -> "Trainer":
+        """The Trainer that runs one of a method's phases with the recipe's shared settings."""
+        eval_every = phase.eval_every
+        if phase.evals_per_epoch:
+            eval_every = max(1, math.ceil(len(data) / cfg.batch_size) // phase.evals_per_epoch)
+        return cls(model, phase.objective(model), data, phase=phase.name, epochs=phase.epochs, batch_size=cfg.batch_size,
+                   lr=phase.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, grad_clip=cfg.grad_clip,
+                   seed=cfg.seed + phase.seed_offset, device=cfg.device,
+                   param_groups=phase.param_groups(model) if phase.param_groups else None, callbacks=list(callbacks),
+                   stop=stop, evaluate=validate if phase.validate else None, eval_every=eval_every,
+                   eval_at_start=phase.eval_at_start, done=phase.done)
+
+
+def run_method(method: Method, start: nn.Module, data: EncodedDataset, cfg: TrainConfig, *, budget: float | None = None,
+               callbacks=(), stop=None, validate: Callable[[nn.Module], dict] | None = None, **plan_kw) -> nn.Module:
+    """Train ``method`` from ``start`` (the dense warm start; for ``dense`` itself, the fresh network):
+    ``method.plan`` gives the model and its phases, each run by a Trainer in turn."""
+    if method.plan is None:
+        raise ValueError(f"{method.name} has nothing to train")
+    model, phases = method.plan(start, cfg, budget, **plan_kw)
+    for phase in phases:
+        Trainer.for_phase(model, phase, data, cfg, callbacks=callbacks, stop=stop, validate=validate).run()
+        if phase.after is not None:
+            phase.after(model)
+    return model.eval()
 
 
 class TerminalProgress:

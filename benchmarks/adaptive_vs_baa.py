@@ -35,11 +35,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from baa_core.adaptive import adaptive_card, adaptive_outputs, bootstrap_ci, calibrate  # noqa: E402
-from baa_core.evaluate import evaluate  # noqa: E402
-from baa_core.gates import heads_for_budget  # noqa: E402
-from baa_core.recipes import default_train_config, fit, fit_dense, make_card, prepare, round_weights, storage_dtype  # noqa: E402
-from baa_core.train import TerminalProgress  # noqa: E402
+from baa_core.io.data import iterate_batches  # noqa: E402
+from baa_core.measure.adaptive import adaptive_card, adaptive_outputs, bootstrap_ci  # noqa: E402
+from baa_core.measure.evaluate import evaluate  # noqa: E402
+from baa_core.methods.adaptive import calibrate  # noqa: E402
+from baa_core.model.gates import heads_for_budget  # noqa: E402
+from baa_core.pipeline import (default_train_config, fit, fit_dense, make_card, prepare, round_weights,  # noqa: E402
+                               storage_dtype)
+from baa_core.methods import get_method  # noqa: E402
+from baa_core.train import TerminalProgress, run_method  # noqa: E402
 
 
 def _log(msg: str) -> None:
@@ -70,7 +74,7 @@ def run_seed(args, seed: int) -> dict:
     dtype = storage_dtype(prep)
     baa_model, ada_model = round_weights(baa.model, dtype), round_weights(ada.model, dtype)
     dev = args.device
-    calibrate(ada_model, prep.val, device=dev)  # after rounding: the stored model is the calibrated one
+    calibrate(ada_model, iterate_batches(prep.val, 256, device=dev), device=dev)  # after rounding: what ships is calibrated
     cfg = prep.model_config
     L, H = cfg.n_layers, cfg.n_heads
     rows = []
@@ -98,10 +102,10 @@ def run_seed(args, seed: int) -> dict:
     controls = {"dense_warm_start": dense_acc.accuracy, "no_attention_eval": no_attention, "chance": 1.0 / cfg.n_classes,
                 "majority": float(counts.max() / counts.sum()), "dense_warm_start_epochs": tcfg.dense_epochs}
     if args.dense_equal_epochs:  # the dense model given the same epochs as the methods' phases after the warm start
-        from baa_core.methods import train_dense
-
         extra = tcfg.ad_epochs + tcfg.ad_hard_epochs
-        longer = train_dense(cfg, prep.train, tcfg, model=copy.deepcopy(dense), epochs=extra, lr=tcfg.phase_lr)
+        longer_cfg = copy.deepcopy(tcfg)  # continued from the warm start at the phases' learning rate
+        longer_cfg.dense_epochs, longer_cfg.lr, longer_cfg.dense_target_acc = extra, tcfg.phase_lr, 1.0
+        longer = run_method(get_method("dense"), copy.deepcopy(dense), prep.train, longer_cfg, callbacks=cbs)
         longer = round_weights(longer.cpu().eval(), dtype)
         ok = (evaluate(longer.to(dev), prep.test, device=dev).predictions == prep.test.labels).float()
         controls.update(dense_equal_epochs=float(ok.mean()), dense_equal_epochs_ci=_ci(ok),
@@ -202,15 +206,16 @@ def main() -> int:
 
 
 def _save(args, prep, model, tcfg, train_time_s, res) -> None:
-    from baa_core.checkpoint import save_checkpoint
-    from baa_core.bert import external_spec
+    from baa_core.io.checkpoint import save_checkpoint
+    from baa_core.io.pretrained import external_spec
 
     command = "python benchmarks/adaptive_vs_baa.py " + " ".join(sys.argv[1:])
     extra = {"adaptive": res["report"], "comparison": {"rows": res["rows"], "analysis": res["analysis"]},
              "controls": res["analysis"]["controls"], "seeds": args.seeds, "weights_seed": args.seeds[0]}
     card = make_card(prep, name=Path(args.save).name, method="adaptive", tcfg=tcfg, sweeps={"adaptive": res["sweep"]},
                      command=command, train_time_s=train_time_s, extra=extra)
-    save_checkpoint(args.save, model.cpu(), prep.tokenizer, card, dtype=storage_dtype(prep), **external_spec(prep))
+    save_checkpoint(args.save, model.cpu(), prep.tokenizer, card, dtype=storage_dtype(prep),
+                    **external_spec(prep.kind, prep.tokenizer))
     _log(f"saved {args.save}")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from baa_core.compare import markdown_table  # noqa: E402
+from baa_core.pipeline import markdown_table  # noqa: E402
 
 
 def pct(x, std=None) -> str:

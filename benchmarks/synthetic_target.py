@@ -18,11 +18,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from baa_core.evaluate import evaluate  # noqa: E402
-from baa_core.methods import DenseObjective  # noqa: E402
+from baa_core.measure.evaluate import evaluate  # noqa: E402
+from baa_core.methods.dense import DenseObjective  # noqa: E402
 from baa_core.train import Trainer  # noqa: E402
-from baa_core.recipes import default_train_config, fit, prepare  # noqa: E402
-from baa_core.encoder import BudgetedClassifier  # noqa: E402
+from baa_core.pipeline import default_train_config, fit, prepare  # noqa: E402
+from baa_core.model.encoder import BudgetedClassifier  # noqa: E402
 
 
 def main() -> int:

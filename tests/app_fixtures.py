@@ -5,7 +5,7 @@
     root/pretrained/tiny-baa      BAA gates, synthetic task, card with measured baa / posthoc / dense sweeps
     root/pretrained/tiny-agnews   the same weights with a card saying "ag_news" (no data on hand: card numbers only)
     root/pretrained/tiny-static   static gates for budgets 0.25 and 0.5
-    root/pretrained/tiny-bf       BudgetFormer controllers, card with baa_core.analysis data
+    root/pretrained/tiny-bf       BudgetFormer controllers, card with baa_core.measure.analysis data
     root/user_models/broken       a corrupt checkpoint (garbage weights, truncated config.json)
 
 The models are untrained (random weights, seeded): the tests check that the app shows what the
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import torch
 
-from baa_core.bench import latency_batches
-from baa_core.checkpoint import save_checkpoint
-from baa_core.config import ModelConfig
-from baa_core.data import SYNTH_VALUES, encode, marked_token_task, synthetic_vocab
-from baa_core.encoder import BudgetedClassifier
-from baa_core.prune import posthoc_mask
-from baa_core.sweep import sweep
-from baa_core.tokenize import WordTokenizer
+from baa_core.measure.latency import latency_batches
+from baa_core.io.checkpoint import save_checkpoint
+from baa_core.model.config import ModelConfig
+from baa_core.io.data import SYNTH_VALUES, encode, marked_token_task, synthetic_vocab
+from baa_core.model.encoder import BudgetedClassifier
+from baa_core.methods.posthoc import posthoc_mask
+from baa_core.measure.sweep import sweep
+from baa_core.io.tokenizers import WordTokenizer
 
 BUDGETS = [0.25, 0.5, 0.75, 1.0]
 
@@ -72,8 +72,8 @@ def build_model_dirs(root: Path) -> dict[str, Path]:
     save_checkpoint(pre / "tiny-static", static, tok,
                     _card("tiny-static", "static", {"static": sweep(static, test, [0.25, 0.5], method="static")}))
 
-    from baa_core.analysis import budgetformer_analysis
-    from baa_core.budgetformer import budgetformer_summary
+    from baa_core.measure.analysis import budgetformer_analysis
+    from baa_core.measure.perinput import budgetformer_summary
 
     torch.manual_seed(2)
     bf = BudgetedClassifier(tiny_config(gating="budgetformer", controller_hidden=8)).eval()

@@ -10,8 +10,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from baa_core.config import ModelConfig  # noqa: E402
-from baa_core.encoder import BudgetedClassifier  # noqa: E402
+from baa_core.model.config import ModelConfig  # noqa: E402
+from baa_core.model.encoder import BudgetedClassifier  # noqa: E402
 
 
 def tiny_config(**kw) -> ModelConfig:

@@ -4,20 +4,13 @@ import json
 import pytest
 import torch
 
-from baa_core.adaptive import (
-    CALIBRATION_GRID,
-    adaptive_outputs,
-    calibrate,
-    monotone_violations,
-    realised_fraction,
-    s_curves,
-    set_calibration,
-    tracking,
-)
-from baa_core.budgetformer import SlicedHeadCache, structural_forward
-from baa_core.config import ConfigError
-from baa_core.data import EncodedDataset, count_marks, mark_kinds, marked_token_task
-from baa_core.encoder import BudgetedClassifier
+from baa_core.io.data import EncodedDataset, count_marks, iterate_batches, mark_kinds, marked_token_task
+from baa_core.measure.adaptive import adaptive_outputs, monotone_violations, s_curves, tracking
+from baa_core.methods.adaptive import calibrate as calibrate_on_batches
+from baa_core.model.adaptive import CALIBRATION_GRID, realised_fraction, set_calibration
+from baa_core.model.config import ConfigError
+from baa_core.model.encoder import BudgetedClassifier
+from baa_core.model.structural import SlicedHeadCache, structural_forward
 
 from .conftest import padded_batch, tiny_config
 
@@ -33,6 +26,10 @@ def _random_adaptive(reads: str = "embedding", seed: int = 0, n_heads: int = 4) 
             c.budget_out.weight.normal_(0, 2 * c.hidden ** -0.5)
             c.raw_alpha.fill_(float(torch.randn(())))
     return model
+
+
+def calibrate(model, data, **kw) -> dict:
+    return calibrate_on_batches(model, iterate_batches(data, 64), **kw)
 
 
 def _dataset(n: int = 40, T: int = 12, seed: int = 0) -> EncodedDataset:
@@ -118,8 +115,8 @@ def test_bad_calibration_tables_are_refused_in_one_sentence():
 
 
 def test_checkpoint_round_trip_keeps_the_calibration_and_the_outputs(tmp_path):
-    from baa_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-    from baa_core.tokenize import WordTokenizer
+    from baa_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from baa_core.io.tokenizers import WordTokenizer
 
     model = _random_adaptive()
     set_calibration(model, [[0.2, -1.0], [0.6, 0.5], [1.0, 0.0]])
@@ -178,7 +175,7 @@ def adaptive_checkpoint(tmp_path_factory):
 
 def test_train_and_sweep_json_for_an_adaptive_checkpoint(adaptive_checkpoint, capsys):
     from baa_core.cli import main
-    from baa_core.sweep import ROW_KEYS
+    from baa_core.measure.sweep import ROW_KEYS
 
     card = json.loads((adaptive_checkpoint / "card.json").read_text())
     assert card["method"] == "adaptive" and card["task"] == "synthetic_marks"
@@ -194,26 +191,3 @@ def test_train_and_sweep_json_for_an_adaptive_checkpoint(adaptive_checkpoint, ca
         assert r["method"] == "adaptive" and r["total_heads"] == 16 and r["speedup"] > 0
         assert 0 < r["est_cost"] <= 1 and 0 < r["s_mean"] < 1 and r["s_std"] >= 0
     assert rows[0]["est_cost"] <= rows[1]["est_cost"]
-
-
-def test_canonical_csvs_read_the_same_without_the_datasets_package(tmp_path, monkeypatch):
-    """A GPU host without ``datasets`` reads the canonical CSVs with the csv module: same rows."""
-    import builtins
-
-    from baa_core import data as data_module
-
-    path = tmp_path / "test.csv"
-    path.write_text('"3","Wall St. Bears","Short-sellers, Wall Street\'s dwindling band, are seeing green."\n'
-                    '"1","Title, with comma","Body with ""quotes"" and a \\\\ backslash"\n'
-                    '"2","","no title"\n', encoding="utf-8")
-    with_datasets = data_module._read_canonical_csv({"test": path}, data_module.AG_NEWS_LABELS)["test"]
-    real_import = builtins.__import__
-
-    def no_datasets(name, *args, **kwargs):
-        if name == "datasets":
-            raise ImportError("no datasets here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_datasets)
-    plain = data_module._read_canonical_csv({"test": path}, data_module.AG_NEWS_LABELS)["test"]
-    assert plain.texts == with_datasets.texts and plain.labels == with_datasets.labels == [2, 0, 1]

@@ -18,12 +18,13 @@ MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 
 @pytest.fixture(scope="module")
 def adaptive_dirs(tmp_path_factory):
-    from baa_core.adaptive import adaptive_sweep, calibrate, tracking
-    from baa_core.checkpoint import save_checkpoint
-    from baa_core.config import ModelConfig
-    from baa_core.data import encode, load_task, synthetic_vocab
-    from baa_core.encoder import BudgetedClassifier
-    from baa_core.tokenize import WordTokenizer
+    from baa_core.io.checkpoint import save_checkpoint
+    from baa_core.io.data import encode, iterate_batches, load_task, synthetic_vocab
+    from baa_core.io.tokenizers import WordTokenizer
+    from baa_core.measure.adaptive import adaptive_sweep, tracking
+    from baa_core.methods.adaptive import calibrate
+    from baa_core.model.config import ModelConfig
+    from baa_core.model.encoder import BudgetedClassifier
 
     root = tmp_path_factory.mktemp("adaptive_app")
     data = load_task("synthetic_marks", max_train=200, max_test=200)
@@ -36,7 +37,7 @@ def adaptive_dirs(tmp_path_factory):
     with torch.no_grad():  # inputs differ in s
         for c in model.controllers:
             c.budget_out.weight.normal_(0, 1.0)
-    calibrate(model, val)
+    calibrate(model, iterate_batches(val, 64))
     rows = adaptive_sweep(model, test, [0.25, 0.5, 0.75], latency_examples=2)
     card = {"name": "tiny-adaptive", "task": "synthetic_marks", "method": "adaptive", "model_kind": "word",
             "base_model": None, "architecture": "2 layers x 4 heads, d=32", "labels": list(data.label_names),

@@ -6,11 +6,11 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from baa_core.bert import load_pretrained  # noqa: E402
-from baa_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from baa_core.gates import topk_head_mask  # noqa: E402
-from baa_core.methods import with_gating  # noqa: E402
-from baa_core.prune import slice_heads  # noqa: E402
+from baa_core.io.pretrained import load_pretrained  # noqa: E402
+from baa_core.io.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from baa_core.model.gates import topk_head_mask  # noqa: E402
+from baa_core.model.surgery import with_gating  # noqa: E402
+from baa_core.model.surgery import slice_heads  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +39,27 @@ def _batch(tok):
 
 def test_hidden_states_equal_transformers_bert_on_padded_batches(tiny_bert):
     folder, hf = tiny_bert
-    model, tok = load_pretrained(str(folder), n_classes=3)
+    model, tok = load_pretrained(str(folder), n_classes=3, freeze_word_embeddings=False)
     model.eval()
     ids, mask = _batch(tok)
     expected = hf(input_ids=ids, attention_mask=mask).last_hidden_state
-    from baa_core.encoder import attention_bias
+    from baa_core.model.attention import attention_bias
 
     x = model.embeddings(ids)
     for block in model.blocks:
         x, _ = block(x, attention_bias(mask, x.dtype))
     keep = mask.bool()
     torch.testing.assert_close(x[keep], expected[keep], rtol=1e-4, atol=1e-5)
+
+
+def test_frozen_word_embeddings_are_used_at_their_stored_precision(tiny_bert):
+    """Checkpoints leave the frozen embeddings to their base and carry it in float16 to a GPU host:
+    every load rounds them the same way, so training there and evaluating here agree exactly."""
+    folder, hf = tiny_bert
+    model, _ = load_pretrained(str(folder), n_classes=3)
+    emb = model.embeddings.word_embeddings.weight
+    assert not emb.requires_grad
+    torch.testing.assert_close(emb, hf.embeddings.word_embeddings.weight.half().float(), rtol=0, atol=0)
 
 
 def test_sliced_equals_gated_on_padded_batches(tiny_bert):
@@ -88,7 +98,7 @@ def test_checkpoint_leaves_out_frozen_embeddings_and_restores_them(tiny_bert, tm
 
 
 def test_non_bert_architectures_are_refused():
-    from baa_core.bert import config_from_hf
+    from baa_core.model.families.bert import config_from_hf
 
     with pytest.raises(ValueError, match="BERT"):
         config_from_hf(transformers.GPT2Config(), 2)

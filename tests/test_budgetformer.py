@@ -3,16 +3,12 @@ import math
 import pytest
 import torch
 
-from baa_core.budgetformer import (
-    SlicedHeadCache,
-    controller_outputs,
-    hard_head_mask,
-    schedule,
-    soft_head_weights,
-    structural_forward,
-)
-from baa_core.data import EncodedDataset
-from baa_core.encoder import BudgetedClassifier
+from baa_core.measure.perinput import controller_outputs
+from baa_core.methods.budgetformer import schedule
+from baa_core.model.gates import hard_head_mask, soft_head_weights
+from baa_core.model.structural import SlicedHeadCache, structural_forward
+from baa_core.io.data import EncodedDataset
+from baa_core.model.encoder import BudgetedClassifier
 
 from .conftest import padded_batch, tiny_config
 
@@ -77,20 +73,21 @@ def test_schedule_explores_then_anneals():
 
 
 def test_budgetformer_trains_and_records_analyses():
-    from baa_core.analysis import budgetformer_analysis, spearman
-    from baa_core.config import TrainConfig
-    from baa_core.data import encode, marked_token_task, synthetic_vocab
-    from baa_core.methods import train_dense
-    from baa_core.budgetformer import train_budgetformer
-    from baa_core.tokenize import WordTokenizer
+    from baa_core.measure.analysis import budgetformer_analysis, spearman
+    from baa_core.io.data import encode, marked_token_task, synthetic_vocab
+    from baa_core.io.tokenizers import WordTokenizer
+    from baa_core.measure.evaluate import validation_hook
+    from baa_core.methods import METHODS, TrainConfig
+    from baa_core.train import run_method
 
     tok = WordTokenizer(synthetic_vocab(), lowercase=False)
     data = encode(marked_token_task(256, 12, seed=1), tok, 16)
     cfg = tiny_config(vocab_size=len(tok), n_classes=8, n_layers=2, max_len=16, controller_hidden=8)
     tcfg = TrainConfig(batch_size=64, dense_epochs=0.5, bf_epochs=1)
     events = []
-    dense = train_dense(cfg, data, tcfg)
-    model = train_budgetformer(dense, data, tcfg, val=data, callbacks=[events.append])
+    dense = run_method(METHODS["dense"], BudgetedClassifier(cfg), data, tcfg)
+    bf = METHODS["budgetformer"]
+    model = run_method(bf, dense, data, tcfg, validate=validation_hook(bf, data), callbacks=[events.append])
     assert model.config.gating == "budgetformer" and float(model.controllers[0].tau) == pytest.approx(tcfg.bf_temp_end)
     result = budgetformer_analysis(model, data, list("abcdefgh"), events, latency_examples=3)
     assert {"training_dynamics", "s_by_complexity", "s_block_class", "q_entropy", "ablations", "per_example_latency"} <= set(result)

@@ -4,11 +4,11 @@ import os
 import pytest
 import torch
 
-from baa_core.checkpoint import CheckpointError, check_files, load_checkpoint, save_checkpoint
-from baa_core.tokenize import WordTokenizer
+from baa_core.io.checkpoint import CheckpointError, check_files, load_checkpoint, save_checkpoint
+from baa_core.io.tokenizers import WordTokenizer
 
 from .conftest import padded_batch, tiny_config
-from baa_core.encoder import BudgetedClassifier
+from baa_core.model.encoder import BudgetedClassifier
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_failed_write_leaves_previous_checkpoint_intact(saved, monkeypatch):
     def explode(*a, **k):
         raise Boom()
 
-    import baa_core.checkpoint as C
+    import baa_core.io.checkpoint as C
 
     monkeypatch.setattr(C, "_write_json", explode)
     with pytest.raises(Boom):

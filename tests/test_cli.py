@@ -4,7 +4,7 @@ import json
 import pytest
 
 from baa_core.cli import main
-from baa_core.sweep import ROW_KEYS
+from baa_core.measure.sweep import ROW_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,11 @@ def test_out_of_range_training_budgets_fail_before_training(tmp_path, capsys):
 
 
 def test_a_csv_model_is_measured_from_the_csv_kept_beside_it(tmp_path, capsys):
+    """The CLI keeps a copy of the training CSV beside the model, as the app does, so ``bench`` and
+    ``sweep`` find the data without being told; with the copy gone they say how to pass it."""
     import csv as csv_module
 
-    from baa_core.checkpoint import load_checkpoint, update_card
+    from baa_core.io.checkpoint import read_card
 
     data = tmp_path / "mine.csv"
     with open(data, "w", newline="") as f:
@@ -75,13 +77,12 @@ def test_a_csv_model_is_measured_from_the_csv_kept_beside_it(tmp_path, capsys):
     out = tmp_path / "csv-model"
     assert main(["train", "--csv", str(data), "--text-column", "body", "--label-column", "topic", "--method", "dense",
                  "--out", str(out), "--dense-epochs", "0.5", "--latency-batches", "0"]) == 0
-    capsys.readouterr()
-    assert main(["bench", str(out), "--rounds", "1", "--n-batches", "1"]) == 2
-    assert "pass it again with --csv" in capsys.readouterr().err
-    # what the app's Train page does: keep a copy of the CSV and name it in the card
-    (out / "data.csv").write_bytes(data.read_bytes())
-    card = load_checkpoint(out).card
-    update_card(out, {**card, "csv_file": "data.csv", "text_column": "body", "label_column": "topic"})
+    card = read_card(out)
+    assert (card["csv_file"], card["csv_name"], card["text_column"], card["label_column"]) == ("data.csv", "mine.csv", "body", "topic")
+    assert (out / "data.csv").read_bytes() == data.read_bytes()
     capsys.readouterr()
     assert main(["bench", str(out), "--rounds", "1", "--n-batches", "1", "--budgets", "0.5"]) == 0
     assert "speedup" in capsys.readouterr().out
+    (out / "data.csv").unlink()
+    assert main(["bench", str(out), "--rounds", "1", "--n-batches", "1"]) == 2
+    assert "pass it again with --csv" in capsys.readouterr().err

@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from baa_core.data import (
+from baa_core.io.data import (
     DataError,
     clean_text,
     data_available,
@@ -13,7 +13,7 @@ from baa_core.data import (
     marked_token_task,
     stratified_split,
 )
-from baa_core.tokenize import WordTokenizer
+from baa_core.io.tokenizers import WordTokenizer
 
 
 def _write_canonical(path, rows):
@@ -43,7 +43,7 @@ def test_synthetic_label_is_token_after_marker():
     assert marked_token_task(5, 16, seed=3).texts == ds.texts[:5]
 
 
-def test_local_canonical_csv_through_datasets(ag_dir):
+def test_local_canonical_csv(ag_dir):
     task = load_task("ag_news", ag_dir)
     assert len(task.test) == 40 and len(task.train) + len(task.val) == 160
     assert task.test.texts[0].startswith("Title 0 ")  # title + description, as on the Hub
@@ -52,6 +52,16 @@ def test_local_canonical_csv_through_datasets(ag_dir):
     assert task.label_names[0] == "World"
     # deterministic validation split
     assert load_task("ag_news", ag_dir).val.texts == task.val.texts
+
+
+def test_a_malformed_canonical_row_is_named_by_its_line(ag_dir):
+    path = ag_dir / "ag_news" / "test.csv"
+    path.write_text(path.read_text() + '"9","title","body"\n')
+    with pytest.raises(DataError, match=r"test.csv, line 41: class indices must lie in 1..4"):
+        load_task("ag_news", ag_dir)
+    path.write_text('"1","only two fields"\n')
+    with pytest.raises(DataError, match=r"line 1: expected \(class index, title, body\), got 2 fields"):
+        load_task("ag_news", ag_dir)
 
 
 def test_dbpedia_partial_file_is_split_into_test(tmp_path):

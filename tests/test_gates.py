@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from baa_core.gates import BudgetGate, StaticGates, heads_for_budget, straight_through, topk_head_mask
+from baa_core.model.gates import BudgetGate, StaticGates, heads_for_budget, straight_through, topk_head_mask
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from baa_core.cost import flop_speedup, heads_per_layer, layer_flops
-from baa_core.prune import slice_heads
-from baa_core.gates import topk_head_mask
+from baa_core.measure.cost import flop_speedup, heads_per_layer, layer_flops
+from baa_core.model.surgery import slice_heads
+from baa_core.model.gates import topk_head_mask
 
 from .conftest import padded_batch
 
@@ -73,7 +73,7 @@ def test_attention_weights_path_equals_sdpa_path(tiny_model):
 
 def test_flop_model_matches_methods_md_figures():
     # METHODS.md: d=384, 12 heads, 6 layers, ffn=4d, n=64, 6 of 12 heads -> FLOP bound 1.21x
-    from baa_core.config import ModelConfig
+    from baa_core.model.config import ModelConfig
 
     cfg = ModelConfig(vocab_size=10, n_classes=2, d_model=384, n_heads=12, n_layers=6, d_ffn=1536)
     assert flop_speedup(cfg, [6] * 6, [64]) == pytest.approx(1.21, abs=0.005)
@@ -84,7 +84,7 @@ def test_flop_model_matches_methods_md_figures():
 
 
 def test_latency_comparison_pairs_every_model_with_the_reference(tiny_model):
-    from baa_core.bench import compare_latency
+    from baa_core.measure.latency import compare_latency
 
     ids, mask = padded_batch()
     batch = {"input_ids": ids, "attention_mask": mask}

@@ -3,11 +3,12 @@ import threading
 import pytest
 import torch
 
-from baa_core.config import TrainConfig
-from baa_core.data import encode, marked_token_task, synthetic_vocab
-from baa_core.methods import DenseObjective, train_dense, train_gated
-from baa_core.tokenize import WordTokenizer
-from baa_core.train import Trainer, TrainingCancelled
+from baa_core.io.data import encode, marked_token_task, synthetic_vocab
+from baa_core.io.tokenizers import WordTokenizer
+from baa_core.methods import METHODS, TrainConfig
+from baa_core.methods.dense import DenseObjective
+from baa_core.model.encoder import BudgetedClassifier
+from baa_core.train import Trainer, TrainingCancelled, run_method
 
 from .conftest import tiny_config
 
@@ -20,6 +21,15 @@ def synth():
 
 def _cfg(tok):
     return tiny_config(vocab_size=len(tok), n_classes=8, n_layers=2, max_len=16)
+
+
+def train_dense(cfg, data, tcfg, **kw):
+    torch.manual_seed(tcfg.seed)
+    return run_method(METHODS["dense"], BudgetedClassifier(cfg), data, tcfg, **kw)
+
+
+def train_gated(dense, data, tcfg, **kw):
+    return run_method(METHODS["baa"], dense, data, tcfg, **kw)
 
 
 def test_training_is_reproducible_with_a_seed(synth):
@@ -54,8 +64,6 @@ def test_cancel_between_steps(synth):
         seen.append(e.step)
         if e.step >= 2:
             stop.set()
-
-    from baa_core.encoder import BudgetedClassifier
 
     trainer = Trainer(BudgetedClassifier(_cfg(tok)), DenseObjective(), data, epochs=5, batch_size=8, callbacks=[cb],
                       stop=stop, log_every=1)

@@ -27,7 +27,7 @@ st.caption((f"Budget {budget:.2f}: " if budget is not None else "") + f"{int(act
            + (f"off (drawn empty / grey): {', '.join(off[:24])}{' …' if len(off) > 24 else ''}." if off else "every head runs."))
 if T < len(ins.tokens):
     st.info(f"The views show the first {T} of {len(ins.tokens)} tokens (the model read all {len(ins.tokens)}).")
-if model.config.gating == "budgetformer":
+if ins.q is not None:  # per-input controllers: rank heads by their relevance
     importance, imp_name = ins.q, "q"
 elif ins.gate_values is not None:
     importance, imp_name = ins.gate_values, "gate"

@@ -3,7 +3,8 @@ latency and the current point on the Pareto chart of every method in the model's
 import pandas as pd
 import streamlit as st
 
-from app.ui import compute, figures, state
+from app.ui import compute, figures, posthoc_panel, state
+from baa_core import methods
 
 sel = state.require_model()
 model, card = sel.model, sel.card
@@ -32,8 +33,8 @@ if model.config.gating == "adaptive":
 
 # ---------------------------------------------------------------- models without a budget knob
 if not compute.has_budget(model):
-    if card.get("method") == "budgetformer":
-        st.info("BudgetFormer chooses its heads **per input**, so there is no global budget to slide. Its measured point "
+    if methods.method_for_model(model).per_input:
+        st.info(f"{methods.label(card.get('method'))} chooses its heads **per input**, so there is no global budget to slide. Its measured point "
                 "(mean share of heads used, accuracy) is on the chart; see the **Per-input inspector** for single inputs.")
     else:
         st.info("This model has no budget gates (it runs every head). Its measured point is on the chart, if its card has one; "
@@ -45,12 +46,16 @@ if not compute.has_budget(model):
         point = compute.operating_point(model, None)
         acc = state.live_accuracy_cached(*sel.key, point.key, sel.ckpt, data)
         st.metric("accuracy (live sample)", f"{acc:.2%}")
+    if sel.entry.source in ("hub", "hf"):  # a Hugging Face classifier you brought: post-hoc budgets, no training
+        posthoc_panel.render(sel)
     st.stop()
 
 # ---------------------------------------------------------------- the live sweep (for the chart)
-card_budgets = sorted({float(r["budget"]) for r in rows if r["method"] in ("baa", "static") and r.get("budget")}) or \
+own = methods.method_for_model(model).name
+card_budgets = sorted({float(r["budget"]) for r in rows if r["method"] == own and r.get("budget")}) or \
     [b for b in compute.budget_choices(model) if round(b * 10) == b * 10]
 live_rows = None
+live_name = methods.label(own).split(" (")[0]  # the live sweep's line: "BAA", "post-hoc structural pruning"
 if data and (live_auto or st.session_state.get("explorer_live_sweep_on")):
     # Small models: every slider stop is evaluated once per server (then each move is a cache hit).
     # Big ones, on request: the card's budgets only.
@@ -72,8 +77,7 @@ elif data:
 def budget_panel():
     budget = state.budget_widget(model, key="explorer_budget")
     point = compute.operating_point(model, budget)
-    method = "static" if model.config.gating == "static" else "baa"
-    row = compute.card_row(card, method, budget)
+    row = compute.card_row(card, own, budget)
     if data and (live_auto or st.session_state.get(f"explorer_live_{point.key}")):
         accuracy, acc_src = state.live_accuracy_cached(*sel.key, point.key, sel.ckpt, data), f"live, {len(data.sample)} examples"
     elif row is not None and row.get("accuracy_seeds"):
@@ -118,7 +122,7 @@ def budget_panel():
     with right:
         st.markdown("**Accuracy vs cost, every method in the card**")
         current = None if accuracy is None else {"est_cost": point.est_cost, "accuracy": accuracy, "label": f"now: b={budget:.2f}"}
-        live_label = f"BAA live ({len(data.sample)}-example sample)" if data else "live"
+        live_label = f"{live_name} live ({len(data.sample)}-example sample)" if data else "live"
         svg = figures.render_pareto_svg(rows, current, live_rows, live_label)
         st.markdown(svg, unsafe_allow_html=True)  # st.html's sanitizer drops inline SVG; markdown keeps it
         st.download_button("SVG", svg, f"{sel.entry.name}-pareto-b{budget:.2f}.svg", "image/svg+xml", key="explorer_pareto_svg",
@@ -132,7 +136,7 @@ st.toggle("Measure latency live on this CPU (instead of the card's numbers)", ke
 
 with st.expander("The card's sweeps (every method, full test split)"):
     if rows:
-        st.plotly_chart(figures.render_pareto(rows, live_rows, "BAA live (sample)"), key="explorer_pareto_interactive",
+        st.plotly_chart(figures.render_pareto(rows, live_rows, f"{live_name} live (sample)"), key="explorer_pareto_interactive",
                         config=figures.EXPORT_CONFIG)
         table = pd.DataFrame(rows)
         st.dataframe(table, hide_index=True, key="explorer_card_rows")

@@ -5,19 +5,17 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import figures, state
+from baa_core import methods
 
 sel = state.require_model()
 model, card = sel.model, sel.card
-is_bf = model.config.gating == "budgetformer"
+is_bf = methods.method_for_model(model).per_input  # heads chosen per input
 st.title("Per-input inspector")
 st.caption(f"**{sel.entry.name}** · {card.get('architecture', '')} · method `{card.get('method')}`")
-if sel.entry.source == "hub":
-    st.warning("This encoder was loaded by name with an **untrained** classifier head: its predictions are random; "
-               "its attention is the pretrained model's.")
 
 data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
 budget = state.budget_widget(model, key="inspector_budget")
-if is_bf:
+if is_bf and budget is None:  # adaptive models (issue 10) have a knob: the slider above
     st.caption("BudgetFormer: each block picks its own budget s and heads for this input; there is no global budget.")
 text, index = state.text_input(card, data, key="inspector")
 
@@ -71,7 +69,7 @@ analysis = card.get("analysis") or {}
 if is_bf and analysis:
     st.divider()
     st.subheader("Across the test set (from the card)")
-    st.caption("Computed by `baa_core.analysis` on the test split when the model was made.")
+    st.caption("Computed by `baa_core.measure.analysis` on the test split when the model was made.")
 
     def inspect_clicked():
         points = st.session_state["inspector_scatter"].selection.get("points", [])
@@ -110,5 +108,5 @@ if is_bf and analysis:
             st.markdown(f"Per-example structural latency (batch 1, {lat.get('threads', 1)} thread, {lat.get('n')} inputs): "
                         f"median measured / FLOP-model prediction **{lat['median_ratio']:.2f}**, median speedup over dense "
                         f"**{lat['median_speedup']:.2f}x** (FLOP bound {lat['median_flop_speedup']:.2f}x).")
-elif is_bf:
+elif is_bf and budget is None:
     st.info("This BudgetFormer card holds no dataset analyses.")

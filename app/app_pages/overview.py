@@ -4,6 +4,7 @@ import streamlit as st
 import torch
 
 from app.ui import catalog, figures, state
+from baa_core import methods
 
 st.title("Budgeted Attention Explorer")
 st.markdown(
@@ -20,7 +21,7 @@ st.markdown(
 st.subheader("The picture: each head's gate opens as the budget grows")
 entries = catalog.list_models()
 picked = state.selected_entry()
-baa = [e for e in ([picked] if picked else []) + entries if e and e.card.get("method") == "baa" and e.path is not None]
+baa = [e for e in ([picked] if picked else []) + entries if e and getattr(methods.METHODS.get(e.card.get("method")), "slides", False) and e.path is not None]
 if baa:
     entry = baa[0]
     try:

@@ -7,11 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import catalog, figures, state, worker
-from baa_core.recipes import default_train_config
+from baa_core import methods
+from baa_core.io.data import TASKS as data_tasks
+from baa_core.pipeline import default_train_config
 
-TASKS = {"synthetic": "Synthetic marked-token task", "ag_news": "AG News", "dbpedia14": "DBpedia14", "csv": "Uploaded CSV"}
+TASK_NAMES = {"synthetic": "Synthetic marked-token task", "ag_news": "AG News", "dbpedia14": "DBpedia14"}
+TASKS = {t: TASK_NAMES.get(t, t) for t in data_tasks} | {"csv": "Uploaded CSV"}
 KINDS = {"word": "Word-level transformer (from scratch)", "bert": "BERT-family encoder (fine-tuned)"}
-METHODS = {"baa": "BAA (one model, any budget)", "static": "Static gates (one budget)", "budgetformer": "BudgetFormer (per-input)"}
+TRAINABLE = [m for m in methods.ordered(methods.METHODS) if methods.METHODS[m].trainable and m != "dense"]
 
 
 @st.cache_resource
@@ -114,20 +117,27 @@ kind = st.radio("Model", list(KINDS), format_func=KINDS.get, key="train_kind", h
 base = None
 if kind == "bert":
     base = st.text_input("Encoder (Hugging Face name or folder)", value=catalog.DEFAULT_BERT, key="train_base").strip()
-    if not catalog.is_offline_name(base) and not state.hub_online():
-        problem = problem or f"the Hugging Face Hub is unreachable, so {base} cannot be fetched ({catalog.DEFAULT_BERT} works offline)"
-        st.warning(problem)
+    base_problem = None
+    try:
+        base = catalog.resolve_source(base)  # folders only inside your models folder
+    except catalog.SourceRefused as exc:
+        base_problem = str(exc)
+    if base_problem is None and not catalog.is_offline_name(base) and not state.hub_online():
+        base_problem = f"the Hugging Face Hub is unreachable, so {base} cannot be fetched ({catalog.DEFAULT_BERT} works offline)"
+    if base_problem:
+        problem = problem or base_problem
+        st.warning(base_problem)
     st.caption("BERT-family fine-tuning runs on the CPU here: expect tens of minutes on AG News; use *max training rows* below.")
-method = st.radio("Method", list(METHODS), format_func=METHODS.get, key="train_method", horizontal=True)
+method = st.radio("Method", TRAINABLE, format_func=methods.label, key="train_method", horizontal=True)
 budget = None
-if method == "static":
+if methods.METHODS[method].one_model_per_budget:
     budget = st.select_slider("The static model's budget", [0.25, 0.5, 0.75], value=0.5, key="train_static_budget")
 
 preset = default_train_config("csv" if task == "csv" else task, kind)
 with st.expander("Advanced"):
     c = st.columns(4)
     overrides = {"dense_epochs": c[0].number_input("dense epochs", 0.05, 50.0, float(preset.dense_epochs), key="train_dense_epochs")}
-    if method == "budgetformer":
+    if methods.METHODS[method].per_input:
         overrides["bf_epochs"] = c[1].number_input("BudgetFormer epochs", 0.05, 50.0, float(preset.bf_epochs), key="train_bf_epochs")
     else:
         overrides["budget_epochs"] = c[1].number_input("budget epochs", 0.05, 50.0, float(preset.budget_epochs), key="train_budget_epochs")
@@ -144,7 +154,7 @@ if name_problem:
 
 blocked = problem or name_problem or (f"{running.request.name} is training; one run at a time on this machine" if running else None)
 if st.button("Start training", type="primary", key="train_start", disabled=bool(blocked)):
-    from baa_core.data import DataError, load_csv
+    from baa_core.io.data import DataError, load_csv
 
     try:
         if task == "csv":

@@ -1,7 +1,7 @@
 """render_* for adaptive models (issue 10): data in (plain lists), plotly figure out. Nothing measured here.
 
-The data come from ``baa_core.adaptive.operating_point_arrays`` (one budget, every input of the
-evaluation sample) and ``baa_core.adaptive.s_curves`` (one input, every budget), as plain lists, so a
+The data come from ``baa_core.measure.adaptive.operating_point_arrays`` (one budget, every input of the
+evaluation sample) and ``baa_core.measure.adaptive.s_curves`` (one input, every budget), as plain lists, so a
 browser-side panel can draw the same things from the same arrays.
 """
 from __future__ import annotations

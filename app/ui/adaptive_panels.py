@@ -4,7 +4,7 @@ One slider moves every input's budget: the explorer shows the distribution of s_
 evaluation sample shifting with b, beside accuracy, realised cost, latency and the Pareto point
 (BAA and BudgetFormer from their cards on the same chart); the inspector shows, for one input,
 s(b) of each block as a curve over b with the current b marked. Figures come from
-``adaptive_figures``; numbers from ``baa_core.adaptive`` (live) or the card (the page says which).
+``adaptive_figures``; numbers from ``baa_core.measure.adaptive`` (live) or the card (the page says which).
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from app.ui import adaptive_figures, catalog, compute, figures, state
 @st.cache_data(show_spinner="Running the controllers on the evaluation sample…", max_entries=256)
 def live_point(path: str, version: float, budget: float, _ckpt, _data) -> dict:
     """``operating_point_arrays`` at one budget on the fixed evaluation sample (plain lists)."""
-    from baa_core.adaptive import operating_point_arrays
-    from baa_core.data import EncodedDataset
+    from baa_core.io.data import EncodedDataset
+    from baa_core.measure.adaptive import operating_point_arrays
 
     idx = _data.sample
     sample = EncodedDataset([_data.test.ids[i] for i in idx], _data.test.labels[idx], _data.test.pad_id)
@@ -28,8 +28,8 @@ def live_point(path: str, version: float, budget: float, _ckpt, _data) -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def curves_for(path: str, version: float, text: str, _ckpt) -> dict:
-    from baa_core.adaptive import s_curves
-    from baa_core.inspect import encode_text
+    from baa_core.measure.adaptive import s_curves
+    from baa_core.measure.inspection import encode_text
 
     enc = encode_text(_ckpt.tokenizer, text, _ckpt.model.config.max_len)
     return s_curves(_ckpt.model, enc.input_ids, enc.attention_mask)
@@ -81,7 +81,7 @@ def explorer(sel, data) -> None:
             options = ["number of marks", "class", "correct?"] if marks else ["class", "correct?"]
             by = st.radio("Colour by", options, horizontal=True, key="explorer_adaptive_colour")
             if by == "number of marks":
-                from baa_core.data import count_marks
+                from baa_core.io.data import count_marks
 
                 groups, names, kind = [count_marks(data.texts[i]) for i in point["index"]], None, "marks"
             elif by == "class":

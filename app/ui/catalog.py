@@ -1,4 +1,8 @@
-"""Which models the app can offer: shipped (pretrained/), yours (the user models folder), a BERT by name.
+"""Which models the app can offer: shipped (pretrained/), yours (the user models folder: this project's
+checkpoints and Hugging Face classifier folders), and a Hugging Face classifier by Hub name.
+
+Folders are only ever opened inside the user models folder (``$BAA_USER_MODELS``): a typed path
+elsewhere on the server is refused.
 
 Pure Python (no Streamlit). Listing stats each folder's files and rereads a card only when they
 changed, so it is cheap enough to run on every rerun: a model saved by the Train page shows up on
@@ -30,7 +34,7 @@ def user_models_dir() -> Path:
 class ModelEntry:
     id: str  # "shipped/NAME", "yours/NAME" or "hub:NAME"
     name: str
-    source: str  # "shipped", "yours", "hub"
+    source: str  # "shipped", "yours" (this project's checkpoint), "hf" (a Hugging Face folder in yours), "hub"
     path: Path | None = None
     card: dict = field(default_factory=dict)
     problem: str | None = None  # why the card could not be read (the checkpoint may still be broken otherwise)
@@ -38,7 +42,10 @@ class ModelEntry:
     @property
     def label(self) -> str:
         if self.source == "hub":
-            return f"{self.name} (BERT by name)"
+            return f"{self.name} (Hugging Face, by name)"
+        if self.source == "hf":
+            tag = "⚠ " if self.problem else ""
+            return f"{tag}{self.name} (yours: Hugging Face {self.card.get('family') or 'model'})"
         what = ", ".join(x for x in (self.card.get("task"), self.card.get("method")) if x)
         tag = "⚠ " if self.problem else ""
         return f"{tag}{self.name} ({self.source}{': ' + what if what else ''})"
@@ -78,14 +85,47 @@ def _stamp(folder: Path) -> tuple:
 
 
 @functools.lru_cache(maxsize=256)
-def _look(folder: str, stamp: tuple) -> tuple[dict, str | None]:
-    """The card and the obvious faults of one folder, found without loading the weights (the loader
-    finds the rest when the model is picked). Kept per file stamp: cards run to a megabyte, and the
-    list is read on every rerun."""
-    from baa_core.checkpoint import check_files
+def _look(folder: str, stamp: tuple) -> tuple[dict, str | None, bool]:
+    """The card, the obvious faults of one folder, found without loading the weights (the loader finds
+    the rest when the model is picked), and whether it is a Hugging Face folder. Kept per file stamp:
+    cards run to a megabyte, and the list is read on every rerun."""
+    from baa_core.io.checkpoint import check_files
 
+    if is_hf_folder(Path(folder)):
+        return (*_look_hf(Path(folder)), True)
     card, problem = _read_card(Path(folder))
-    return card, check_files(folder) or problem
+    return card, check_files(folder) or problem, False
+
+
+def is_hf_folder(folder: Path) -> bool:
+    """A Hugging Face model folder (its config.json names a model_type), not one of this project's checkpoints."""
+    try:
+        with open(folder / "config.json", encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "model_type" in config and config.get("format") != "baa-checkpoint"
+
+
+def _look_hf(folder: Path) -> tuple[dict, str | None]:
+    """A card-like summary of a Hugging Face folder from its config.json, and what would stop it loading."""
+    from baa_core.io.hf_classifier import ModelSourceError, check_folder
+    from baa_core.model.families import ADAPTERS, refusal
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    family = str(config.get("model_type"))
+    names = config.get("id2label") or {}
+    labels = [str(names[k]) for k in sorted(names, key=lambda k: int(k))] if isinstance(names, dict) else []
+    card = {"name": folder.name, "task": None, "method": "dense", "model_kind": "hf", "family": family,
+            "base_model": str(folder), "labels": labels, "sweeps": {}}
+    problem = None
+    try:
+        check_folder(folder)
+    except ModelSourceError as exc:
+        problem = str(exc)
+    if family not in ADAPTERS:
+        problem = f"a {family!r} model is refused ({refusal(family)})"
+    return card, problem
 
 
 def scan(folder: Path, source: str) -> list[ModelEntry]:
@@ -94,8 +134,8 @@ def scan(folder: Path, source: str) -> list[ModelEntry]:
         return []
     out = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        card, problem = _look(str(sub), _stamp(sub))
-        out.append(ModelEntry(f"{source}/{sub.name}", sub.name, source, sub, card, problem))
+        card, problem, hf = _look(str(sub), _stamp(sub))
+        out.append(ModelEntry(f"{source}/{sub.name}", sub.name, "hf" if hf else source, sub, card, problem))
     return out
 
 
@@ -106,11 +146,43 @@ def list_models() -> list[ModelEntry]:
 def hub_entry(name: str) -> ModelEntry:
     name = name.strip()
     return ModelEntry(HUB_PREFIX + name, name, "hub", None, {"name": name, "method": "dense", "task": None, "sweeps": {},
-                                                            "model_kind": "bert", "base_model": name})
+                                                            "model_kind": "hf", "base_model": name})
+
+
+class SourceRefused(ValueError):
+    """A typed model name or path the app will not open; the message is one sentence."""
+
+
+def resolve_source(text: str) -> str:
+    """What a typed model name means: a folder inside the user models folder (by its name there, or a
+    path that resolves inside it), the MiniLM package, or a Hugging Face Hub name. Paths elsewhere on
+    the server are refused: the app opens no folder outside its allow-listed root."""
+    from baa_core.io.pretrained import MINILM_ALIASES
+
+    text = (text or "").strip()
+    if not text:
+        raise SourceRefused("type a Hugging Face model name or the name of a folder in your models folder")
+    if text in MINILM_ALIASES:
+        return text
+    root = user_models_dir().resolve()
+    inside = (root / text).resolve()
+    looks_like_path = text.startswith(("/", ".", "~", "\\")) or text.count("/") > 1 or "\\" in text
+    if not looks_like_path and inside.is_relative_to(root) and inside.is_dir():
+        return str(inside)
+    if looks_like_path:
+        path = Path(text).expanduser().resolve()
+        if path.is_relative_to(root) and path.is_dir():
+            return str(path)
+        raise SourceRefused(f"only folders inside your models folder ({user_models_dir()}) can be opened from the app")
+    return text
 
 
 def is_offline_name(name: str) -> bool:
-    """Names that load with no network: the MiniLM package's aliases and local folders."""
-    from baa_core.bert import MINILM_ALIASES
+    """Names that load with no network: the MiniLM package's aliases and folders inside the user models folder."""
+    try:
+        source = resolve_source(name)
+    except SourceRefused:
+        return False
+    from baa_core.io.pretrained import MINILM_ALIASES
 
-    return name.strip() in MINILM_ALIASES or Path(name.strip()).is_dir()
+    return source in MINILM_ALIASES or Path(source).is_dir()

@@ -12,16 +12,19 @@ from dataclasses import dataclass
 
 import torch
 
-from baa_core.data import EncodedDataset
-from baa_core.cost import estimated_attention_cost, heads_per_layer
-from baa_core.encoder import BudgetedClassifier
-from baa_core.sweep import baa_mask, full_mask
+from baa_core import methods
+from baa_core.io.data import EncodedDataset
+from baa_core.measure.cost import estimated_attention_cost, heads_per_layer
+from baa_core.model.encoder import BudgetedClassifier
+from baa_core.model.surgery import all_heads_mask
 
 BUDGET_STEP = 0.05
 # Live work that costs less than this many FLOPs (~0.5-1 s on a 2-core CPU) runs by itself when the
 # budget moves; anything bigger waits for a button, so the slider stays quick on BERT-size models.
 LIVE_AUTO_FLOPS = 2e10
 SAMPLE_FLOPS = 1e10  # the evaluation sample is sized to cost about this much per head set
+LIVE_LATENCY_FLOPS = 1e11  # a live timing of a model costing less than this uses every batch and more rounds
+LATENCY_ROUNDS_SMALL, LATENCY_ROUNDS_BIG, LATENCY_BATCHES_BIG = 7, 3, 2
 
 
 @dataclass
@@ -57,12 +60,12 @@ class OperatingPoint:
 
 
 def has_budget(model: BudgetedClassifier) -> bool:
-    return model.config.gating in ("baa", "static")
+    return methods.method_for_model(model).has_budget
 
 
 def budget_choices(model: BudgetedClassifier) -> list[float]:
     """The budgets a model can run at: a 0.05 grid for BAA, the trained ones for static gates."""
-    if model.config.gating == "static":
+    if methods.method_for_model(model).one_model_per_budget:
         return [float(b) for b in model.config.static_budgets]
     return [round(BUDGET_STEP * i, 2) for i in range(1, int(round(1 / BUDGET_STEP)) + 1)]
 
@@ -78,20 +81,16 @@ def snap_budget(model: BudgetedClassifier, budget: float | None) -> float:
 def operating_point(model: BudgetedClassifier, budget: float | None) -> OperatingPoint:
     """The hard operating point at ``budget`` (BAA, static); every head for dense and BudgetFormer models."""
     if has_budget(model) and budget is not None:
-        return OperatingPoint(budget, baa_mask(model, budget).float(), model.gate(budget).detach().float())
-    return OperatingPoint(None, full_mask(model), None)
+        return OperatingPoint(budget, methods.operating_point(model, budget).float(), model.gate(budget).detach().float())
+    return OperatingPoint(None, all_heads_mask(model.config), None)
 
 
 # ---------------------------------------------------------------- the card's numbers
-METHOD_ORDER = ("baa", "static", "posthoc", "recovery", "dense", "budgetformer")
-
-
 def card_rows(card: dict) -> list[dict]:
-    """Every sweep row of a card, flat, with its method; in a stable method order."""
+    """Every sweep row of a card, flat, with its method; in the registry's method order."""
     sweeps = card.get("sweeps") or {}
-    order = [m for m in METHOD_ORDER if m in sweeps] + [m for m in sweeps if m not in METHOD_ORDER]
     out = []
-    for method in order:
+    for method in methods.ordered(sweeps):
         for row in sweeps.get(method) or []:
             if isinstance(row, dict) and row.get("accuracy") is not None:
                 out.append({**row, "method": method})
@@ -122,10 +121,10 @@ def sample_indices(n_total: int, n: int, seed: int = 0) -> list[int]:
 
 def live_accuracy(model: BudgetedClassifier, data: EncodedDataset, indices: list[int], point: OperatingPoint) -> float:
     """Accuracy on the sample, computed by the sliced model (the card's protocol); BudgetFormer by its controller."""
-    from baa_core.evaluate import evaluate
-    from baa_core.prune import slice_heads
+    from baa_core.measure.evaluate import evaluate
+    from baa_core.model.surgery import slice_heads
 
-    if model.config.gating == "budgetformer":
+    if methods.method_for_model(model).per_input:
         return evaluate(model, data, indices=indices).accuracy
     sliced = slice_heads(model, point.mask)
     return evaluate(sliced, data, indices=indices).accuracy
@@ -133,19 +132,20 @@ def live_accuracy(model: BudgetedClassifier, data: EncodedDataset, indices: list
 
 def live_latency(model: BudgetedClassifier, batches: list[dict], heads_per_layer: list[int], threads: int = 1,
                  rounds: int | None = None) -> dict:
-    """Sliced vs dense on the same batches, interleaved rounds (baa_core.bench.compare_latency).
+    """Sliced vs dense on the same batches, interleaved rounds (baa_core.measure.latency.compare_latency).
 
     Small models get 7 rounds over every batch; big ones (MiniLM) fewer batches and 3 rounds, so a
     measurement takes seconds, not a minute. The numbers say how many of each were used.
     """
-    from baa_core.bench import compare_latency, padded_lengths
-    from baa_core.prune import layout_mask, slice_heads
+    from baa_core.measure.latency import compare_latency, padded_lengths
+    from baa_core.model.surgery import layout_mask, slice_heads
 
     if rounds is None:
-        cheap = dense_flops(model, padded_lengths(batches)) * 2 * 8 < 5 * LIVE_AUTO_FLOPS
-        rounds, batches = (7, batches) if cheap else (3, batches[:2])
+        # Timing costs about (dense + sliced) x rounds passes over the batches.
+        cheap = dense_flops(model, padded_lengths(batches)) * 2 * LATENCY_ROUNDS_SMALL < LIVE_LATENCY_FLOPS
+        rounds, batches = (LATENCY_ROUNDS_SMALL, batches) if cheap else (LATENCY_ROUNDS_BIG, batches[:LATENCY_BATCHES_BIG])
     cfg = model.config
-    dense = slice_heads(model, full_mask(model))
+    dense = slice_heads(model, all_heads_mask(cfg))
     sliced = slice_heads(model, layout_mask(cfg.n_layers, cfg.n_heads, heads_per_layer))
     c = compare_latency({"dense": dense, "sliced": sliced}, batches, threads, rounds)
     return {"latency_ms": c.median_ms["sliced"], "dense_latency_ms": c.median_ms["dense"], "speedup": c.speedup["sliced"],
@@ -153,8 +153,8 @@ def live_latency(model: BudgetedClassifier, batches: list[dict], heads_per_layer
 
 
 def dense_flops(model: BudgetedClassifier, lengths: list[int]) -> float:
-    """Encoder FLOPs of the dense model over sequences of these lengths (baa_core.cost's model)."""
-    from baa_core.cost import model_flops
+    """Encoder FLOPs of the dense model over sequences of these lengths (baa_core.measure.cost's model)."""
+    from baa_core.measure.cost import model_flops
 
     return model_flops(model.config, None, lengths).total
 

