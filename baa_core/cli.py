@@ -61,7 +61,8 @@ def _train_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads for training (0: torch's default)")
     for name in ("dense-epochs", "budget-epochs", "hard-epochs", "lr", "batch-size", "bf-epochs", "bf-target",
-                 "lambda-mass", "lambda-overshoot", "ad-epochs", "ad-hard-epochs", "ad-groups", "ad-lambda-gap"):
+                 "lambda-mass", "lambda-overshoot", "ad-epochs", "ad-hard-epochs", "ad-groups", "ad-lambda-overshoot",
+                 "ad-lambda-gap"):
         p.add_argument(f"--{name}", type=float if name not in ("batch-size", "ad-groups") else int, default=None)
     p.add_argument("--adaptive-input", choices=["embedding", "block"], default=None,
                    help="adaptive: what the budget FFN reads (embedding: s_i(b) monotone in b in every block)")
@@ -72,7 +73,7 @@ def _tcfg(args, task: str, kind: str):
 
     over = {k: getattr(args, k) for k in ("dense_epochs", "budget_epochs", "hard_epochs", "lr", "batch_size", "bf_epochs",
                                           "bf_target", "lambda_mass", "lambda_overshoot", "ad_epochs", "ad_hard_epochs",
-                                          "ad_groups", "ad_lambda_gap") if getattr(args, k, None) is not None}
+                                          "ad_groups", "ad_lambda_overshoot", "ad_lambda_gap") if getattr(args, k, None) is not None}
     return default_train_config(task, kind, seed=args.seed, device=args.device, threads=args.threads, **over)
 
 

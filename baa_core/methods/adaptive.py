@@ -17,9 +17,11 @@ Choices for what is open (each a ``ModelConfig`` / ``TrainConfig`` field, so car
   per-input offset learns only from the task loss which inputs gain most from heads.
 * Budgets per example from U(min_budget, max_budget), drawn as ``ad_groups`` budgets per batch (each
   example gets one), so the penalty holds each budget's mean realised head fraction to its b while
-  inputs stay free to spend more or less than b: loss = task + lambda_overshoot * max(0, r_g - b_g)
+  inputs stay free to spend more or less than b: loss = task + ad_lambda_overshoot * max(0, r_g - b_g)
   + ad_lambda_gap * |r_g - b_g|, averaged over groups g; r_g is the group's mean soft head weight
   (the differentiable realised fraction; under straight-through its value is the heads that run).
+  Light weights (1, 0.1; TrainConfig says how they were chosen): the calibration makes the cost
+  follow b, so the penalty only has to keep training at realistic costs.
 * BudgetFormer's exploration -> exploitation schedule (bf_temp_*, bf_noise_*; straight-through in
   its last 20%), then ``ad_hard_epochs`` of hard adaptation (forward with the hard top-ceil(sH)
   masks, backward through the soft weights) distilled from a frozen copy of the soft model, at a
@@ -57,13 +59,13 @@ def group_budgets(B: int, cfg: TrainConfig, generator: torch.Generator, device):
 
 
 def cost_penalty(weights: torch.Tensor, group: torch.Tensor, bg: torch.Tensor, cfg: TrainConfig):
-    """Per budget group: lambda_overshoot * max(0, r - b) + ad_lambda_gap * |r - b|, r = mean head weight."""
+    """Per budget group: ad_lambda_overshoot * max(0, r - b) + ad_lambda_gap * |r - b|, r = mean head weight."""
     frac = weights.mean(dim=(1, 2))  # (B,) realised head fraction per example (soft, or hard via straight-through)
     G = len(bg)
     count = torch.zeros(G, device=frac.device).index_add_(0, group, torch.ones_like(frac))
     r = torch.zeros(G, device=frac.device, dtype=frac.dtype).index_add_(0, group, frac) / count.clamp_min(1)
     over, gap = F.relu(r - bg).mean(), (r - bg).abs().mean()
-    return cfg.lambda_overshoot * over + cfg.ad_lambda_gap * gap, {"overshoot": over.item(), "gap": gap.item()}
+    return cfg.ad_lambda_overshoot * over + cfg.ad_lambda_gap * gap, {"overshoot": over.item(), "gap": gap.item()}
 
 
 class AdaptiveObjective:
