@@ -191,3 +191,29 @@ def test_train_and_sweep_json_for_an_adaptive_checkpoint(adaptive_checkpoint, ca
         assert r["method"] == "adaptive" and r["total_heads"] == 16 and r["speedup"] > 0
         assert 0 < r["est_cost"] <= 1 and 0 < r["s_mean"] < 1 and r["s_std"] >= 0
     assert rows[0]["est_cost"] <= rows[1]["est_cost"]
+
+
+def _shipped_adaptive():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "pretrained"
+    return sorted(p for p in root.iterdir() if (p / "card.json").exists()
+                  and json.loads((p / "card.json").read_text()).get("method") == "adaptive")
+
+
+def test_shipped_adaptive_models_are_monotone_in_the_budget_for_every_input():
+    """The promise on the weights we ship: s_i(b) and the heads run never fall as b rises."""
+    from baa_core.io.checkpoint import load_checkpoint
+
+    shipped = _shipped_adaptive()
+    assert shipped, "no adaptive checkpoint in pretrained/"
+    for folder in shipped:
+        model = load_checkpoint(folder).model
+        cfg = model.config
+        assert cfg.adaptive_input == "embedding" and cfg.budget_calibration, folder.name
+        g = torch.Generator().manual_seed(0)
+        ids = [torch.randint(3, cfg.vocab_size, (int(n),), generator=g).tolist()
+               for n in torch.randint(4, min(cfg.max_len, 48) + 1, (64,), generator=g)]
+        data = EncodedDataset(ids, torch.zeros(64, dtype=torch.long), cfg.pad_id)
+        v = monotone_violations(model, data, [0.01] + CALIBRATION_GRID)
+        assert v["s_decreases"] == 0 and v["heads_decrease"] == 0, (folder.name, v)

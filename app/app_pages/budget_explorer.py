@@ -24,9 +24,9 @@ else:
     st.caption(f"No live evaluation here: {no_data}. Every number below is from the card ({card.get('created', 'date unknown')}).")
 
 # ---------------------------------------------------------------- adaptive (issue 10): per-input heads under one knob
-if model.config.gating == "adaptive":
-    from app.ui import adaptive_panels
+from app.ui import adaptive_panels  # noqa: E402
 
+if adaptive_panels.applies(model):
     adaptive_panels.explorer(sel, data)
     st.stop()
 # ---------------------------------------------------------------- end adaptive

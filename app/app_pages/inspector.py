@@ -57,9 +57,9 @@ with right:
         st.markdown(f"**Heads active{'' if budget is None else f' at budget {budget:.2f}'}**")
         values = None if ins.gate_values is None else ins.gate_values.tolist()
         st.html(figures.render_head_grid(mask, values, "gate"))
-if model.config.gating == "adaptive":  # issue 10: this input's s(b) per block, the current b marked
-    from app.ui import adaptive_panels
+from app.ui import adaptive_panels  # noqa: E402  (issue 10: this input's s(b) per block, the current b marked)
 
+if adaptive_panels.applies(model):
     adaptive_panels.inspector_curves(sel, text, budget)
 st.caption("Chosen heads: " + " · ".join(f"block {b}: {', '.join(map(str, hs)) or 'none'}" for b, hs in enumerate(ins.chosen_heads())))
 st.caption(f"Tokens ({len(ins.tokens)}): " + " ".join(ins.tokens[:80]) + (" …" if len(ins.tokens) > 80 else ""))

@@ -11,6 +11,13 @@ from __future__ import annotations
 import streamlit as st
 
 from app.ui import adaptive_figures, catalog, compute, figures, state
+from baa_core import methods
+
+
+def applies(model) -> bool:
+    """Per-input heads under a global budget knob: the adaptive method's models."""
+    m = methods.method_for_model(model)
+    return m.per_input and m.has_budget
 
 
 @st.cache_data(show_spinner="Running the controllers on the evaluation sample…", max_entries=256)
