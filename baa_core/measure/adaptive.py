@@ -55,7 +55,10 @@ def tracking(model, data, budgets, device: str = "cpu", cache: dict | None = Non
                      "realised_gap": o["realised"] - b, "s_gap": float(o["s"].mean()) - b, "accuracy": o["accuracy"]})
     worst_r = max(rows, key=lambda r: abs(r["realised_gap"]))
     worst_s = max(rows, key=lambda r: abs(r["s_gap"]))
+    reachable = [r for r in rows if r["budget"] >= min_realised(model)] or rows  # one head per block is the floor
+    worst_rr = max(reachable, key=lambda r: abs(r["realised_gap"]))
     return {"rows": rows, "worst_realised": {"budget": worst_r["budget"], "gap": worst_r["realised_gap"]},
+            "worst_realised_reachable": {"budget": worst_rr["budget"], "gap": worst_rr["realised_gap"]},
             "worst_s": {"budget": worst_s["budget"], "gap": worst_s["s_gap"]}, "n": len(data)}
 
 
