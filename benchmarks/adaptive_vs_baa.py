@@ -181,7 +181,8 @@ def main() -> int:
     ap.add_argument("--adaptive-input", choices=["embedding", "block"], default=None)
     ap.add_argument("--latency-examples", type=int, default=0, help="inputs timed at batch 1 per card budget (CPU)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--save", default=None, help="write the first seed's adaptive checkpoint here, with its card")
+    ap.add_argument("--save", default=None, help="write the first seed's adaptive checkpoint here, with its card "
+                                                 "(with --merge: write the merged rows into that checkpoint's card)")
     ap.add_argument("--results-json", default=None, help="also write every row here (for --merge)")
     ap.add_argument("--merge", nargs="+", default=None, help="no training: join the rows of earlier --results-json files")
     ap.add_argument("--dense-equal-epochs", action="store_true",
@@ -194,6 +195,15 @@ def main() -> int:
         results = [json.loads(Path(p).read_text()) for p in args.merge]
         seed_rows = [r for res in results for r in res["rows"]]
         analyses = [a for res in results for a in res["analyses"]]
+        if args.save:  # write every seed's rows and the summary into that checkpoint's card
+            from baa_core.io.checkpoint import read_card, update_card
+
+            card = read_card(args.save)
+            card["comparison"] = {"rows": seed_rows, "summary": summarize(seed_rows), "analyses": analyses,
+                                  "merge_command": "python benchmarks/adaptive_vs_baa.py " + " ".join(sys.argv[1:])}
+            card["seeds"] = sorted({r["seed"] for r in seed_rows})
+            update_card(args.save, card)
+            _log(f"wrote {len(seed_rows)} rows of seeds {card['seeds']} into {args.save}/card.json")
     else:
         seed_rows, analyses, results = [], [], []
         for seed in args.seeds:
