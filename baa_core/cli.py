@@ -60,20 +60,25 @@ def _train_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads for training (0: torch's default)")
-    for name in ("dense-epochs", "budget-epochs", "hard-epochs", "lr", "batch-size", "bf-epochs", "bf-target",
+    for name in ("dense-epochs", "budget-epochs", "hard-epochs", "lr", "adapt-lr", "batch-size", "bf-epochs", "bf-target",
                  "lambda-mass", "lambda-overshoot", "ad-epochs", "ad-hard-epochs", "ad-groups", "ad-lambda-overshoot",
                  "ad-lambda-gap"):
         p.add_argument(f"--{name}", type=float if name not in ("batch-size", "ad-groups") else int, default=None)
     p.add_argument("--adaptive-input", choices=["embedding", "block"], default=None,
                    help="adaptive: what the budget FFN reads (embedding: s_i(b) monotone in b in every block)")
+    p.add_argument("--select", action="store_true",
+                   help="first re-choose the recipe's open hyperparameters on the validation split (a small grid per "
+                        "seed, recorded in the card's selection)")
+    p.add_argument("--d-ffn", type=_positive_int, default=None, help="FFN width of the word-level model (default: its preset)")
 
 
 def _tcfg(args, task: str, kind: str):
     from .pipeline import default_train_config
 
-    over = {k: getattr(args, k) for k in ("dense_epochs", "budget_epochs", "hard_epochs", "lr", "batch_size", "bf_epochs",
-                                          "bf_target", "lambda_mass", "lambda_overshoot", "ad_epochs", "ad_hard_epochs",
-                                          "ad_groups", "ad_lambda_overshoot", "ad_lambda_gap") if getattr(args, k, None) is not None}
+    over = {k: getattr(args, k) for k in ("dense_epochs", "budget_epochs", "hard_epochs", "lr", "adapt_lr", "batch_size",
+                                          "bf_epochs", "bf_target", "lambda_mass", "lambda_overshoot", "ad_epochs", "ad_hard_epochs",
+                                          "ad_groups", "ad_lambda_overshoot", "ad_lambda_gap")
+            if getattr(args, k, None) is not None}
     return default_train_config(task, kind, seed=args.seed, device=args.device, threads=args.threads, **over)
 
 
@@ -106,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-batches", type=int, default=16, help="batches of 8 test examples to time (0: skip)")
     p.add_argument("--max-train", type=int, default=None, help="train on a stratified subset of this many rows")
     p.add_argument("--max-test", type=int, default=None, help="evaluate on a stratified subset of this many rows")
+    p.add_argument("--controls", action="store_true",
+                   help="also train the dense model with the method's epochs and the no-attention control")
     _data_args(p)
     _train_overrides(p)
 
@@ -149,12 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", type=_floats, default=None)
     p.add_argument("--specialist-budgets", type=_floats, default=None,
                    help="budgets that get their own static / recovered model (default: all budgets)")
-    p.add_argument("--methods", default="dense,baa,static,posthoc,recovery")
+    p.add_argument("--methods", default="dense,dense_equal,baa,static,posthoc,recovery,no_attention",
+                   help="any of dense, dense_equal (dense with BAA's epochs), baa, static, posthoc, recovery, "
+                        "no_attention (the control trained with every head closed)")
     p.add_argument("--out", default=None, help="save the first seed's BAA model here, with the table in its card")
     p.add_argument("--json", action="store_true")
     p.add_argument("--threads-latency", type=int, default=1)
     p.add_argument("--latency-batches", type=int, default=16)
     p.add_argument("--max-train", type=int, default=None)
+    p.add_argument("--max-test", type=_positive_int, default=None, help="evaluate on a stratified subset of this many rows")
     p.add_argument("--results-json", default=None, help="also write the per-seed rows here (for --merge)")
     p.add_argument("--merge", nargs="+", default=None, metavar="RESULTS_JSON",
                    help="no training: join the per-seed rows of earlier --results-json files (e.g. seeds run in "
@@ -201,7 +211,7 @@ def cmd_train(args) -> int:
         raise ValueError(f"--method {args.method} needs --budget")
     prep = prepare(args.task, kind=args.kind, base=args.base, data_dir=args.data_dir, csv=args.csv,
                    text_column=args.text_column, label_column=args.label_column, seed=args.seed, max_train=args.max_train,
-                   max_test=args.max_test)
+                   max_test=args.max_test, d_ffn=args.d_ffn)
     tcfg = _tcfg(args, "csv" if args.csv else args.task, args.kind)
     if prep.trained_head and args.dense_epochs is None:
         tcfg.dense_epochs = 0  # its head is already fine-tuned: the gated phases start from it as it is
@@ -210,7 +220,7 @@ def cmd_train(args) -> int:
     print(f"data: {prep.data.source}", file=sys.stderr)
     ckpt = train_and_save(prep, args.method, args.out, tcfg, budget=args.budget, budgets=args.budgets or DEFAULT_BUDGETS,
                           command=_command(), callbacks=[TerminalProgress()], n_latency_batches=args.latency_batches,
-                          progress=lambda m: print(m, file=sys.stderr))
+                          progress=lambda m: print(m, file=sys.stderr), select=args.select, controls=args.controls)
     print(f"trained in {ckpt.card['train_time_s']} s; saved {args.out}")
     for method, rows in ckpt.card["sweeps"].items():
         _print_rows(rows, title=method)
@@ -289,12 +299,13 @@ def cmd_bench(args) -> int:
                       n_batches=args.n_batches, rounds=args.rounds, threads=args.threads)
     print(f"{ckpt.name}: {b['batches']} batches of {args.batch_size} test examples (mean padded length "
           f"{b['mean_padded_length']:.1f}), {args.threads} thread(s), {args.rounds} shuffled rounds; speedup = median of "
-          f"per-round ratios")
-    print(f"{'heads/layer':>22} {'ms/batch':>9} {'speedup':>8} {'flop_bound':>10} {'of_bound':>8}")
-    print(f"{'dense ' + str(cfg.layer_heads):>22} {b['dense_ms']:9.3f} {1.0:8.3f} {1.0:10.3f} {1.0:8.3f}")
+          f"per-round ratios, [its 95% bootstrap interval], (2.5-97.5 percentiles of single rounds)")
+    print(f"{'heads/layer':>22} {'ms/batch':>9} {'speedup':>8} {'95% CI':>16} {'round spread':>16} {'flop_bound':>10} {'of_bound':>8}")
+    print(f"{'dense ' + str(cfg.layer_heads):>22} {b['dense_ms']:9.3f} {1.0:8.3f} {'':>16} {'':>16} {1.0:10.3f} {1.0:8.3f}")
     for r in b["layouts"].values():
-        print(f"{str(r['heads_per_layer']):>22} {r['latency_ms']:9.3f} {r['speedup']:8.3f} {r['flop_speedup']:10.3f} "
-              f"{r['fraction_of_bound']:8.3f}")
+        ci, sp = r["speedup_ci"], r["speedup_spread"]
+        print(f"{str(r['heads_per_layer']):>22} {r['latency_ms']:9.3f} {r['speedup']:8.3f} {f'[{ci[0]:.3f}, {ci[1]:.3f}]':>16} "
+              f"{f'({sp[0]:.3f}, {sp[1]:.3f})':>16} {r['flop_speedup']:10.3f} {r['fraction_of_bound']:8.3f}")
     if args.json:
         for r in b["layouts"].values():
             print(json.dumps(r))
@@ -321,12 +332,15 @@ def cmd_analyze(args) -> int:
 
 def _print_analysis(name: str, n: int, summary: dict, result: dict) -> None:
     print(f"{name}: accuracy {summary['accuracy']:.4f}, mean s {summary['s_mean']:.3f}, heads used "
-          f"{summary['est_cost']:.3f}, attention FLOPs {summary['attention_flop_fraction']:.3f} of full MHA "
-          f"({n} test inputs)")
-    c = result["s_by_complexity"]
-    print(f"s by complexity ({c['complexity_measure']}); Spearman rho(complexity, s) = {c['spearman_rho']:.3f}")
-    for r in c["summary"]:
-        print(f"  {r['bucket']:>6}: n={r['n']:5d} s={r['s_mean']:.3f} ± {r['s_std']:.3f} heads={r['heads_fraction']:.3f}")
+          f"{summary['est_cost']:.3f}, attention FLOPs {summary['attention_flop_fraction']:.3f} of full MHA, total encoder "
+          f"FLOPs {summary['total_flop_fraction']:.3f} of dense ({n} test inputs)")
+    c = result.get("s_by_complexity")
+    if c:
+        print(f"s by complexity ({c['complexity_measure']}); Spearman rho(complexity, s) = {c['spearman_rho']:.3f}")
+        for r in c["summary"]:
+            print(f"  {r['bucket']:>6}: n={r['n']:5d} s={r['s_mean']:.3f} ± {r['s_std']:.3f} heads={r['heads_fraction']:.3f}")
+    else:
+        print("s by complexity: left out (the card holds no complexity from an independent model for this test set)")
     print("entropy of q per block (final temperature / temperature 1, uniform = log H):")
     for r in result["q_entropy"]:
         print(f"  block {r['block']}: {r['entropy_mean']:.3f} / {r['entropy_t1_mean']:.3f} (log H = {r['uniform_entropy']:.3f})")
@@ -345,14 +359,15 @@ def cmd_compare(args) -> int:
     from .pipeline import compare, merge_results, prepare, print_table
 
     if args.merge:
-        result = merge_results(args.merge, args.out)
+        result = merge_results(args.merge, args.out, command=_command())
     else:
         prep = prepare(args.task, kind=args.kind, base=args.base, data_dir=args.data_dir, csv=args.csv,
-                       text_column=args.text_column, label_column=args.label_column, max_train=args.max_train)
+                       text_column=args.text_column, label_column=args.label_column, max_train=args.max_train,
+                       max_test=args.max_test, d_ffn=args.d_ffn)
         result = compare(prep, _tcfg(args, "csv" if args.csv else args.task, args.kind), seeds=args.seeds,
                          methods=[m.strip() for m in args.methods.split(",") if m.strip()], budgets=args.budgets,
                          specialist_budgets=args.specialist_budgets, threads=args.threads_latency,
-                         n_latency_batches=args.latency_batches, out=args.out, command=_command())
+                         n_latency_batches=args.latency_batches, out=args.out, command=_command(), select=args.select)
         if args.results_json:
             Path(args.results_json).write_text(json.dumps(result, indent=1))
     if args.json:

@@ -76,7 +76,6 @@ def bertviz_drawings(driver, title: str, timeout: float = 20) -> int:
 
 def test_every_page_in_a_real_browser(browser_paths, screenshots, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     global T0
     T0 = time.perf_counter()
@@ -91,8 +90,10 @@ def test_every_page_in_a_real_browser(browser_paths, screenshots, tmp_path):
             bs.click_nav(driver, link)
             bs.wait_for_title(driver, title)
             check_page(driver, link, screenshots)
-            if link == "Budget explorer":
-                drawn = driver.execute_script("return document.querySelectorAll('svg[role=img] circle').length")
+            if link == "Budget explorer":  # the live panel draws the Pareto chart inside its shadow root
+                drawn = driver.execute_script(
+                    "return Array.from(document.querySelectorAll('[data-testid^=stBidiComponent]'))"
+                    ".map(h => (h.shadowRoot || h).querySelectorAll('svg[role=img] circle').length).reduce((a, b) => a + b, 0)")
                 assert drawn > 0, "the Pareto chart drew no points"
             if link == "Attention":
                 assert bertviz_drawings(driver, "bertviz head view") > 0, "the bertviz head view drew nothing"
@@ -101,19 +102,7 @@ def test_every_page_in_a_real_browser(browser_paths, screenshots, tmp_path):
                 driver.save_screenshot(str(screenshots / "attention_model_view.png"))
                 assert not bs.severe_console(driver)
 
-        # the budget slider moves the numbers (keyboard: one step of 0.05 per key press)
-        bs.click_nav(driver, "Budget explorer")
-        bs.wait_for_title(driver, "Budget explorer")
-        bs.wait_idle(driver)
-        before = driver.execute_script("return document.body.innerText.match(/Budget (\\d\\.\\d\\d) ·/)[1]")
-        driver.find_element(By.CSS_SELECTOR, '[data-testid="stSlider"] input[type="range"]').send_keys(Keys.ARROW_LEFT)
-        end = time.time() + 20
-        after = before
-        while time.time() < end and after == before:
-            after = driver.execute_script("var m = document.body.innerText.match(/Budget (\\d\\.\\d\\d) ·/); return m ? m[1] : null;")
-            time.sleep(0.05)
-        assert float(after) == pytest.approx(float(before) - 0.05), (before, after)
-        check_page(driver, "budget explorer after slider", screenshots)
+        # dragging and releasing the budget slider: tests/test_live_panel_browser.py
 
         # a BudgetFormer model: the inspector's per-block s and q and its dataset views
         driver.get(url + "/?model=shipped/tiny-bf")

@@ -89,9 +89,15 @@ def test_budgetformer_trains_and_records_analyses():
     bf = METHODS["budgetformer"]
     model = run_method(bf, dense, data, tcfg, validate=validation_hook(bf, data), callbacks=[events.append])
     assert model.config.gating == "budgetformer" and float(model.controllers[0].tau) == pytest.approx(tcfg.bf_temp_end)
-    result = budgetformer_analysis(model, data, list("abcdefgh"), events, latency_examples=3)
+    from baa_core.measure.analysis import per_example_loss
+
+    complexity = per_example_loss(dense, data)  # an independent model's loss: the dense warm start's
+    result = budgetformer_analysis(model, data, list("abcdefgh"), events, latency_examples=3, complexity=complexity)
     assert {"training_dynamics", "s_by_complexity", "s_block_class", "q_entropy", "ablations", "per_example_latency"} <= set(result)
     assert [r["bucket"] for r in result["s_by_complexity"]["summary"]] == ["Simple", "Medium", "Hard"]
+    assert "dense warm-start" in result["s_by_complexity"]["complexity_measure"]
+    assert result["complexity"]["values"][0] == pytest.approx(float(complexity[0]), abs=1e-4)
+    assert "s_by_complexity" not in budgetformer_analysis(model, data, list("abcdefgh"), latency_examples=0)
     dyn = result["training_dynamics"]
     assert dyn[0]["epoch"] == 0 and dyn[-1]["epoch"] == pytest.approx(1.0) and len(dyn) >= 3
     assert all(r["s_mean_val"] is not None for r in dyn)

@@ -59,18 +59,38 @@ def test_heads_for_budget_rounds_and_clamps():
     assert heads_for_budget(1.0, 6, 12) == 72
 
 
-def test_hard_operating_point_is_topk_of_gates():
-    torch.manual_seed(1)
-    gate = BudgetGate(2, 4)
+@pytest.mark.parametrize("seed", range(6))
+def test_hard_operating_point_is_topk_of_gates(seed):
+    torch.manual_seed(seed)
+    gate = BudgetGate(3, 4)
     with torch.no_grad():
         gate.intercept.normal_(0, 2)
-    mask = gate.hard(0.5)
-    assert int(mask.sum()) == 4
-    kept = gate(0.5)[mask.bool()]
-    dropped = gate(0.5)[~mask.bool()]
-    # apart from the per-layer guarantee, nothing dropped outranks anything kept
-    assert (mask.sum(-1) >= 1).all()
-    assert kept.numel() + dropped.numel() == 8
+        gate.intercept[2] -= 6  # a layer whose best head would lose to every other head
+        gate.raw_sensitivity.normal_(0, 1)
+    for budget in (0.2, 0.4, 0.5, 0.75):
+        mask = gate.hard(budget).bool()
+        g = gate(budget)
+        assert int(mask.sum()) == heads_for_budget(budget, 3, 4) and (mask.sum(-1) >= 1).all()
+        forced = torch.zeros_like(mask)
+        forced[torch.arange(3), g.argmax(-1)] = True  # each layer's best head is kept whatever its rank
+        free_kept = g[mask & ~forced]
+        dropped = g[~mask]
+        if free_kept.numel() and dropped.numel():
+            # apart from the forced heads, nothing dropped outranks anything kept
+            assert dropped.max() <= free_kept.min(), (budget, g, mask)
+        assert mask[forced].all()
+
+
+def test_kept_sets_need_not_be_nested_though_gates_are_monotone():
+    from baa_core.model.gates import unnested_heads
+
+    gate = BudgetGate(1, 2)
+    with torch.no_grad():  # head 0: high at small budgets, flat; head 1: low at first, steep
+        gate.intercept.copy_(torch.tensor([[1.0, 0.0]]))
+        gate.raw_sensitivity.copy_(torch.tensor([[-10.0, 3.0]]))
+    cases = unnested_heads(gate, [0.3, 0.7])
+    assert gate(0.3)[0, 0] > gate(0.3)[0, 1] and gate(0.7)[0, 1] > gate(0.7)[0, 0]
+    assert cases == [{"layer": 0, "head": 0, "on_at": 0.3, "off_at": 0.7}]
 
 
 def test_straight_through_forward_hard_backward_soft():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "baa_core"
-LAYERS = {"model": 0, "methods": 1, "io": 2, "train": 2, "measure": 2, "paper": 2, "pipeline": 3, "cli": 4,
+LAYERS = {"model": 0, "methods": 1, "io": 2, "train": 2, "measure": 2, "paper": 2, "pipeline": 3, "protocol": 3, "cli": 4,
           "__main__": 4, "__init__": 0}
 
 

@@ -5,6 +5,7 @@ import streamlit as st
 
 from app.ui import catalog, figures
 from baa_core import paper
+from baa_core.protocol import controls_table
 
 st.title("Paper vs here")
 st.markdown("The **paper** column quotes the two papers (BAA's abstract; BudgetFormer's Table II as reviewers summarised it). "
@@ -24,6 +25,10 @@ for fig in paper.FIGURES:
         command = card.get("command", "")
         if row.get("accuracy_std") is not None and fig.ours.key == "accuracy":
             extra = f" ± {100 * row['accuracy_std']:.1f} ({row.get('seeds', len(row.get('accuracy_seeds', [])))} seeds)"
+        if row.get("accuracy_ci") and fig.ours.key == "accuracy":
+            extra += f" [95% CI {100 * row['accuracy_ci'][0]:.1f}–{100 * row['accuracy_ci'][1]:.1f}]"
+        if row.get("speedup_ci") and fig.ours.key == "speedup":
+            extra += f" [95% CI {row['speedup_ci'][0]:.2f}–{row['speedup_ci'][1]:.2f}]"
         if fig.ours.key == "accuracy" and row.get("est_cost") is not None:
             extra += f" at cost {row['est_cost']:.3f}"
         if fig.ours.key == "accuracy" and fig.unit == "%":
@@ -52,6 +57,14 @@ for name, arxiv in (paper.BAA, paper.BUDGETFORMER):
             cmd = f"`{r['command']}`" if r["command"].startswith(("python", "not")) else r["command"]
             st.markdown(f"- **{r['setting']}, {r['figure']}** ({r['source']}): {cmd}{note}")
 st.caption("arXiv: " + " · ".join(f"[{n}](https://arxiv.org/abs/{a})" for n, a in (paper.BAA, paper.BUDGETFORMER)))
+
+controls = controls_table(cards)
+if controls:
+    st.subheader("Controls: what each task gives without attention")
+    st.dataframe(pd.DataFrame(controls), hide_index=True, key="paper_controls")
+    st.caption("From the cards: the model itself (at budget 0.5, or its only row), the same weights with every head "
+               "closed, the same network trained with no attention for the same epochs, and chance. The gap between "
+               "the first and the no-attention columns is what attention carries on that task.")
 
 if bars:
     st.subheader("Accuracy: the paper's number and ours")

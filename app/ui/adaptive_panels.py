@@ -114,12 +114,18 @@ def explorer(sel, data) -> None:
                        f"(one head per block is the floor: {tracking.get('floor', {}).get('min_realised', 0):.3f}).")
 
 
-def inspector_curves(sel, text: str, budget: float | None) -> None:
-    """s(b) per block for the inspected input, the current b marked."""
-    try:
-        curves = curves_for(*sel.key, text, sel.ckpt)
-    except ValueError:
-        return  # the inspector has already said what is wrong with the text
-    st.markdown("**This input's budget per block as the slider moves** (solid: s(b); dashed: heads it runs)")
-    st.plotly_chart(adaptive_figures.render_s_curves(curves, budget), key="inspector_adaptive_curves",
-                    config=figures.EXPORT_CONFIG)
+def inspector_panel(sel, text: str, budget: float, ins) -> None:
+    """What each block chose for this input at b, and s(b) per block as a curve over b (b marked)."""
+    left, right = st.columns([1, 1])
+    with left:
+        st.markdown(f"**What each block chose for this input at b = {budget:.2f}**")
+        st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), ins.head_weights.tolist(), sel.model.config.n_heads),
+                        key="inspector_adaptive_sq", config=figures.EXPORT_CONFIG)
+    with right:
+        try:
+            curves = curves_for(*sel.key, text, sel.ckpt)
+        except ValueError:
+            return  # the page has already said what is wrong with the text
+        st.markdown("**This input's budget per block as the slider moves** (solid: s(b); dashed: heads it runs)")
+        st.plotly_chart(adaptive_figures.render_s_curves(curves, budget), key="inspector_adaptive_curves",
+                        config=figures.EXPORT_CONFIG)

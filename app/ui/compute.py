@@ -64,10 +64,11 @@ def has_budget(model: BudgetedClassifier) -> bool:
 
 
 def budget_choices(model: BudgetedClassifier) -> list[float]:
-    """The budgets a model can run at: a 0.05 grid for BAA, the trained ones for static gates."""
+    """The budgets a model can run at: a 0.05 grid over the trained range (0.1..1.0; below it the gates are
+    extrapolated, see baa_core.measure.operating_points.below_range) for BAA, the trained ones for static gates."""
     if methods.method_for_model(model).one_model_per_budget:
         return [float(b) for b in model.config.static_budgets]
-    return [round(BUDGET_STEP * i, 2) for i in range(1, int(round(1 / BUDGET_STEP)) + 1)]
+    return [round(BUDGET_STEP * i, 2) for i in range(2, int(round(1 / BUDGET_STEP)) + 1)]
 
 
 def snap_budget(model: BudgetedClassifier, budget: float | None) -> float:
@@ -101,14 +102,6 @@ def card_row(card: dict, method: str, budget: float) -> dict | None:
     from baa_core.paper import Ours, find_row
 
     return find_row(card, Ours(card.get("task"), method, "accuracy", budget))
-
-
-def card_latency(card: dict, heads_per_layer: list[int]) -> dict | None:
-    """A card row timed with exactly this many heads per layer (latency depends only on the counts)."""
-    for row in card_rows(card):
-        if row.get("heads_per_layer") == list(heads_per_layer) and row.get("latency_ms") is not None:
-            return row
-    return None
 
 
 # ---------------------------------------------------------------- measured now

@@ -335,19 +335,6 @@ def render_dynamics(rows: list[dict]) -> go.Figure:
     return _layout(fig, 320)
 
 
-def render_gate_curves(budgets: list[float], curves: list[tuple[str, list[float]]], budget: float | None = None) -> go.Figure:
-    """g_lh(b) of every head against the budget: the picture of what a budget does."""
-    fig = go.Figure()
-    for name, ys in curves:
-        fig.add_trace(go.Scatter(x=budgets, y=ys, mode="lines", name=name, hovertemplate=name + ": g=%{y:.2f} at b=%{x:.2f}<extra></extra>"))
-    if budget is not None:
-        fig.add_vline(x=budget, line_dash="dot", annotation_text=f"b = {budget:.2f}")
-    fig.update_xaxes(title="requested budget b", range=[0, 1])
-    fig.update_yaxes(title="gate g(b)", range=[0, 1.02])
-    fig.update_layout(showlegend=len(curves) <= 16)
-    return _layout(fig, 330)
-
-
 def render_paper_vs_here(items: list[dict]) -> go.Figure:
     """Grouped bars: the paper's number and ours, per figure with a counterpart here (same unit only)."""
     fig = go.Figure()
@@ -356,3 +343,15 @@ def render_paper_vs_here(items: list[dict]) -> go.Figure:
     fig.add_trace(go.Bar(x=xs, y=[i["ours"] for i in items], name="measured here (card)", marker_color=ON))
     fig.update_layout(barmode="group")
     return _layout(fig, 360)
+
+
+def render_unnested_note(model_name: str, cases: list[dict]) -> str:
+    """One sentence (markdown) on why the kept head sets are not nested, with a measured example."""
+    text = ("Each gate only rises with b, but the hard point keeps the top round(b x heads) gates, and the curves of "
+            "heads with different sensitivities cross: the kept sets are **not nested**, so a head can run at one "
+            "budget and be off at a slightly larger one.")
+    if not cases:
+        return text + f" On **{model_name}** no such pair occurs between budgets 0.05 apart."
+    c = cases[0]
+    return (text + f" On **{model_name}**: block {c['layer']} head {c['head']} runs at b = {c['on_at']:.2f} and is off at "
+            f"b = {c['off_at']:.2f} ({len(cases)} such pairs between budgets 0.05 apart).")

@@ -167,7 +167,8 @@ def model_picker() -> None:
     if MODEL_KEY not in st.session_state and st.query_params.get("model") in options:
         st.session_state[MODEL_KEY] = st.query_params["model"]  # a link can name the model: ?model=shipped/NAME
     if st.session_state.get(MODEL_KEY) not in options:
-        st.session_state[MODEL_KEY] = options[0]
+        default = catalog.default_entry(entries)
+        st.session_state[MODEL_KEY] = default.id if default else options[0]
     with st.sidebar:
         st.selectbox("Model", options, key=MODEL_KEY, format_func=lambda i: labels.get(i, i),
                      help="Shipped models (pretrained/), yours (the user models folder: checkpoints and Hugging Face "

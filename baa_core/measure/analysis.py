@@ -1,10 +1,13 @@
 """The BudgetFormer paper's analyses as tidy records (lists of flat dicts) that the app draws.
 
 * ``training_dynamics``: per epoch, s_mean on train and validation and validation accuracy.
-* ``s_by_complexity``: s per test input against input complexity. Complexity is measurable here:
-  the cross-entropy loss on the true label of the same network with every head on (no controller;
-  higher = harder); tertiles of it are the Simple / Medium / Hard buckets. The Spearman rank
-  correlation says whether s grows with it.
+* ``s_by_complexity``: s per test input against input complexity. Complexity is measured by an
+  independent model: the cross-entropy loss on the true label of the dense warm-start model
+  (BudgetFormer's starting point, before any controller existed; higher = harder), not by the
+  BudgetFormer network itself, whose own loss would tie complexity to its own head choices. Tertiles
+  of it are the Simple / Medium / Hard buckets; the Spearman rank correlation says whether s grows
+  with it. The per-example values are kept in the card (``complexity``) so ``analyze`` can redo the
+  view from a checkpoint without the dense model.
 * ``s_block_class``: mean and standard deviation of s per block x class.
 * ``q_entropy``: entropy of the relevance distribution q per block (log H is uniform).
 * ``ablations``: the controller against a fixed budget without it, and against random heads.
@@ -23,9 +26,28 @@ from ..model.structural import SlicedHeadCache, structural_forward
 from ..model.surgery import slice_heads
 from .cost import model_flops
 from .latency import TIMING_LOCK
-from .perinput import attention_flop_fraction, controller_outputs
+from .perinput import attention_flop_fraction, controller_outputs, total_flop_fraction
 
 BUCKETS = ("Simple", "Medium", "Hard")
+COMPLEXITY_MEASURE = ("cross-entropy on the true label of the dense warm-start model (an independent network: "
+                      "BudgetFormer's starting point, before controller training); tertiles: Simple / Medium / Hard")
+
+
+@torch.no_grad()
+def per_example_loss(model, data: EncodedDataset, device: str = "cpu", batch_size: int = 128) -> torch.Tensor:
+    """(N,) cross-entropy on the true label of ``model`` with every head on, in data order."""
+    import torch.nn.functional as F
+
+    from ..io.data import iterate_batches
+
+    was_training = model.training
+    model.to(device).eval()
+    losses = []
+    for batch in iterate_batches(data, batch_size, device=device):
+        logits = model(batch["input_ids"], batch["attention_mask"]).logits.float()
+        losses.append(F.cross_entropy(logits, batch["labels"], reduction="none").cpu())
+    model.train(was_training)
+    return torch.cat(losses) if losses else torch.empty(0)
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:
@@ -57,7 +79,7 @@ def training_dynamics(history) -> list[dict]:
     return rows
 
 
-def s_by_complexity(outputs: dict, complexity: torch.Tensor) -> dict:
+def s_by_complexity(outputs: dict, complexity: torch.Tensor, measure: str = COMPLEXITY_MEASURE) -> dict:
     """Per-example records and per-bucket summaries of s against complexity, with Spearman's rho."""
     s = outputs["s"].mean(1)  # (N,) mean over blocks
     n = len(s)
@@ -74,7 +96,7 @@ def s_by_complexity(outputs: dict, complexity: torch.Tensor) -> dict:
         summary.append({"bucket": name, "n": len(vals), "s_mean": statistics.fmean(vals),
                         "s_std": statistics.pstdev(vals), "heads_fraction": float(outputs["mask"][bucket == i].mean())})
     return {"examples": examples, "summary": summary, "spearman_rho": spearman(complexity, s),
-            "complexity_measure": "cross-entropy on the true label with every head on (tertiles: Simple / Medium / Hard)"}
+            "complexity_measure": measure}
 
 
 def s_block_class(outputs: dict, label_names: list[str]) -> list[dict]:
@@ -112,7 +134,8 @@ def ablations(model, data: EncodedDataset, device: str = "cpu", full: dict | Non
                     ("controller's s, random heads", rand)):
         rows.append({"variant": name, "accuracy": float((o["pred"] == o["label"]).float().mean()),
                      "heads_fraction": float(o["mask"].mean()),
-                     "attention_flop_fraction": float(attention_flop_fraction(model, o["mask"], data.lengths()).mean())})
+                     "attention_flop_fraction": float(attention_flop_fraction(model, o["mask"], data.lengths()).mean()),
+                     "total_flop_fraction": float(total_flop_fraction(model, o["mask"], data.lengths()).mean())})
     return rows
 
 
@@ -166,18 +189,23 @@ def per_example_latency(model, data: EncodedDataset, n: int = 200, threads: int 
 
 def budgetformer_analysis(model, test: EncodedDataset, label_names: list[str], history=(), device: str = "cpu",
                           latency_examples: int = 200, max_examples: int = 2000, threads: int = 1,
-                          outputs: dict | None = None) -> dict:
+                          outputs: dict | None = None, complexity: torch.Tensor | None = None,
+                          complexity_measure: str = COMPLEXITY_MEASURE) -> dict:
     """Everything the app's BudgetFormer views need, for the card.
 
     ``outputs``: ``controller_outputs(model, test)``, when the caller has them already (one pass over
-    the test set serves the summary, the analyses and the ablations)."""
+    the test set serves the summary, the analyses and the ablations). ``complexity``: per test example,
+    from an independent model (``per_example_loss`` of the dense warm start); without it the
+    s-by-complexity view is left out rather than computed from the BudgetFormer network itself."""
     outputs = outputs if outputs is not None else controller_outputs(model, test, device=device)
-    complexity = controller_outputs(model, test, device=device, mode="all")["loss"]
-    by_c = s_by_complexity(outputs, complexity)
-    by_c["examples"] = by_c["examples"][:max_examples]
-    result = {"training_dynamics": training_dynamics(history), "s_by_complexity": by_c,
+    result = {"training_dynamics": training_dynamics(history),
               "s_block_class": s_block_class(outputs, label_names), "q_entropy": q_entropy(outputs),
               "ablations": ablations(model, test, device, full=outputs)}
+    if complexity is not None and len(complexity) == len(test):
+        by_c = s_by_complexity(outputs, complexity, complexity_measure)
+        by_c["examples"] = by_c["examples"][:max_examples]
+        result["s_by_complexity"] = by_c
+        result["complexity"] = {"measure": complexity_measure, "values": [round(float(v), 4) for v in complexity]}
     if latency_examples:
         result["per_example_latency"] = per_example_latency(model.cpu(), test, latency_examples, threads)
     return result

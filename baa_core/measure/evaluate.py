@@ -1,7 +1,15 @@
 """Accuracy and estimated cost of a model at a budget, a head mask, or per-input budgets; the
-validation hook the Trainer calls while a method trains."""
+validation hook the Trainer calls while a method trains; and the intervals that go with an accuracy
+(METHODS.md section 5: bootstrap over test examples).
+
+``bootstrap_ci`` resamples test examples with replacement and reports the percentile interval of the
+mean of a per-example value: 0/1 correctness gives the accuracy's interval; the per-example mean over
+seeds gives the interval of a seed-averaged accuracy; a paired difference a_i - b_i (same examples)
+gives the interval of "A - B". The resampling stream is seeded, so a card's interval is reproducible.
+"""
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +27,7 @@ class EvalResult:
     predictions: torch.Tensor  # (N,)
     confidences: torch.Tensor  # (N,) softmax probability of the prediction
     head_weights: torch.Tensor | None = None  # (N, L, H) when kept
+    correct: torch.Tensor | None = None  # (N,) bool, prediction == label, in data order
 
 
 @torch.no_grad()
@@ -27,14 +36,16 @@ def evaluate(model, data: EncodedDataset, *, budget=None, hard: bool = True, hea
     """Run ``model`` over ``data`` in eval mode; gates come from ``budget`` (hard top-k by default) or ``head_mask``."""
     was_training = model.training
     model.eval()
-    preds, confs, weights = [], [], []
+    preds, confs, weights, hits = [], [], [], []
     correct, cost_sum, n = 0, 0.0, 0
     for batch in iterate_batches(data, batch_size, device=device, indices=indices):
         out = model(batch["input_ids"], batch["attention_mask"], budget=budget, hard=hard, head_mask=head_mask)
         prob = out.logits.float().softmax(-1)
         conf, pred = prob.max(-1)
         B = pred.shape[0]
-        correct += int((pred == batch["labels"]).sum())
+        hit = pred == batch["labels"]
+        correct += int(hit.sum())
+        hits.append(hit.cpu())
         n += B
         hw = out.head_weights
         if hw is None:
@@ -54,7 +65,52 @@ def evaluate(model, data: EncodedDataset, *, budget=None, hard: bool = True, hea
         predictions=torch.cat(preds) if preds else torch.empty(0, dtype=torch.long),
         confidences=torch.cat(confs) if confs else torch.empty(0),
         head_weights=torch.cat(weights) if weights else None,
+        correct=torch.cat(hits) if hits else torch.empty(0, dtype=torch.bool),
     )
+
+
+BOOTSTRAP_SAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def bootstrap_ci(values, level: float = 0.95, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED,
+                 chunk: int = 250) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (one per test example).
+
+    Examples are resampled with replacement ``samples`` times from a generator seeded with ``seed``:
+    the same values always give the same interval. Paired values (a_i - b_i on the same examples)
+    give the interval of a difference."""
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    n = v.numel()
+    if n == 0:
+        raise ValueError("a bootstrap interval needs at least one value")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), not {level}")
+    g = torch.Generator().manual_seed(seed)
+    means = []
+    for start in range(0, samples, chunk):  # (chunk, n) indices at a time keeps memory small
+        idx = torch.randint(0, n, (min(chunk, samples - start), n), generator=g)
+        means.append(v[idx].mean(dim=1))
+    means = torch.cat(means)
+    alpha = (1.0 - level) / 2
+    lo, hi = torch.quantile(means, torch.tensor([alpha, 1.0 - alpha], dtype=torch.float64)).tolist()
+    return float(lo), float(hi)
+
+
+def pack_correct(correct: torch.Tensor) -> str:
+    """(N,) bool -> a short base64 string (one bit per example), for per-seed results files."""
+    bits = correct.to(torch.bool).flatten().tolist()
+    out = bytearray((len(bits) + 7) // 8)
+    for i, b in enumerate(bits):
+        if b:
+            out[i // 8] |= 1 << (i % 8)
+    return f"{len(bits)}:" + base64.b64encode(bytes(out)).decode("ascii")
+
+
+def unpack_correct(text: str) -> torch.Tensor:
+    n, _, data = text.partition(":")
+    raw = base64.b64decode(data)
+    return torch.tensor([bool(raw[i // 8] >> (i % 8) & 1) for i in range(int(n))], dtype=torch.bool)
 
 
 VALIDATION_BUDGETS = (0.25, 0.5)  # where a one-model-many-budgets method reports validation accuracy

@@ -60,6 +60,48 @@ class Comparison:
     speedup: dict[str, float]  # median over rounds of reference_ms / model_ms, same round
     rounds: int
     threads: int
+    ratios: dict[str, list[float]] | None = None  # per round: reference_ms / model_ms
+
+    def speedup_ci(self, name: str) -> tuple[float, float]:
+        """95% bootstrap interval of the median per-round ratio (narrows as rounds are added)."""
+        return median_ci(self.ratios[name]) if self.ratios and name in self.ratios else (1.0, 1.0)
+
+    def speedup_spread(self, name: str) -> tuple[float, float]:
+        """2.5 and 97.5 percentiles of the per-round ratios: how much single rounds vary."""
+        return percentile_spread(self.ratios[name]) if self.ratios and name in self.ratios else (1.0, 1.0)
+
+    def row_fields(self, name: str) -> dict:
+        """The latency columns of a sweep row for model ``name`` (keys documented in sweep.py)."""
+        return {"latency_ms": self.median_ms[name], "dense_latency_ms": self.median_ms["dense"],
+                "speedup": self.speedup[name], "speedup_ci": list(self.speedup_ci(name)),
+                "speedup_spread": list(self.speedup_spread(name)), "latency_rounds": self.rounds}
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolation quantile of an already sorted list (numpy's default rule)."""
+    pos = q * (len(sorted_values) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def percentile_spread(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    v = sorted(values)
+    if not v:
+        raise ValueError("no values")
+    a = (1.0 - level) / 2
+    return _quantile(v, a), _quantile(v, 1.0 - a)
+
+
+def median_ci(values: list[float], level: float = 0.95, samples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median of ``values`` (seeded: reproducible)."""
+    if not values:
+        raise ValueError("no values")
+    rng = random.Random(seed)
+    n = len(values)
+    medians = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(samples))
+    a = (1.0 - level) / 2
+    return _quantile(medians, a), _quantile(medians, 1.0 - a)
 
 
 def compare_latency(models: dict[str, torch.nn.Module], batches: list[dict[str, torch.Tensor]], threads: int = 1,
@@ -103,4 +145,4 @@ def compare_latency(models: dict[str, torch.nn.Module], batches: list[dict[str, 
                 ratios[name].append(ref / other)
     speedup = {k: statistics.median(v) for k, v in ratios.items()}
     speedup[reference] = 1.0
-    return Comparison({k: statistics.median(v) for k, v in samples.items()}, speedup, rounds, threads)
+    return Comparison({k: statistics.median(v) for k, v in samples.items()}, speedup, rounds, threads, ratios)

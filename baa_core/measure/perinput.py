@@ -62,6 +62,18 @@ def attention_flop_fraction(model, mask: torch.Tensor, lengths) -> torch.Tensor:
     return torch.tensor(fr)
 
 
+def total_flop_fraction(model, mask: torch.Tensor, lengths) -> torch.Tensor:
+    """Per example: total encoder FLOPs (attention with the chosen heads + the FFN, which always runs)
+    / the dense model's; the measure the BudgetFormer paper's "fewer FLOPs" is comparable with."""
+    from .cost import model_flops
+
+    cfg = model.config
+    fr = []
+    for m, n in zip(mask, lengths):
+        fr.append(model_flops(cfg, [int(k) for k in m.sum(-1).tolist()], [n]).total / model_flops(cfg, None, [n]).total)
+    return torch.tensor(fr)
+
+
 def budgetformer_summary(model, data, device: str = "cpu", **kw) -> dict:
     """Accuracy, mean s, mean chosen-head fraction and attention-FLOP fraction over ``data``."""
     return summarize_outputs(model, controller_outputs(model, data, device=device, **kw), data)
@@ -70,12 +82,14 @@ def budgetformer_summary(model, data, device: str = "cpu", **kw) -> dict:
 def summarize_outputs(model, o: dict, data) -> dict:
     """``budgetformer_summary`` of outputs already computed by ``controller_outputs`` on ``data``."""
     flops = attention_flop_fraction(model, o["mask"], data.lengths())
+    total = total_flop_fraction(model, o["mask"], data.lengths())
     return {
         "method": "budgetformer",
         "accuracy": float((o["pred"] == o["label"]).float().mean()),
         "s_mean": float(o["s"].mean()),
         "est_cost": float(o["mask"].mean()),
         "attention_flop_fraction": float(flops.mean()),
+        "total_flop_fraction": float(total.mean()),
         "entropy_mean": float(entropy(o["q"]).mean()),
         "n": len(data),
     }

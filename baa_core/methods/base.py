@@ -57,7 +57,6 @@ class TrainConfig:
     # Static baseline and post-hoc recovery: one model per budget in this list.
     budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
     recovery_epochs: float = 1.0
-    max_len: int = 128
     eval_every: int = 0
     # Dense warm start ends early once validation accuracy reaches this (1.0 = never early).
     dense_target_acc: float = 1.0
@@ -159,8 +158,9 @@ class Method:
 
     @property
     def slides(self) -> bool:
-        """One trained model whose heads follow a global budget slider (BAA; not per-budget models)."""
-        return self.has_budget and not self.one_model_per_budget and self.gating != "dense"
+        """One trained model whose heads follow a global budget slider, the same heads for every input (BAA;
+        not per-budget models, not adaptive ones, whose heads depend on the input as well)."""
+        return self.has_budget and not self.one_model_per_budget and not self.per_input and self.gating != "dense"
 
     def phase_names(self, budget: float | None = None) -> list[str]:
         """The phases a training run shows, dense warm start first (for progress bars)."""

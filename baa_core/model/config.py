@@ -70,9 +70,10 @@ class ModelConfig:
     embedding: str = "word"
     type_vocab_size: int = 0
     pad_id: int = 0
-    # BERT initialises embeddings with std 0.02. Models trained from scratch use 1.0 (PyTorch's
-    # nn.Embedding default): on the marked-token task the dense model then finds its positional
-    # head in 300-500 steps instead of 600-1500+ (6 seeds each, measured while building this).
+    # BERT initialises embeddings with std 0.02. The synthetic task's preset uses 1.0 (PyTorch's
+    # nn.Embedding default): its dense model then finds its positional head in 300-500 training steps
+    # instead of 600-1500+ (6 seeds each, measured while building this; training speed, not a test
+    # score). For text models it is one of the values re-chosen on validation (protocol.SELECTION_GRIDS).
     embedding_init_std: float = 0.02
     # Heads kept per layer. None means n_heads everywhere; a sliced model lists fewer.
     heads_per_layer: list[int] | None = None

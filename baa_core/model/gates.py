@@ -4,9 +4,11 @@ BAA's gate for head (l, h) at requested budget b (METHODS.md section 1):
 
     g_lh(b) = sigmoid(a_lh + softplus(s_lh) * logit(b)),   b clipped to [eps, 1 - eps]
 
-softplus(.) >= 0 and logit is increasing, so g is non-decreasing in b: more budget never closes a
-head. A hard operating point keeps k = round(b * L * H) heads by global top-k of the gate values,
-with at least one head per layer, because a layer with no head cannot be built structurally.
+softplus(.) >= 0 and logit is increasing, so g is non-decreasing in b: more budget never lowers a
+gate. A hard operating point keeps k = round(b * L * H) heads by global top-k of the gate values,
+with at least one head per layer, because a layer with no head cannot be built structurally. The
+kept sets are not nested: gate curves with different sensitivities cross, so a head kept at one
+budget can be dropped at a larger one (``unnested_heads`` finds such pairs).
 """
 from __future__ import annotations
 
@@ -95,6 +97,22 @@ class BudgetGate(nn.Module):
         b = as_budget_tensor(budget, self.intercept.device)
         soft = self(b)
         return topk_head_mask(soft, heads_for_budget(b, self.n_layers, self.n_heads))
+
+
+def unnested_heads(gate: BudgetGate, budgets) -> list[dict]:
+    """Heads that run at one budget of ``budgets`` (ascending) and are off at the next one.
+
+    Every gate value is monotone in b, but the hard operating point ranks heads against each other:
+    where two heads' gate curves cross (different sensitivities), the top-k set at a larger budget can
+    drop a head that ran at a smaller one. Returns {layer, head, on_at, off_at} per such case."""
+    budgets = sorted(float(b) for b in budgets)
+    out = []
+    with torch.no_grad():
+        masks = [gate.hard(b) for b in budgets]
+    for (b0, m0), (b1, m1) in zip(zip(budgets, masks), zip(budgets[1:], masks[1:])):
+        for layer, head in torch.nonzero((m0 > 0) & (m1 == 0)).tolist():
+            out.append({"layer": layer, "head": head, "on_at": b0, "off_at": b1})
+    return out
 
 
 class StaticGates(nn.Module):
