@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -269,19 +270,33 @@ def test_inspector_bad_input_gives_a_message(env, text, expect):
 def test_attention_page_renders_bertviz_offline_and_exports(env):
     at = new_app(page="attention")
     assert_clean(at)
-    frames = at.get("iframe")
-    assert len(frames) == 2  # head view + model view
-    for f in frames:
-        html = f.proto.srcdoc
-        assert "d3js.org v5.7.0" in html and "window.requirejs" in html and "cdnjs" not in html and 'src="http' not in html
+    (views,) = at.get("bidi_component")  # head view + model view, one component (no iframe, nothing fetched)
+    assert views.proto.component_name == "baa_attention_views"
+    js = views.proto.js_content  # nothing to fetch: no URL but the SVG namespace, no import, fetch or script source
+    assert not [u for u in re.findall(r"https?://[^\s\"']+", js) if u != "http://www.w3.org/2000/svg"]
+    assert "fetch(" not in js and "import(" not in js and "import " not in js and "src=" not in js
+    at.session_state["attention_tab"] = "Heat maps"
+    at.run()
     at.radio(key="attention_export_fmt").set_value("SVG").run()
     chart = next(c for c in at.get("plotly_chart") if "svg" in c.proto.config)
     assert '"format": "svg"' in chart.proto.config or '"format":"svg"' in chart.proto.config
+    at.session_state["attention_tab"] = "Export"
+    at.run()
     labels = {b.proto.label for b in at.get("download_button")}
-    assert {"Attention weights (CSV)", "Heads (CSV)"} <= labels
+    assert {"Attention weights (CSV)", "Heads (CSV)", "Head view (HTML, offline)"} <= labels
     at.slider(key="attention_budget").set_value(0.25).run()
     assert_clean(at)
     assert any("2 of 8 heads run" in c.value for c in at.caption)
+
+
+def test_bertviz_export_html_is_offline():
+    from app.ui import bertviz_view
+
+    torch.manual_seed(0)
+    attn = [torch.softmax(torch.randn(4, 5, 5), -1) for _ in range(2)]
+    active = torch.tensor([[1, 0, 1, 1], [0, 1, 1, 0]])
+    for html in (bertviz_view.head_view_html(attn, list("abcde"), active), bertviz_view.model_view_html(attn, list("abcde"), active)):
+        assert "d3js.org v5.7.0" in html and "window.requirejs" in html and "cdnjs" not in html and 'src="http' not in html
 
 
 # ---------------------------------------------------------------- corrupt checkpoint, offline hub
@@ -320,9 +335,9 @@ def test_train_page_rejects_bad_csvs(env):
     # a label column that is really an id (60 distinct values... > 2 rows per class is not checked; > 100 classes is)
     rows = "\n".join(f"text number {i},{i}" for i in range(150))
     at.file_uploader(key="train_csv").set_value(("ids.csv", f"text,row_id\n{rows}\n".encode(), "text/csv")).run()
-    at.button(key="train_start").click().run()
     assert not at.exception
-    assert any("really a label" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("really a label" in e.value for e in at.error), [e.value for e in at.error]  # said before Start
+    assert at.button(key="train_start").disabled
     # not a CSV at all
     at.file_uploader(key="train_csv").set_value(("x.csv", b"\x00\x01\x02\xff" * 10, "text/csv")).run()
     assert not at.exception
@@ -360,8 +375,10 @@ def test_train_a_csv_model_in_the_background(env, tmp_path, monkeypatch):
             break
         time.sleep(0.5)
     assert_clean(at)
-    assert any("Saved **tiny-csv**" in s.value for s in at.success), [p.proto.text for p in at.get("progress")]
+    assert any("Saved **tiny\\-csv**" in s.value for s in at.success), [p.proto.text for p in at.get("progress")]  # escaped
     assert any(o.startswith("tiny-csv (yours") for o in at.selectbox(key="model_id").options)
+    card = json.loads((tmp_path / "mine" / "tiny-csv" / "card.json").read_text())
+    assert card["data"].startswith("news.csv:") and "--csv news.csv " in card["command"]  # the user's file name, not a hash
     at.selectbox(key="model_id").set_value("yours/tiny-csv").run()
     at.switch_page("app_pages/budget_explorer.py").run()
     assert_clean(at)

@@ -86,14 +86,52 @@ def operating_point(model: BudgetedClassifier, budget: float | None) -> Operatin
     return OperatingPoint(None, all_heads_mask(model.config), None)
 
 
+def head_importance(ins, point: OperatingPoint) -> tuple[torch.Tensor | None, str]:
+    """(L, H) values that rank the heads for one input, and their name: BudgetFormer's raw controller scores r
+    (not q = softmax(r / tau), which rounds to 0 for all but the top head), the soft gates at the budget for
+    BAA and static gates; None (index order) for a dense model."""
+    if getattr(ins, "scores", None) is not None:
+        return ins.scores, "score"
+    if point.gate_values is not None:
+        return point.gate_values, "gate"
+    return None, "index"
+
+
+def heads_table(ins, point: OperatingPoint) -> list[dict]:
+    """One row per head for the CSV export: on/off, its importance value (score r or gate) and rank, and q."""
+    from app.ui.figures import head_ranks
+
+    values, name = head_importance(ins, point)
+    ranks = None if values is None else head_ranks(values.tolist())
+    rows = []
+    L, H = ins.head_weights.shape
+    for b in range(L):
+        for h in range(H):
+            row = {"block": b, "head": h, "active": bool(ins.head_weights[b, h] > 0)}
+            if values is not None:
+                row.update({name: float(values[b, h]), "rank": ranks[b][h]})
+            if getattr(ins, "q", None) is not None:
+                row["q"] = float(ins.q[b, h])
+            rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------- the card's numbers
-def card_rows(card: dict) -> list[dict]:
+def pct(value) -> str:
+    """A fraction as a percentage; "-" for anything that is not a finite number (never "nan%")."""
+    from baa_core.io.card import finite_number
+
+    v = finite_number(value)
+    return "-" if v is None else f"{v:.2%}"
+
+
+def card_rows(card) -> list[dict]:
     """Every sweep row of a card, flat, with its method; in the registry's method order."""
     sweeps = card.get("sweeps") or {}
     out = []
     for method in methods.ordered(sweeps):
         for row in sweeps.get(method) or []:
-            if isinstance(row, dict) and row.get("accuracy") is not None:
+            if isinstance(row, dict) and row.get("accuracy") is not None and row.get("est_cost", 0) is not None:
                 out.append({**row, "method": method})
     return out
 
@@ -117,6 +155,8 @@ def live_accuracy(model: BudgetedClassifier, data: EncodedDataset, indices: list
     from baa_core.measure.evaluate import evaluate
     from baa_core.model.surgery import slice_heads
 
+    # Batches of similar lengths pad less: the same accuracy (it is per example) for about half the work.
+    indices = sorted(indices, key=lambda i: len(data.ids[i]))
     if methods.method_for_model(model).per_input:
         return evaluate(model, data, indices=indices).accuracy
     sliced = slice_heads(model, point.mask)

@@ -1,4 +1,7 @@
-"""render_* functions: data in, plotly figure out. No Streamlit, no model calls, nothing measured here."""
+"""render_* functions: data in, plotly figure out. No Streamlit, no model calls, nothing measured here.
+
+Every string that can come from a user (class names, tokens of typed text, method names in a card)
+goes through ``safe.plot`` before it reaches Plotly, and through ``html.escape`` into the SVG charts."""
 from __future__ import annotations
 
 import math
@@ -6,6 +9,7 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from app.ui.safe import plot as _text
 from baa_core.methods import color as method_color, label as method_label
 
 ON, OFF, ACCENT = "#2f6fde", "#e4e6eb", "#e8590c"
@@ -21,12 +25,21 @@ def export_config(fmt: str = "png", filename: str = "figure") -> dict:
 EXPORT_CONFIG = export_config()
 
 
+MODEBAR_PX = 34  # plotly's toolbar (camera, zoom...) sits in this band at the top right; titles go below it
+
+
 def _layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
     """Size, margins, legend below. No template: st.plotly_chart applies Streamlit's theme (and setting a
-    template deep-copies it, ~40 ms a figure, which the slider would feel)."""
+    template deep-copies it, ~40 ms a figure, which the slider would feel).
+    Titles never sit under plotly's toolbar: the figure title starts below its band and subplot titles
+    (annotations above the top row) get their own line under that."""
     legend = len(fig.data) > 1 and fig.layout.showlegend is not False
-    fig.update_layout(height=height + (90 if legend else 0), margin=dict(l=10, r=10, t=40 if title else 10, b=110 if legend else 10),
-                      title=title,
+    subplot_titles = any(a.yref and str(a.yref).endswith("paper") and a.yanchor == "bottom" for a in fig.layout.annotations)
+    top = (MODEBAR_PX + 26 if title else 10 if not subplot_titles else MODEBAR_PX) + (24 if subplot_titles else 0)
+    fig.update_layout(height=height + (90 if legend else 0) + max(0, top - 40),
+                      margin=dict(l=10, r=10, t=top, b=110 if legend else 10),
+                      title=None if title is None else dict(text=title, x=0, xanchor="left", yref="container", y=1,
+                                                            yanchor="top", pad=dict(t=MODEBAR_PX)),
                       legend=dict(orientation="h", yanchor="bottom", y=0.0, x=0, yref="container"))
     return fig
 
@@ -64,7 +77,7 @@ def render_pareto(rows: list[dict], live: list[dict] | None = None, live_label: 
         rs = sorted(rs, key=lambda r: (r.get("est_cost") or 0, r.get("budget") or 0))
         fig.add_trace(go.Scatter(
             x=[r.get("est_cost") for r in rs], y=[r["accuracy"] for r in rs], mode="lines+markers" if len(rs) > 1 else "markers",
-            name=method_label(method) + " (card)", marker=dict(size=9, color=method_color(method)),
+            name=_text(method_label(method)) + " (card)", marker=dict(size=9, color=method_color(method)),
             line=dict(color=method_color(method)),
             customdata=[[r.get("budget"), r.get("speedup"), r.get("active_heads"), r.get("total_heads")] for r in rs],
             hovertemplate="budget %{customdata[0]}<br>cost %{x:.3f}<br>accuracy %{y:.4f}<br>speedup %{customdata[1]:.2f}x"
@@ -72,7 +85,7 @@ def render_pareto(rows: list[dict], live: list[dict] | None = None, live_label: 
     if live:
         live = sorted(live, key=lambda r: r["est_cost"])
         fig.add_trace(go.Scatter(x=[r["est_cost"] for r in live], y=[r["accuracy"] for r in live], mode="lines+markers",
-                                 name=live_label, line=dict(dash="dot", color=LIVE_COLOR),
+                                 name=_text(live_label), line=dict(dash="dot", color=LIVE_COLOR),
                                  marker=dict(size=6, color=LIVE_COLOR)))
     fig.update_xaxes(title="estimated attention cost (active heads / all heads)", range=[0, 1.05])
     fig.update_yaxes(title="accuracy")
@@ -160,27 +173,43 @@ def render_pareto_svg(rows: list[dict], current: dict | None = None, live: list[
 
 def render_probs(labels: list[str], probs: list[float], prediction: int) -> go.Figure:
     order = sorted(range(len(probs)), key=lambda i: probs[i])[-10:]
-    fig = go.Figure(go.Bar(x=[probs[i] for i in order], y=[labels[i] if i < len(labels) else str(i) for i in order], orientation="h",
+    fig = go.Figure(go.Bar(x=[probs[i] for i in order], y=[_text(labels[i]) if i < len(labels) else str(i) for i in order],
+                           orientation="h",
                            marker_color=[ACCENT if i == prediction else ON for i in order],
                            hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     fig.update_xaxes(range=[0, 1], title="probability")
     return _layout(fig, 60 + 26 * len(order))
 
 
-def render_s_q(s: list[float], q, mask, n_heads: int) -> go.Figure:
-    """BudgetFormer, one input: budget s per block (bars, with ceil(s*H)/H) and q per head (chosen heads marked)."""
+def head_ranks(values) -> list[list[int]]:
+    """Per block, each head's rank by ``values`` (1 = highest; ties by head index), e.g. BudgetFormer's raw
+    scores r: the controller picks its top heads by r, and q = softmax(r / tau) rounds to 0 for all but the
+    top head once tau is small, so ranks by q would fall back to index order."""
+    out = []
+    for row in values:
+        order = sorted(range(len(row)), key=lambda h: (-float(row[h]), h))
+        out.append([order.index(h) + 1 for h in range(len(row))])
+    return out
+
+
+def render_s_q(s: list[float], q, mask, n_heads: int, scores=None) -> go.Figure:
+    """BudgetFormer, one input: budget s per block (bars, with ceil(s*H)/H) and q per head (chosen heads marked),
+    heads ranked by their raw scores r (``scores``; by q when they are not given)."""
     L = len(s)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], subplot_titles=("budget s per block", "rank by relevance q (✓ = runs)"))
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], subplot_titles=("budget s per block", "rank by relevance score r (✓ = runs)"))
     fig.add_trace(go.Bar(y=[f"block {l}" for l in range(L)], x=s, orientation="h", marker_color=ACCENT, name="s",
                          text=[f"{v:.3f} → {max(1, math.ceil(v * n_heads - 1e-6))}/{n_heads}" for v in s], textposition="auto",
                          hovertemplate="%{y}: s=%{x:.3f}<extra></extra>"), 1, 1)
     # After training q is nearly one-hot, so its values alone hide the order the heads are picked in:
-    # each cell shows the head's rank by q (#1 = most relevant), the value is in the colour and on hover.
-    ranks = [sorted(range(n_heads), key=lambda h: -float(q[l][h])) for l in range(L)]
-    text = [[f"#{ranks[l].index(h) + 1}" + (" ✓" if mask[l][h] > 0 else "") for h in range(n_heads)] for l in range(L)]
+    # each cell shows the head's rank by r (#1 = most relevant), q is in the colour and on hover.
+    ranks = head_ranks(scores if scores is not None else q)
+    text = [[f"#{ranks[l][h]}" + (" ✓" if mask[l][h] > 0 else "") for h in range(n_heads)] for l in range(L)]
+    r = scores if scores is not None else q
     fig.add_trace(go.Heatmap(z=[[float(v) for v in row] for row in q], x=[f"h{h}" for h in range(n_heads)],
                              y=[f"block {l}" for l in range(L)], text=text, texttemplate="%{text}", colorscale="Oranges",
-                             zmin=0, zmax=1, showscale=False, xgap=2, ygap=2, hovertemplate="%{y} %{x}: q=%{z:.3f}<extra></extra>"),
+                             customdata=[[float(v) for v in row] for row in r],
+                             zmin=0, zmax=1, showscale=False, xgap=2, ygap=2,
+                             hovertemplate="%{y} %{x}: q=%{z:.3g}, score r=%{customdata:.3f}, %{text}<extra></extra>"),
                   1, 2)
     fig.update_xaxes(range=[0, 1], row=1, col=1)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
@@ -189,31 +218,44 @@ def render_s_q(s: list[float], q, mask, n_heads: int) -> go.Figure:
 
 
 def render_attention_heatmaps(attn, tokens: list[str], order: list[int], active: list[bool], block: int,
-                              importance=None, importance_name: str = "gate", max_cols: int = 4) -> go.Figure:
-    """One block's heads as heat maps, sorted by importance; inactive heads drawn grey and titled 'off'."""
-    n = len(order)
-    cols = min(max_cols, n)
+                              importance=None, importance_name: str = "gate", max_cols: int = 4,
+                              max_width: int = 1100) -> go.Figure:
+    """One block's heads as heat maps in ``order`` (most important first); inactive heads grey and titled 'off'.
+    Every map labels its tokens on both axes (from-token rows, to-token columns), so the figure grows with
+    the number of tokens; it has a fixed width (show it with width="content")."""
+    n, T = len(order), len(tokens)
+    cell, font = (12, 10) if T <= 20 else (9, 8) if T <= 40 else (7, 7)  # px per token, tick font size
+    raw = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    short = [lab if len(lab) <= 14 else lab[:13] + "…" for lab in raw]
+    label_px = int(10 + 0.62 * font * max(len(x) for x in short))  # room for the longest tick label
+    labels, short = [_text(x) for x in raw], [_text(x) for x in short]  # typed text: tags shown, not applied
+    side = T * cell
+    cols = max(1, min(max_cols, n, (max_width - 20) // (side + label_px + 30)))  # square maps, as many as fit
     rows = math.ceil(n / cols)
+    width = 20 + cols * (side + label_px + 30)
+    height = rows * (side + label_px + 44)
     titles = []
     for h in order:
-        imp = "" if importance is None else f" {importance_name}={float(importance[h]):.3f}"
+        imp = "" if importance is None else f" {importance_name}={float(importance[h]):.3g}"
         titles.append(f"head {h}{imp}" + ("" if active[h] else " (off)"))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.12 / max(1, rows))
-    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=(label_px + 30) / width,
+                        vertical_spacing=(label_px + 44) / height)
     # One colour scale for the block, up to its largest weight: with many tokens each weight is small,
     # and a fixed 0..1 scale would leave every map nearly white.
     zmax = max((float(max(max(row) for row in attn[h])) for h in order), default=1.0) or 1.0
+    ticks = dict(tickmode="array", tickvals=labels, ticktext=short, tickfont=dict(size=font), automargin=True)
     for i, h in enumerate(order):
         r, c = i // cols + 1, i % cols + 1
         fig.add_trace(go.Heatmap(z=[[float(v) for v in row] for row in attn[h]], x=labels, y=labels, zmin=0, zmax=zmax,
                                  colorscale="Blues" if active[h] else "Greys", showscale=i == 0,
-                                 colorbar=dict(title="attention weight", len=min(1.0, 1.0 / rows + 0.2)),
+                                 colorbar=dict(title="attention weight", len=min(1.0, 1.0 / rows + 0.2), y=1, yanchor="top"),
                                  opacity=1.0 if active[h] else 0.35,
-                                 hovertemplate=f"head {h}: %{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>"), r, c)
-        fig.update_yaxes(autorange="reversed", showticklabels=c == 1 and len(tokens) <= 40, row=r, col=c)
-        fig.update_xaxes(showticklabels=False, row=r, col=c)
+                                 hovertemplate=f"head {h}: from %{{y}} to %{{x}}: %{{z:.3f}}<extra></extra>"), r, c)
+        fig.update_yaxes(autorange="reversed", row=r, col=c, **ticks)
+        fig.update_xaxes(tickangle=-90, row=r, col=c, **ticks)
     fig.update_annotations(font_size=12)
-    return _layout(fig, 60 + 260 * rows, f"block {block}: heads sorted by {importance_name}")
+    fig.update_layout(width=width, showlegend=False)
+    return _layout(fig, height, f"block {block}: heads sorted by {importance_name}")
 
 
 def render_training_curves(events: list[dict]) -> go.Figure:
@@ -226,7 +268,7 @@ def render_training_curves(events: list[dict]) -> go.Figure:
     for i, (phase, es) in enumerate(phases.items()):
         color = palette[i % len(palette)]
         for col, key in ((1, "loss"), (2, "accuracy"), (3, "cost")):
-            fig.add_trace(go.Scatter(x=[e["global_step"] for e in es], y=[e[key] for e in es], mode="lines", name=phase,
+            fig.add_trace(go.Scatter(x=[e["global_step"] for e in es], y=[e[key] for e in es], mode="lines", name=_text(phase),
                                      legendgroup=phase, showlegend=col == 1, line=dict(color=color)), 1, col)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_yaxes(range=[0, 1.02], row=1, col=3)
@@ -289,7 +331,7 @@ def render_s_by_complexity(examples: list[dict], summary: list[dict], rho: float
                                  marker=dict(size=6, color=colors[bucket], opacity=0.7), customdata=[[e["index"]] for e in es],
                                  hovertemplate="example %{customdata[0]}<br>complexity %{x:.3f}<br>mean s %{y:.3f}<extra></extra>"),
                       1, 1)
-    fig.add_trace(go.Bar(x=[s["bucket"] for s in summary], y=[s["s_mean"] for s in summary],
+    fig.add_trace(go.Bar(x=[_text(s["bucket"]) for s in summary], y=[s["s_mean"] for s in summary],
                          error_y=dict(type="data", array=[s.get("s_std", 0) for s in summary]),
                          marker_color=[colors.get(s["bucket"], ON) for s in summary], showlegend=False,
                          hovertemplate="%{x}: mean s %{y:.3f}<extra></extra>"), 1, 2)
@@ -307,7 +349,8 @@ def render_block_class(rows: list[dict]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("mean s", "std of s"), horizontal_spacing=0.12)
     for col, key, scale in ((1, "s_mean", "Oranges"), (2, "s_std", "Purples")):
         z = [[get[(b, c)][key] if (b, c) in get else None for c in classes] for b in blocks]
-        fig.add_trace(go.Heatmap(z=z, x=classes, y=[f"block {b}" for b in blocks], colorscale=scale, showscale=False,
+        fig.add_trace(go.Heatmap(z=z, x=[_text(c) for c in classes], y=[f"block {b}" for b in blocks], colorscale=scale,
+                                 showscale=False,
                                  texttemplate="%{z:.2f}", hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>"), 1, col)
         fig.update_yaxes(autorange="reversed", row=1, col=col)
     return _layout(fig, 120 + 40 * len(blocks))

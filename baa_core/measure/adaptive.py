@@ -97,7 +97,7 @@ def adaptive_sweep(model, test, budgets, *, method: str = "adaptive", latency_ex
         heads = o["mask"].sum(-1)  # (N, L)
         row = {"budget": float(b), "accuracy": o["accuracy"], "est_cost": o["realised"],
                "active_heads": round(float(heads.sum(-1).mean()), 3), "total_heads": L * H, "method": method,
-               "heads_per_layer": [round(float(v), 3) for v in heads.mean(0)], "n": len(test),
+               "mean_heads_per_layer": [round(float(v), 3) for v in heads.mean(0)], "n": len(test),
                "s_mean": float(s_in.mean()), "s_std": float(s_in.std(unbiased=False)),
                "realised_std": float(realised_fraction(o["s"], H).std(unbiased=False)),
                "latency_ms": None, "dense_latency_ms": None, "speedup": None, "flop_speedup": None, "threads": threads}
