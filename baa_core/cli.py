@@ -90,7 +90,10 @@ _OVERRIDES = {"dense-epochs": _float_at_least(0.0), "budget-epochs": _float_at_l
               "bf-epochs": _float_at_least(0.0), "lr": _float_at_least(0.0, strict=True),
               "adapt-lr": _float_at_least(0.0, strict=True),
               "batch-size": _positive_int, "bf-target": _float_at_least(0.0, strict=True),
-              "lambda-mass": _float_at_least(0.0), "lambda-overshoot": _float_at_least(0.0)}
+              "lambda-mass": _float_at_least(0.0), "lambda-overshoot": _float_at_least(0.0),
+              # adaptive (issue 10)
+              "ad-epochs": _float_at_least(0.0), "ad-hard-epochs": _float_at_least(0.0), "ad-groups": _positive_int,
+              "ad-lambda-overshoot": _float_at_least(0.0), "ad-lambda-gap": _float_at_least(0.0)}
 
 
 def _train_overrides(p: argparse.ArgumentParser) -> None:
@@ -99,6 +102,8 @@ def _train_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_count, default=0, help="torch threads for training (0: torch's default)")
     for name, kind in _OVERRIDES.items():
         p.add_argument(f"--{name}", type=kind, default=None)
+    p.add_argument("--adaptive-input", choices=["embedding", "block"], default=None,
+                   help="adaptive: what the budget FFN reads (embedding: s_i(b) monotone in b in every block)")
     p.add_argument("--select", action="store_true",
                    help="first re-choose the recipe's open hyperparameters on the validation split (a small grid per "
                         "seed, recorded in the card's selection)")
@@ -109,7 +114,8 @@ def _tcfg(args, task: str, kind: str):
     from .pipeline import default_train_config
 
     over = {k: getattr(args, k) for k in ("dense_epochs", "budget_epochs", "hard_epochs", "lr", "adapt_lr", "batch_size",
-                                          "bf_epochs", "bf_target", "lambda_mass", "lambda_overshoot")
+                                          "bf_epochs", "bf_target", "lambda_mass", "lambda_overshoot", "ad_epochs", "ad_hard_epochs",
+                                          "ad_groups", "ad_lambda_overshoot", "ad_lambda_gap")
             if getattr(args, k, None) is not None}
     return default_train_config(task, kind, seed=args.seed, device=args.device, threads=args.threads, **over)
 
@@ -347,6 +353,8 @@ def cmd_train(args) -> int:
     tcfg = _tcfg(args, "csv" if args.csv else args.task, args.kind)
     if prep.trained_head and args.dense_epochs is None:
         tcfg.dense_epochs = 0  # its head is already fine-tuned: the gated phases start from it as it is
+    if getattr(args, "adaptive_input", None):
+        prep.model_config.adaptive_input = args.adaptive_input
     print(f"data: {prep.data.source}", file=sys.stderr)
     for warning in prep.data.extra.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
@@ -405,15 +413,23 @@ def cmd_sweep(args) -> int:
         prep.test.ids, prep.test.labels = prep.test.ids[: args.limit], prep.test.labels[: args.limit]
     budgets = args.budgets or DEFAULT_BUDGETS
     method = ckpt.card.get("method", "baa")
-    if ckpt.model.gate is None:
+    if ckpt.config.gating == "adaptive":  # issue 10: per-input heads; est_cost = realised head fraction
+        from .measure.adaptive import adaptive_sweep
+
+        rows = adaptive_sweep(ckpt.model.to(args.device), prep.test, budgets, latency_examples=args.latency_batches * 8,
+                              threads=args.threads, device=args.device)
+        title = f"{ckpt.name}: {len(prep.test)} test examples, per-input heads (latency: batch 1, per input)"
+    elif ckpt.model.gate is None:
         raise ValueError(f"{ckpt.name} has no budget gates (method {method}); sweep needs a BAA or static model")
-    rows = measure(prep, ckpt.model, budgets, method=method, threads=args.threads, n_latency_batches=args.latency_batches,
-                   device=args.device)
+    else:
+        rows = measure(prep, ckpt.model, budgets, method=method, threads=args.threads,
+                       n_latency_batches=args.latency_batches, device=args.device)
+        title = f"{ckpt.name}: {len(prep.test)} test examples, {args.threads} thread(s)"
     if args.json:
         for r in rows:
             print(json.dumps(r))
     else:
-        _print_rows(rows, title=f"{ckpt.name}: {len(prep.test)} test examples, {args.threads} thread(s)")
+        _print_rows(rows, title=title)
     return 0
 
 

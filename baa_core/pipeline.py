@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from .io.checkpoint import Checkpoint, check_target, read_card, save_checkpoint, update_card
-from .io.data import (DataError, EncodedDataset, TaskData, TextDataset, encode, iterate_batches, load_csv, load_task,
-                      synthetic_vocab)
+from .io.data import (SYNTH_MAX_MARKS, DataError, EncodedDataset, TaskData, TextDataset, encode, iterate_batches, load_csv,
+                      load_task, synthetic_vocab)
 from .io.hf_classifier import ModelSourceError, align_labels, load_classifier
 from .io.pretrained import external_spec, load_pretrained
 from .io.tokenizers import WordTokenizer
@@ -56,11 +56,17 @@ DEFAULT_BUDGETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 _TEXT = dict(d_model=128, n_heads=8, n_layers=2, d_ffn=128, max_len=128, dropout=0.3)
 WORD_PRESETS = {
     "synthetic": dict(d_model=64, n_heads=4, n_layers=2, d_ffn=128, max_len=16, dropout=0.0, embedding_init_std=1.0),
+    # 1 to 4 marks of two kinds (issue 10): 8 heads per block, so one head per block costs 0.125 and
+    # inputs that need both reading patterns have room to take more heads than those that need one.
+    "synthetic_marks": dict(d_model=64, n_heads=8, n_layers=2, d_ffn=128, max_len=16, dropout=0.0, embedding_init_std=1.0),
     "ag_news": _TEXT,
     "dbpedia14": _TEXT,
     "csv": _TEXT,
 }
 TRAIN_PRESETS = {
+    ("synthetic_marks", "word"): dict(batch_size=32, lr=5e-3, dense_epochs=6, dense_target_acc=0.995, budget_epochs=4,
+                                      hard_epochs=2, hard_fraction=0.5, warmup_steps=50, eval_every=100, ad_epochs=4,
+                                      ad_hard_epochs=2),
     ("synthetic", "word"): dict(batch_size=32, lr=5e-3, dense_epochs=6, dense_target_acc=0.995, budget_epochs=4,
                                 hard_epochs=2, hard_fraction=0.5, warmup_steps=50, eval_every=100),
     # AG News word model: dropout, lr, weight decay and the dense epochs were chosen on validation
@@ -68,12 +74,12 @@ TRAIN_PRESETS = {
     # dense model peaks on validation after 2 epochs. adapt_lr (the gated phases' rate) is a starting
     # point; `--select` re-chooses it on validation.
     ("ag_news", "word"): dict(batch_size=64, lr=1e-3, adapt_lr=3e-4, dense_epochs=2, budget_epochs=2, hard_epochs=1,
-                              warmup_steps=100, bf_epochs=3),
+                              warmup_steps=100, bf_epochs=3, ad_epochs=2, ad_hard_epochs=1),
     ("dbpedia14", "word"): dict(batch_size=64, lr=1e-3, adapt_lr=3e-4, dense_epochs=2, budget_epochs=2, hard_epochs=1,
-                                warmup_steps=100, bf_epochs=3),
+                                warmup_steps=100, bf_epochs=3, ad_epochs=2, ad_hard_epochs=1),
     ("csv", "word"): dict(batch_size=32, lr=1e-3, adapt_lr=3e-4, dense_epochs=4, budget_epochs=2, hard_epochs=1, warmup_steps=50),
     ("*", "bert"): dict(batch_size=32, lr=5e-5, gate_lr=5e-2, dense_epochs=3, budget_epochs=2, hard_epochs=1,
-                        warmup_steps=100, weight_decay=0.01, bf_epochs=3),
+                        warmup_steps=100, weight_decay=0.01, bf_epochs=3, ad_epochs=2, ad_hard_epochs=1),
 }
 # Any Hugging Face family with its own head (issue 13): BERT's fine-tuning recipe. A model whose head
 # is already trained skips the dense warm start (the CLI sets dense_epochs=0 unless told otherwise).
@@ -140,8 +146,8 @@ def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = N
             shape["max_len"] = max_len
         if d_ffn:
             shape["d_ffn"] = d_ffn
-        if task == "synthetic" and csv is None:
-            tokenizer = WordTokenizer(synthetic_vocab(), lowercase=False)
+        if task in SYNTH_MAX_MARKS and csv is None:
+            tokenizer = WordTokenizer(synthetic_vocab(task), lowercase=False)
         else:
             tokenizer = WordTokenizer.build(data.train.texts, max_size=vocab_size, min_freq=2)
         mcfg = ModelConfig(vocab_size=len(tokenizer), n_classes=n_classes, labels=labels, **shape)
@@ -214,6 +220,8 @@ def fit(prep: Prepared, method: str, tcfg: TrainConfig, *, budget: float | None 
         dense = fit_dense(prep, tcfg, cbs, stop)
     model = dense if method == "dense" else run_method(m, dense, prep.train, tcfg, budget=budget, callbacks=cbs, stop=stop,
                                                        validate=validation_hook(m, prep.val, tcfg.device))
+    if m.calibrate is not None and len(prep.val):  # fitted on the validation split, never the test split
+        m.calibrate(model, iterate_batches(prep.val, 256, device=tcfg.device), device=tcfg.device)
     return FitResult(model.cpu().eval(), dense.cpu().eval(), time.perf_counter() - start, history)
 
 
@@ -315,7 +323,13 @@ def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConf
     extra = dict(card_extra or {})
     lat = dict(threads=threads, n_latency_batches=n_latency_batches, progress=progress, device=tcfg.device, keep_correct=True)
     plain = dict(threads=threads, n_latency_batches=0, device=tcfg.device, keep_correct=True)
-    if m.per_input:
+    if m.calibrate is not None:  # adaptive (issue 10): recalibrated after rounding, then its own card
+        from .measure.adaptive import adaptive_card
+
+        sweeps[method], extra["adaptive"] = adaptive_card(prep, model, dense_model, budgets, tcfg, threads=threads,
+                                                          latency_examples=n_latency_batches * 8, progress=progress)
+        model.cpu()
+    elif m.per_input:
         from .measure.analysis import per_example_loss
 
         outputs = controller_outputs(model, prep.test, device=tcfg.device)
@@ -365,7 +379,7 @@ def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConf
 def storage_dtype(prep: Prepared) -> str:
     """Text models are stored in float16 (half the size; accuracy is measured after rounding, see
     ``round_weights``); the tiny synthetic model keeps float32."""
-    return "float32" if prep.data.task == "synthetic" else "float16"
+    return "float32" if prep.data.task in SYNTH_MAX_MARKS else "float16"
 
 
 @torch.no_grad()

@@ -26,6 +26,14 @@ else:
     st.caption(f"No live evaluation here: {safe.md(no_data)}. Every number below is from the card "
                f"({safe.md(card.created or 'date unknown')}).")
 
+# ---------------------------------------------------------------- adaptive (issue 10): per-input heads under one knob
+from app.ui import adaptive_panels  # noqa: E402
+
+if adaptive_panels.applies(model):
+    adaptive_panels.explorer(sel, data)
+    st.stop()
+# ---------------------------------------------------------------- end adaptive
+
 # ---------------------------------------------------------------- models without a budget knob
 if not compute.has_budget(model):
     if methods.method_for_model(model).per_input:

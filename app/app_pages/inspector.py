@@ -5,7 +5,7 @@ its card (click a point to inspect that example)."""
 import pandas as pd
 import streamlit as st
 
-from app.ui import compute, figures, live_panel, safe, state
+from app.ui import adaptive_panels, compute, figures, live_panel, safe, state
 from baa_core import methods
 
 sel = state.require_model()
@@ -15,14 +15,17 @@ st.title("Per-input inspector")
 st.caption(f"**{safe.md(sel.entry.name)}** · {safe.md(card.architecture)} · method {safe.code(card.method)}")
 
 data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
-if is_bf:
+adaptive = adaptive_panels.applies(model)  # issue 10: per-input heads under the global budget
+if is_bf and not adaptive:
     st.caption("BudgetFormer: each block picks its own budget s and heads for this input; there is no global budget.")
 text, index = state.text_input(card, data, key="inspector")
 @st.fragment
 def one_input():
     """The live panel and everything about the text at the committed budget: a release reruns only this."""
     budget = point = None
-    if compute.has_budget(model):
+    if adaptive:
+        budget = state.budget_widget(model, key="inspector_budget")
+    elif compute.has_budget(model):
         truth = data.labels[index] if index is not None else None
         points, budget, point, stops = live_panel.show(sel, data, key="inspector_live", mode="inspector", text=text, truth=truth)
     # Timing takes 14+ forward passes (up to a second): on request, so a release of the slider answers at once
@@ -63,6 +66,8 @@ def one_input():
         else:  # full width: a 12-head grid does not fit a column
             st.markdown("**Heads active** (every head: this model has no budget gates)")
             st.html(figures.render_head_grid(ins.head_weights.tolist(), None))
+    if adaptive:
+        adaptive_panels.inspector_panel(sel, text, budget, ins)
     st.caption("Chosen heads: " + " · ".join(f"block {b}: {', '.join(map(str, hs)) or 'none'}" for b, hs in enumerate(ins.chosen_heads())))
     st.caption(f"Tokens ({len(ins.tokens)}): " + safe.md(" ".join(ins.tokens[:80])) + (" …" if len(ins.tokens) > 80 else ""))
 
@@ -123,5 +128,5 @@ if is_bf and analysis:
         card_part("ablations", lambda part: st.dataframe(pd.DataFrame(part), hide_index=True, key="inspector_ablations"))
         if analysis.get("per_example_latency"):
             card_part("per_example_latency", draw_latency)
-elif is_bf:
+elif is_bf and not adaptive:
     st.info("This BudgetFormer card holds no dataset analyses.")

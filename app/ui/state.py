@@ -163,7 +163,7 @@ def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | Non
     from baa_core.pipeline import kept_csv_args
 
     task = card.get("task")
-    if task == "synthetic":
+    if task in ("synthetic", "synthetic_marks"):
         return None
     if task in ("ag_news", "dbpedia14"):
         # Live data comes from a local data folder only: the app does not download datasets from the Hub.

@@ -26,7 +26,7 @@ DBPEDIA_LABELS = [
     "Building", "NaturalPlace", "Village", "Animal", "Plant", "Album", "Film", "WrittenWork",
 ]
 HUB_NAMES = {"ag_news": "fancyzhx/ag_news", "dbpedia14": "fancyzhx/dbpedia_14"}
-TASKS = ("synthetic", "ag_news", "dbpedia14")
+TASKS = ("synthetic", "synthetic_marks", "ag_news", "dbpedia14")
 SPLIT_SEED = 0
 
 
@@ -66,43 +66,90 @@ class TaskData:
 
 # ---------------------------------------------------------------- synthetic marked-token task
 SYNTH_MARK = "[M]"
+SYNTH_MARK_LEFT = "[L]"  # synthetic_marks only: marks the value to its left
 SYNTH_VALUES = list("abcdefgh")
 SYNTH_DISTRACTORS = list("pqrstuvwxyz")
 
 
-def marked_token_task(n: int, seq_len: int = 16, seed: int = 0) -> TextDataset:
+def marked_token_task(n: int, seq_len: int = 16, seed: int = 0, max_marks: int = 1) -> TextDataset:
     """The label is the value token right after the marker [M], among random distractors.
 
     Values a..h also appear elsewhere as distractors, so a bag of words can only guess which one is
     marked (a model without attention reaches about a third); being right every time needs relating
     the marker to its right-hand neighbour, which only attention can do.
+
+    ``max_marks`` > 1 (the ``synthetic_marks`` task, issue 10): each sequence has 1 to max_marks
+    marks (uniform), each of one of two kinds drawn at random: [M] marks the value to its right (as
+    in the original task), [L] the value to its left; the label is the **largest** marked value
+    (a < b < ... < h). The label is drawn first, uniformly, and the other marked values at or
+    below it, so the label says as little about the number of marks as possible and a guess from
+    the letters present gets no easier with more marks. Each mark adds a value to read, and reading
+    a right neighbour and reading a left neighbour are two different attention patterns, so the
+    more marks, the likelier an input needs both (1 - 2 * 0.5^k): the number of marks is the known
+    difficulty. With max_marks = 1 the sequences are exactly the original task's.
     """
-    if seq_len < 2:
-        raise ValueError("seq_len must be at least 2")
+    if seq_len < 2 * max(1, max_marks):
+        raise ValueError("seq_len must be at least twice the number of marks")
     rng = random.Random(seed)
     pool = SYNTH_VALUES + SYNTH_DISTRACTORS
     texts, labels = [], []
     for _ in range(n):
         tokens = [rng.choice(pool) for _ in range(seq_len)]
-        pos = rng.randrange(seq_len - 1)
-        label = rng.randrange(len(SYNTH_VALUES))
-        tokens[pos], tokens[pos + 1] = SYNTH_MARK, SYNTH_VALUES[label]
+        if max_marks <= 1:
+            pos = rng.randrange(seq_len - 1)
+            label = rng.randrange(len(SYNTH_VALUES))
+            tokens[pos], tokens[pos + 1] = SYNTH_MARK, SYNTH_VALUES[label]
+        else:
+            used: set[int] = set()
+            k, label = rng.randint(1, max_marks), rng.randrange(len(SYNTH_VALUES))
+            others = [rng.randint(0, label) for _ in range(k - 1)]
+            values_to_place = [label] + others
+            rng.shuffle(values_to_place)
+            for v in values_to_place:
+                mark = rng.choice((SYNTH_MARK, SYNTH_MARK_LEFT))
+                offset = 1 if mark == SYNTH_MARK else -1
+                while True:  # no position holds two marks or two values
+                    p = rng.randrange(max(0, -offset), seq_len - max(0, offset))
+                    if p not in used and p + offset not in used:
+                        break
+                used |= {p, p + offset}
+                tokens[p], tokens[p + offset] = mark, SYNTH_VALUES[v]
         texts.append(" ".join(tokens))
         labels.append(label)
-    return TextDataset(texts, labels, list(SYNTH_VALUES), "synthetic")
+    return TextDataset(texts, labels, list(SYNTH_VALUES), "synthetic" if max_marks <= 1 else "synthetic_marks")
 
 
-def synthetic_vocab() -> list[str]:
-    return ["[PAD]", "[UNK]", SYNTH_MARK] + SYNTH_VALUES + SYNTH_DISTRACTORS
+def count_marks(text: str) -> int:
+    """How many marks a synthetic sequence holds (the synthetic_marks task's difficulty)."""
+    return sum(t in (SYNTH_MARK, SYNTH_MARK_LEFT) for t in text.split())
 
 
-def load_synthetic(n_train: int = 8000, n_val: int = 1000, n_test: int = 10000, seq_len: int = 16, seed: int = 0) -> TaskData:
+def mark_kinds(text: str) -> int:
+    """How many kinds of mark ([M], [L]) a synthetic sequence holds: the attention patterns it needs."""
+    tokens = set(text.split())
+    return (SYNTH_MARK in tokens) + (SYNTH_MARK_LEFT in tokens)
+
+
+def synthetic_vocab(task: str = "synthetic") -> list[str]:
+    extra = [SYNTH_MARK_LEFT] if task == "synthetic_marks" else []  # the original vocabulary keeps its ids
+    return ["[PAD]", "[UNK]", SYNTH_MARK] + SYNTH_VALUES + SYNTH_DISTRACTORS + extra
+
+
+SYNTH_MAX_MARKS = {"synthetic": 1, "synthetic_marks": 4}
+
+
+def load_synthetic(n_train: int = 8000, n_val: int = 1000, n_test: int = 10000, seq_len: int = 16, seed: int = 0,
+                   task: str = "synthetic") -> TaskData:
+    k = SYNTH_MAX_MARKS[task]
+    what = ("synthetic marked-token task" if k == 1 else
+            f"synthetic marked-token task with 1 to {k} marks ([M]: value to the right, [L]: to the left), "
+            f"label = the largest marked value")
     return TaskData(
-        marked_token_task(n_train, seq_len, seed * 3 + 1),
-        marked_token_task(n_val, seq_len, seed * 3 + 2),
-        marked_token_task(n_test, seq_len, 10_000 + seed),
-        f"synthetic marked-token task (seq_len={seq_len}, 8 classes; generated, seed {seed})",
-        "synthetic",
+        marked_token_task(n_train, seq_len, seed * 3 + 1, k),
+        marked_token_task(n_val, seq_len, seed * 3 + 2, k),
+        marked_token_task(n_test, seq_len, 10_000 + seed, k),
+        f"{what} (seq_len={seq_len}, 8 classes; generated, seed {seed})",
+        task,
     )
 
 
@@ -140,7 +187,7 @@ def data_available(task: str, data_dir: str | Path | None = None) -> str | None:
     Lets a caller decide before ``load_task`` falls back to the Hugging Face Hub (which, offline,
     fails only after network timeouts).
     """
-    if task == "synthetic":
+    if task in SYNTH_MAX_MARKS:
         return None
     if task not in HUB_NAMES:
         return f"unknown task {task!r}"
@@ -229,8 +276,8 @@ def load_task(task: str, data_dir: str | Path | None = None, seed: int = 0, max_
 
     ``max_train`` / ``max_test`` keep a stratified subset (quick checks); cards record it.
     """
-    if task == "synthetic":
-        data = load_synthetic(n_train=max_train or 8000, n_test=max_test or 10000, seed=seed)
+    if task in SYNTH_MAX_MARKS:
+        data = load_synthetic(n_train=max_train or 8000, n_test=max_test or 10000, seed=seed, task=task)
         data.extra.update({k: v for k, v in (("max_train", max_train), ("max_test", max_test)) if v})
         return data
     if task not in HUB_NAMES:

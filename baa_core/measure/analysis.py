@@ -139,12 +139,13 @@ def ablations(model, data: EncodedDataset, device: str = "cpu", full: dict | Non
     return rows
 
 
-def per_example_latency(model, data: EncodedDataset, n: int = 200, threads: int = 1, repeats: int = 5, seed: int = 0) -> dict:
+def per_example_latency(model, data: EncodedDataset, n: int = 200, threads: int = 1, repeats: int = 5, seed: int = 0,
+                        budget=None) -> dict:
     """Batch-1 latency of the structural path per input vs the FLOP model's prediction.
 
     prediction_i = dense_ms_i * FLOPs(chosen heads)_i / FLOPs(all heads)_i, with dense_ms_i measured
     on the same input right beside it. Reported: the median of measured / predicted, and the median
-    speedup over the dense model.
+    speedup over the dense model. ``budget``: an adaptive model's b (``structural_forward``).
     """
     import random
 
@@ -165,8 +166,9 @@ def per_example_latency(model, data: EncodedDataset, n: int = 200, threads: int 
             with torch.inference_mode():
                 for i in idx:
                     ids = torch.tensor([data.ids[i]])
-                    _, chosen = structural_forward(model, ids, cache)  # warm the cache for this input
-                    t_s = benchmark.Timer("f()", globals={"f": lambda: structural_forward(model, ids, cache)}, num_threads=threads)
+                    _, chosen = structural_forward(model, ids, cache, budget=budget)  # warm the cache for this input
+                    t_s = benchmark.Timer("f()", globals={"f": lambda: structural_forward(model, ids, cache, budget=budget)},
+                                          num_threads=threads)
                     t_d = benchmark.Timer("f()", globals={"f": lambda: dense(ids)}, num_threads=threads)
                     s_ms, d_ms = [], []
                     for _ in range(repeats):  # interleaved, as in bench.compare_latency

@@ -123,6 +123,14 @@ def validation_hook(method: Method, val: EncodedDataset, device: str = "cpu") ->
     from .perinput import budgetformer_summary
 
     def run(model) -> dict:
+        if method.per_input and method.has_budget:  # adaptive: accuracy and realised cost at two budgets
+            from .adaptive import adaptive_outputs
+
+            out = {}
+            for b in (0.25, 0.5):
+                o = adaptive_outputs(model, val, b, device=device)
+                out.update({f"val_acc@{b:g}": o["accuracy"], f"val_cost@{b:g}": o["realised"]})
+            return out
         if method.per_input:
             s = budgetformer_summary(model, val, device=device)
             return {"val_acc": s["accuracy"], "val_s_mean": s["s_mean"], "val_attention_flops": s["attention_flop_fraction"]}

@@ -137,19 +137,19 @@ def inspect_text(model, tokenizer, text: str, *, budget: float | None = None, ha
         info.q = torch.stack([r["q"][0] for r in out.controller]).float()
         info.scores = torch.stack([r["scores"][0] for r in out.controller]).float()
     if latency:
-        info.latency_ms, info.dense_latency_ms = input_latency(model, enc, hw, threads, latency_cache)
+        info.latency_ms, info.dense_latency_ms = input_latency(model, enc, hw, threads, latency_cache, budget)
     return info
 
 
 def input_latency(model, enc: EncodedText, head_weights: torch.Tensor, threads: int = 1,
-                  cache: dict | None = None) -> tuple[float, float]:
+                  cache: dict | None = None, budget: float | None = None) -> tuple[float, float]:
     """Measured ms of the structural path for this one input, and of the dense model on it."""
     cache = cache if cache is not None else {}
     batch = [{"input_ids": enc.input_ids, "attention_mask": enc.attention_mask}]
     if "dense" not in cache:
         cache["dense"] = slice_heads(model, all_heads_mask(model.config))
     if model.controllers is not None:
-        runner = _StructuralRunner(model, cache.setdefault("heads", SlicedHeadCache(model)))
+        runner = _StructuralRunner(model, cache.setdefault("heads", SlicedHeadCache(model)), budget)
     else:
         key = tuple(map(tuple, (head_weights > 0).int().tolist()))
         if key not in cache:
@@ -164,9 +164,9 @@ def input_latency(model, enc: EncodedText, head_weights: torch.Tensor, threads: 
 class _StructuralRunner(torch.nn.Module):
     """Callable like a model, running BudgetFormer's per-input structural path."""
 
-    def __init__(self, model, cache):
+    def __init__(self, model, cache, budget=None):
         super().__init__()
-        self.model, self.cache = model, cache
+        self.model, self.cache, self.budget = model, cache, budget  # budget: an adaptive model's b
 
     def forward(self, input_ids, attention_mask=None):
-        return structural_forward(self.model, input_ids, self.cache, attention_mask)[0]
+        return structural_forward(self.model, input_ids, self.cache, attention_mask, self.budget)[0]

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-GATINGS = ("dense", "baa", "static", "budgetformer", "posthoc")
+GATINGS = ("dense", "baa", "static", "budgetformer", "posthoc", "adaptive")
 EMBEDDINGS = ("word", "bert")
 # FFN / head activations by their Hugging Face names (transformers' ACT2FN); "gelu" is the exact (erf) GELU.
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh")
@@ -52,6 +52,23 @@ def _from_dict(cls, data: dict[str, Any]):
     return cls(**data)
 
 
+def _check_calibration(table) -> None:
+    """[[b, c], ...]: budgets strictly increasing in (0, 1], and logit(b) + c non-decreasing, so the
+    calibrated budget logit (and with it every input's s_i(b)) stays monotone in b."""
+    import math
+
+    try:
+        pairs = [(float(b), float(c)) for b, c in table]
+    except (TypeError, ValueError):
+        raise ConfigError("budget_calibration must be a list of [budget, shift] pairs") from None
+    if any(not (0.0 < b <= 1.0 and math.isfinite(c)) for b, c in pairs):
+        raise ConfigError("budget_calibration budgets must lie in (0, 1] and shifts be finite numbers")
+    eps = 1e-3  # gates.BUDGET_EPS: the budget logit is taken of b clipped to [eps, 1 - eps]
+    u = [math.log(min(max(b, eps), 1 - eps) / (1 - min(max(b, eps), 1 - eps))) + c for b, c in pairs]
+    if any(b1 >= b2 for (b1, _), (b2, _) in zip(pairs, pairs[1:])) or any(u1 > u2 + 1e-6 for u1, u2 in zip(u, u[1:])):
+        raise ConfigError("budget_calibration must list increasing budgets whose calibrated logits never decrease")
+
+
 @dataclass
 class ModelConfig:
     """Shape of an encoder classifier and how its heads are gated.
@@ -86,9 +103,14 @@ class ModelConfig:
     gating: str = "dense"
     # For gating == "static": the budgets that each have their own learned gate set.
     static_budgets: list[float] = field(default_factory=list)
-    # For gating == "budgetformer": the controller's hidden width.
+    # For gating == "budgetformer" / "adaptive": the controller's hidden width.
     controller_hidden: int = 64
     labels: list[str] = field(default_factory=list)
+    # For gating == "adaptive" (methods/adaptive.py, issue 10): what the budget FFN reads ("embedding":
+    # the pooled embedding output, so s_i(b) is monotone in b in every block; "block": the block
+    # input), and the validation calibration [[b, c(b)], ...] of the budget logit (empty: none).
+    adaptive_input: str = "embedding"
+    budget_calibration: list[list[float]] = field(default_factory=list)
     # ---- Hugging Face encoder families (issue 13); defaults = the model above, unchanged
     hidden_act: str = "gelu"  # FFN activation (ALBERT: gelu_new; DistilBERT: its config's `activation`)
     # ALBERT / ELECTRA: token embeddings of this width, LayerNorm'ed, then projected to d_model. None: d_model, no projection.
@@ -138,6 +160,10 @@ class ModelConfig:
             raise ConfigError(f"activations must be one of {ACTIVATIONS}, not {self.hidden_act!r} / {self.head_act!r}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {POOLINGS}, not {self.pooling!r}")
+        if self.adaptive_input not in ("embedding", "block"):
+            raise ConfigError(f"adaptive_input must be 'embedding' or 'block', not {self.adaptive_input!r}")
+        if self.budget_calibration:
+            _check_calibration(self.budget_calibration)
         if self.labels and len(self.labels) != self.n_classes:
             raise ConfigError(f"{len(self.labels)} labels given for {self.n_classes} classes")
 

@@ -11,6 +11,8 @@ are gated is part of the config:
 * ``posthoc``: a fixed head ranking (validation importance of a trained model); nothing learned.
 * ``budgetformer``: a per-block controller predicts each input's budget s and head relevance q
   (``gates.HeadController``).
+* ``adaptive``: the same controllers, also told the requested budget b: s_i(b) rises with b for
+  every input (``adaptive.AdaptiveController``, issue 10).
 
 Pass the budget in on every call: the model holds no "current budget", so one cached instance can
 serve many users at different budgets at once.
@@ -26,6 +28,7 @@ from torch import nn
 
 from .attention import GatedSelfAttention, attention_bias, masked_mean
 from .config import ModelConfig
+from .adaptive import AdaptiveController, BudgetCalibration
 from .gates import BudgetGate, HeadController, RankedGate, StaticGates, as_budget_tensor
 
 
@@ -130,6 +133,12 @@ class BudgetedClassifier(nn.Module):
             self.controllers = nn.ModuleList(
                 HeadController(cfg.d_model, cfg.n_heads, cfg.controller_hidden) for _ in range(cfg.n_layers)
             )
+        elif cfg.gating == "adaptive":  # issue 10: BudgetFormer's controllers, told the budget b
+            self.controllers = nn.ModuleList(
+                AdaptiveController(cfg.d_model, cfg.n_heads, cfg.controller_hidden, cfg.adaptive_input)
+                for _ in range(cfg.n_layers)
+            )
+            self.calibration = BudgetCalibration(cfg.budget_calibration)
 
     def classify(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T, d) final hidden states -> (B, C) logits, through this model's head."""
@@ -157,6 +166,16 @@ class BudgetedClassifier(nn.Module):
             return None
         return self.gate.hard(budget) if hard else self.gate(budget)
 
+    def controller_context(self, x: torch.Tensor, attention_mask: torch.Tensor | None, budget) -> dict:
+        """What every block's controller reads besides its own input: nothing for BudgetFormer; for
+        adaptive models the calibrated budget logit u(b) and the pooled embedding output."""
+        if self.config.gating != "adaptive":
+            return {}
+        if budget is None:
+            raise ValueError("an adaptive model needs a budget b in (0, 1] on every call")
+        pooled = x.mean(1) if attention_mask is None else masked_mean(x, attention_mask)  # (B, d)
+        return {"budget_logit": self.calibration(as_budget_tensor(budget, x.device)), "pooled": pooled}
+
     def forward(
         self,
         input_ids: torch.Tensor,  # (B, T)
@@ -178,13 +197,15 @@ class BudgetedClassifier(nn.Module):
             raise ValueError(f"head weights of shape {tuple(weights.shape)} do not match L x H model")
         use_controller = weights is None and self.controllers is not None
         if use_controller:
-            target = None if budget is None else as_budget_tensor(budget, x.device)
             mode = controller_mode or ("hard" if not self.training else "soft")
+            adaptive = self.config.gating == "adaptive"  # there, budget is b; for BudgetFormer, a fixed s
+            target = None if budget is None or adaptive else as_budget_tensor(budget, x.device)
+            context = self.controller_context(x, attention_mask, 1.0 if adaptive and budget is None and mode == "all" else budget)
         attentions, records, applied = [], [], []
         for layer, block in enumerate(self.blocks):
             w = None if weights is None else weights[..., layer, :]  # (H,) or (B, H)
             if use_controller:
-                w, record = self.controllers[layer](x, attention_mask, mode=mode, target=target)
+                w, record = self.controllers[layer](x, attention_mask, mode=mode, target=target, **context)
                 records.append(record)
             applied.append(w)
             x, probs = block(x, bias, w, output_attentions)

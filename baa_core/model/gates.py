@@ -207,6 +207,10 @@ class HeadController(nn.Module):
         s, scores = self.predict(x, attention_mask)
         if target is not None:
             s = target.expand_as(s).to(s.dtype)
+        return self.head_weights(s, scores, mode)
+
+    def head_weights(self, s: torch.Tensor, scores: torch.Tensor, mode: str) -> tuple[torch.Tensor, dict]:
+        """(B,) budgets and (B, H) scores -> head weights (B, H) under ``mode``, and the block's record."""
         tau = float(self.tau)
         q = torch.softmax(scores / max(tau, 1e-3), dim=-1)  # (B, H)
         if mode == "soft":

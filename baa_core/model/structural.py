@@ -43,10 +43,12 @@ class SlicedHeadCache:
 
 
 @torch.no_grad()
-def structural_forward(model, input_ids: torch.Tensor, cache: SlicedHeadCache, attention_mask=None) -> tuple[torch.Tensor, list]:
+def structural_forward(model, input_ids: torch.Tensor, cache: SlicedHeadCache, attention_mask=None,
+                       budget=None) -> tuple[torch.Tensor, list]:
     """One input (batch 1): each block's controller picks heads, and only those heads' weights run.
 
-    Returns the logits (1, C) and, per block, the chosen head indices and s.
+    Returns the logits (1, C) and, per block, the chosen head indices and s. ``budget``: the
+    requested b of an adaptive model (``model/adaptive.py``); BudgetFormer models choose without one.
     """
     if input_ids.shape[0] != 1:
         raise ValueError("structural execution runs one input at a time (batch 1)")
@@ -55,9 +57,10 @@ def structural_forward(model, input_ids: torch.Tensor, cache: SlicedHeadCache, a
     x = model.embeddings(input_ids)  # (1, T, d)
     bias = attention_bias(attention_mask, x.dtype)
     pool_mask = None if bias is None else attention_mask  # no padding at batch 1: a plain mean
+    context = model.controller_context(x, pool_mask, budget)  # {} for BudgetFormer
     chosen = []
     for layer, block in enumerate(model.blocks):
-        s, scores = model.controllers[layer].predict(x, pool_mask)
+        s, scores = model.controllers[layer].predict(x, pool_mask, **context)
         heads = tuple(torch.nonzero(hard_head_mask(s, scores)[0]).flatten().tolist())  # the batched path's rule
         chosen.append({"heads": heads, "s": float(s)})
         x, _ = block(x, bias, attention=cache.get(layer, heads))

@@ -1,0 +1,91 @@
+"""render_* for adaptive models (issue 10): data in (plain lists), plotly figure out. Nothing measured here.
+
+The data come from ``baa_core.measure.adaptive.operating_point_arrays`` (one budget, every input of the
+evaluation sample) and ``baa_core.measure.adaptive.s_curves`` (one input, every budget), as plain lists, so a
+browser-side panel can draw the same things from the same arrays.
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from app.ui.figures import ACCENT, ON, PHASE_PALETTE, _layout
+
+DIFFICULTY_COLORS = ["#2b8a3e", "#f59f00", "#e8590c", "#e03131", "#862e9c"]
+
+
+def render_s_histogram(point: dict, groups: list | None = None, group_names: list[str] | None = None,
+                       value: str = "s", title_group: str = "class") -> go.Figure:
+    """Histogram of every input's s_i(b) (mean over blocks), stacked by group (class, number of marks,
+    correct or not), with the requested budget b marked. ``value``: "s" or "realised" (the heads run)."""
+    xs = point[value]
+    groups = groups if groups is not None else point["label"]
+    keys = sorted(set(groups))
+    names = group_names or [str(k) for k in keys]
+    palette = DIFFICULTY_COLORS if title_group == "marks" else PHASE_PALETTE
+    fig = go.Figure()
+    for j, k in enumerate(keys):
+        vals = [x for x, g in zip(xs, groups) if g == k]
+        name = names[j] if j < len(names) else str(k)
+        fig.add_trace(go.Histogram(x=vals, name=f"{title_group} {name}" if title_group == "marks" else name,
+                                   xbins=dict(start=0.0, end=1.0001, size=0.025), marker_color=palette[j % len(palette)],
+                                   hovertemplate=f"{name}: %{{y}} inputs at %{{x}}<extra></extra>"))
+    b = point["budget"]
+    fig.add_vline(x=b, line_dash="dot", line_color="#212529", annotation_text=f"b = {b:.2f}")
+    mean = sum(xs) / max(1, len(xs))
+    fig.add_vline(x=mean, line_color=ACCENT, annotation_text=f"mean {mean:.3f}", annotation_position="bottom right")
+    fig.update_layout(barmode="stack", bargap=0.05)
+    fig.update_xaxes(title=("per-input budget s_i(b), mean over blocks" if value == "s"
+                            else "share of heads run per input (ceil(s·H)/H, mean over blocks)"), range=[0, 1.02])
+    fig.update_yaxes(title="inputs")
+    return _layout(fig, 300)
+
+
+def render_s_curves(curves: dict, budget: float | None = None) -> go.Figure:
+    """s(b) of each block for one input as b runs from 0 to 1 (solid), the share of heads it runs
+    (dashed steps, ceil(s·H)/H), and the current b marked."""
+    fig = go.Figure()
+    bs, H = curves["budgets"], curves["n_heads"]
+    for layer, (s, k) in enumerate(zip(curves["s"], curves["heads"])):
+        color = PHASE_PALETTE[layer % len(PHASE_PALETTE)]
+        fig.add_trace(go.Scatter(x=bs, y=s, mode="lines", name=f"block {layer}: s", line=dict(color=color),
+                                 hovertemplate=f"block {layer}: s=%{{y:.3f}} at b=%{{x:.2f}}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=bs, y=[v / H for v in k], mode="lines", line=dict(color=color, dash="dash", shape="hv"),
+                                 name=f"block {layer}: heads run / {H}", customdata=k,
+                                 hovertemplate=f"block {layer}: %{{customdata}} of {H} heads at b=%{{x:.2f}}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#adb5bd", dash="dot", width=1),
+                             name="s = b", hoverinfo="skip"))
+    if budget is not None:
+        fig.add_vline(x=budget, line_dash="dot", line_color="#212529", annotation_text=f"b = {budget:.2f}")
+    fig.update_xaxes(title="requested budget b", range=[0, 1.0])
+    fig.update_yaxes(title="s(b) and share of heads", range=[0, 1.02])
+    fig.update_layout(showlegend=len(curves["s"]) <= 6)
+    return _layout(fig, 330)
+
+
+def render_s_by_marks(rows: list[dict], budget: float | None = None) -> go.Figure:
+    """Mean s by number of marks at each budget of the card (synthetic_marks): one line per count."""
+    fig = go.Figure()
+    for j, m in enumerate(sorted({r["marks"] for r in rows})):
+        rs = sorted((r for r in rows if r["marks"] == m), key=lambda r: r["budget"])
+        fig.add_trace(go.Scatter(x=[r["budget"] for r in rs], y=[r["s_mean"] for r in rs], mode="lines+markers",
+                                 name=f"{m} mark{'s' if m > 1 else ''}", line=dict(color=DIFFICULTY_COLORS[j % 5]),
+                                 error_y=dict(type="data", array=[r["s_std"] for r in rs], thickness=1)))
+    if budget is not None:
+        fig.add_vline(x=budget, line_dash="dot", annotation_text=f"b = {budget:.2f}")
+    fig.update_xaxes(title="requested budget b")
+    fig.update_yaxes(title="mean s over the inputs", rangemode="tozero")
+    return _layout(fig, 300)
+
+
+def render_tracking(rows: list[dict]) -> go.Figure:
+    """Realised head fraction and mean s against the requested b (the card's tracking rows)."""
+    fig = go.Figure()
+    bs = [r["budget"] for r in rows]
+    fig.add_trace(go.Scatter(x=bs, y=[r["realised"] for r in rows], mode="lines+markers", name="heads run (realised)",
+                             line=dict(color=ON)))
+    fig.add_trace(go.Scatter(x=bs, y=[r["s_mean"] for r in rows], mode="lines+markers", name="mean s",
+                             line=dict(color=ACCENT)))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="= b", line=dict(color="#adb5bd", dash="dot")))
+    fig.update_xaxes(title="requested budget b", range=[0, 1.02])
+    fig.update_yaxes(title="share of heads", range=[0, 1.02])
+    return _layout(fig, 280)

@@ -1,0 +1,131 @@
+"""The adaptive method's panels (issue 10), called from the explorer and inspector pages.
+
+One slider moves every input's budget: the explorer shows the distribution of s_i(b) over the
+evaluation sample shifting with b, beside accuracy, realised cost, latency and the Pareto point
+(BAA and BudgetFormer from their cards on the same chart); the inspector shows, for one input,
+s(b) of each block as a curve over b with the current b marked. Figures come from
+``adaptive_figures``; numbers from ``baa_core.measure.adaptive`` (live) or the card (the page says which).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from app.ui import adaptive_figures, catalog, compute, figures, state
+from baa_core import methods
+
+
+def applies(model) -> bool:
+    """Per-input heads under a global budget knob: the adaptive method's models."""
+    m = methods.method_for_model(model)
+    return m.per_input and m.has_budget
+
+
+@st.cache_data(show_spinner="Running the controllers on the evaluation sample…", max_entries=256)
+def live_point(path: str, version: float, budget: float, _ckpt, _data) -> dict:
+    """``operating_point_arrays`` at one budget on the fixed evaluation sample (plain lists)."""
+    from baa_core.io.data import EncodedDataset
+    from baa_core.measure.adaptive import operating_point_arrays
+
+    idx = _data.sample
+    sample = EncodedDataset([_data.test.ids[i] for i in idx], _data.test.labels[idx], _data.test.pad_id)
+    point = operating_point_arrays(_ckpt.model, sample, budget)
+    point["index"] = list(idx)
+    return point
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def curves_for(path: str, version: float, text: str, _ckpt) -> dict:
+    from baa_core.measure.adaptive import s_curves
+    from baa_core.measure.inspection import encode_text
+
+    enc = encode_text(_ckpt.tokenizer, text, _ckpt.model.config.max_len)
+    return s_curves(_ckpt.model, enc.input_ids, enc.attention_mask)
+
+
+def _sibling_rows(card: dict, method: str) -> list[dict]:
+    """Rows of ``method`` from another shipped/user card of the same task and model kind (same test split)."""
+    for entry in catalog.list_models():
+        c = entry.card or {}
+        if c.get("method") == method and c.get("task") == card.get("task") and c.get("model_kind") == card.get("model_kind"):
+            return [dict(r, method=method) for r in (c.get("sweeps") or {}).get(method) or [] if r.get("accuracy") is not None]
+    return []
+
+
+def explorer(sel, data) -> None:
+    """The budget explorer for an adaptive model."""
+    model, card = sel.model, sel.card
+    rows = compute.card_rows(card) + [r for r in _sibling_rows(card, "budgetformer") if r.get("est_cost") is not None]
+    budget = state.budget_widget(model, key="explorer_budget", label="Budget b (the share of heads to spend on average)")
+    row = next((r for r in (card.get("sweeps") or {}).get("adaptive") or [] if abs(r["budget"] - budget) < 1e-6), None)
+    point = live_point(*sel.key, budget, sel.ckpt, data) if data else None
+    if point is not None:
+        acc, cost, s_mean = point["accuracy"], point["est_cost"], point["s_mean"]
+        src = f"live, {len(point['s'])} test examples"
+    elif row is not None:
+        acc, cost, s_mean = row["accuracy"], row["est_cost"], row["s_mean"]
+        src = f"card, {row.get('n', '?')} test examples"
+    else:
+        acc = cost = s_mean = None
+        src = "not measured at this budget (no data here, and the card has no row for it)"
+    c = st.columns(4)
+    c[0].metric("accuracy", "-" if acc is None else f"{acc:.2%}", help=f"source: {src}")
+    c[1].metric("realised cost", "-" if cost is None else f"{cost:.3f}",
+                help="share of heads that run, averaged over inputs and blocks: mean of ceil(s·H)/H")
+    c[2].metric("mean s_i(b)", "-" if s_mean is None else f"{s_mean:.3f}",
+                help="the controllers' predicted budget, averaged over inputs and blocks (heads run = ceil(s·H) ≥ s·H)")
+    if row is not None and row.get("speedup"):
+        c[3].metric("speedup, batch 1", f"{row['speedup']:.2f}x",
+                    help=f"card: median over {row.get('latency_inputs', '?')} test inputs, each run alone with only its "
+                         f"heads' weights, beside the dense model; {row.get('threads', 1)} thread(s)")
+    else:
+        c[3].metric("speedup, batch 1", "-", help="not in the card at this budget")
+    st.caption(f"Budget **{budget:.2f}** · numbers: {src}. Each input gets its own share of heads; the slider sets the "
+               f"average. s_i(b) never falls as b rises, for any input.")
+    left, right = st.columns([3, 2])
+    with left:
+        if point is not None:
+            marks = card.get("task") == "synthetic_marks"
+            options = ["number of marks", "class", "correct?"] if marks else ["class", "correct?"]
+            by = st.radio("Colour by", options, horizontal=True, key="explorer_adaptive_colour")
+            if by == "number of marks":
+                from baa_core.io.data import count_marks
+
+                groups, names, kind = [count_marks(data.texts[i]) for i in point["index"]], None, "marks"
+            elif by == "class":
+                labels = card.get("labels") or []
+                groups, kind = point["label"], "class"
+                names = [labels[k] if k < len(labels) else str(k) for k in sorted(set(groups))]
+            else:
+                groups, names, kind = point["correct"], ["wrong", "correct"], "correct"
+            st.plotly_chart(adaptive_figures.render_s_histogram(point, groups, names, title_group=kind),
+                            key="explorer_adaptive_hist", config=figures.EXPORT_CONFIG)
+        else:
+            st.info("No evaluation data on this machine, so the per-input budgets cannot be drawn; the numbers are the card's.")
+    with right:
+        current = None if acc is None else {"est_cost": cost, "accuracy": acc, "label": f"now: b={budget:.2f}"}
+        st.markdown(figures.render_pareto_svg(rows, current), unsafe_allow_html=True)
+    tracking = (card.get("adaptive") or {}).get("tracking")
+    if tracking:
+        with st.expander("Does the realised cost follow the slider? (card, test split)"):
+            st.plotly_chart(adaptive_figures.render_tracking(tracking["rows"]), key="explorer_adaptive_tracking",
+                            config=figures.EXPORT_CONFIG)
+            w = tracking["worst_realised"]
+            st.caption(f"Worst |realised − b| over b = 0.1 … 1.0: {abs(w['gap']):.3f} at b = {w['budget']:g} "
+                       f"(one head per block is the floor: {tracking.get('floor', {}).get('min_realised', 0):.3f}).")
+
+
+def inspector_panel(sel, text: str, budget: float, ins) -> None:
+    """What each block chose for this input at b, and s(b) per block as a curve over b (b marked)."""
+    left, right = st.columns([1, 1])
+    with left:
+        st.markdown(f"**What each block chose for this input at b = {budget:.2f}**")
+        st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), ins.head_weights.tolist(), sel.model.config.n_heads),
+                        key="inspector_adaptive_sq", config=figures.EXPORT_CONFIG)
+    with right:
+        try:
+            curves = curves_for(*sel.key, text, sel.ckpt)
+        except ValueError:
+            return  # the page has already said what is wrong with the text
+        st.markdown("**This input's budget per block as the slider moves** (solid: s(b); dashed: heads it runs)")
+        st.plotly_chart(adaptive_figures.render_s_curves(curves, budget), key="inspector_adaptive_curves",
+                        config=figures.EXPORT_CONFIG)

@@ -1,0 +1,219 @@
+"""Adaptive: budget-conditioned per-input head allocation (METHODS.md section 4, issue 10).
+
+BAA gives every input the same heads at a budget; BudgetFormer gives each input its own budget but
+has no knob. Here one checkpoint takes a global budget b (the slider) and every block's controller
+turns it into this input's share of heads, s_i(b) = sigmoid(f(h_i) + level + softplus(alpha) * u(b)),
+running the top ceil(s_i * H) heads by its scores (``model/adaptive.py``).
+
+Choices for what is open (each a ``ModelConfig`` / ``TrainConfig`` field, so cards record it):
+
+* What f reads. ``adaptive_input="embedding"`` (default): the mean-pooled embedding output h_i^0,
+  the same for every b, so s_i^l(b) is monotone in b in **every** block for every input (the
+  promise "more budget never takes heads away"). ``"block"``: the block input, as in BudgetFormer;
+  then only the first block is guaranteed monotone, because a later block's input depends on the
+  heads the earlier blocks chose at b. The head *scores* (which heads) always read the block input.
+* f is centred (batch mean while training, running mean after) and a per-block ``level`` carries the
+  shared part: the cost penalty acts on a group's mean, so it moves the level and alpha, and the
+  per-input offset learns only from the task loss which inputs gain most from heads.
+* Budgets per example from U(min_budget, max_budget), drawn as ``ad_groups`` budgets per batch (each
+  example gets one), so the penalty holds each budget's mean realised head fraction to its b while
+  inputs stay free to spend more or less than b: loss = task + ad_lambda_overshoot * max(0, r_g - b_g)
+  + ad_lambda_gap * |r_g - b_g|, averaged over groups g; r_g is the group's mean soft head weight
+  (the differentiable realised fraction; under straight-through its value is the heads that run).
+  Light weights (1, 0.1; TrainConfig says how they were chosen): the calibration makes the cost
+  follow b, so the penalty only has to keep training at realistic costs.
+* BudgetFormer's exploration -> exploitation schedule (bf_temp_*, bf_noise_*; straight-through in
+  its last 20%), then ``ad_hard_epochs`` of hard adaptation (forward with the hard top-ceil(sH)
+  masks, backward through the soft weights) distilled from a frozen copy of the soft model, at a
+  tenth of the phase learning rate (half of it, as BAA uses, lost 3-14 points of validation accuracy
+  on the synthetic task in this phase).
+* Calibration on the validation split (``calibrate``): for each b on ``CALIBRATION_GRID`` the
+  calibrated logit u(b) is solved by bisection so that the realised mean head fraction (mean over
+  inputs and blocks of ceil(s * H) / H, the heads that run) equals b; u is made non-decreasing over
+  the grid and interpolated linearly in logit(b) (slope 1 beyond it), so s_i(b) stays monotone. The
+  table lives in ``config.json`` (``budget_calibration``): inference is self-contained.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from ..model.adaptive import CALIBRATION_GRID, realised_fraction, set_calibration
+from ..model.attention import masked_mean
+from ..model.gates import budget_logit
+from ..model.surgery import with_gating
+from .base import Method, Phase, TrainConfig, register
+from .budgetformer import BudgetFormerObjective
+
+LOGIT_BRACKET = (-30.0, 30.0)  # the calibrated logit is searched in here
+
+
+def group_budgets(B: int, cfg: TrainConfig, generator: torch.Generator, device):
+    """ad_groups budgets from U(min_budget, max_budget); each example gets one. -> b (B,), group (B,), b_g (G,)."""
+    G = max(1, min(cfg.ad_groups, B))
+    bg = cfg.min_budget + (cfg.max_budget - cfg.min_budget) * torch.rand(G, generator=generator)
+    group = torch.randperm(B, generator=generator) % G
+    return bg[group].to(device), group.to(device), bg.to(device)
+
+
+def cost_penalty(weights: torch.Tensor, group: torch.Tensor, bg: torch.Tensor, cfg: TrainConfig):
+    """Per budget group: ad_lambda_overshoot * max(0, r - b) + ad_lambda_gap * |r - b|, r = mean head weight."""
+    frac = weights.mean(dim=(1, 2))  # (B,) realised head fraction per example (soft, or hard via straight-through)
+    G = len(bg)
+    count = torch.zeros(G, device=frac.device).index_add_(0, group, torch.ones_like(frac))
+    r = torch.zeros(G, device=frac.device, dtype=frac.dtype).index_add_(0, group, frac) / count.clamp_min(1)
+    over, gap = F.relu(r - bg).mean(), (r - bg).abs().mean()
+    return cfg.ad_lambda_overshoot * over + cfg.ad_lambda_gap * gap, {"overshoot": over.item(), "gap": gap.item()}
+
+
+class AdaptiveObjective:
+    """Task loss + per-budget cost penalty, under BudgetFormer's explore -> exploit schedule.
+
+    With a ``teacher`` it is the hard-adaptation phase: forward with the hard masks (straight-through),
+    the task loss mixed with distillation from the teacher (the frozen soft model) at the same budgets.
+    """
+
+    def __init__(self, cfg: TrainConfig, teacher=None):
+        self.cfg, self.teacher = cfg, teacher
+        self.scheduler = BudgetFormerObjective(cfg)  # its set_schedule: temperatures, noise, straight-through
+
+    def set_schedule(self, model, progress: float) -> dict:
+        if self.teacher is None:
+            return self.scheduler.set_schedule(model, progress)
+        sched = self.scheduler.set_schedule(model, 1.0)  # exploitation's end: lowest temperature, no noise
+        for ctrl in model.controllers:
+            ctrl.straight_through = True
+        return sched
+
+    def __call__(self, model, batch, ctx):
+        sched = self.set_schedule(model, ctx.progress)
+        labels = batch["labels"]
+        b, group, bg = group_budgets(labels.shape[0], self.cfg, ctx.generator, labels.device)
+        out = model(batch["input_ids"], batch["attention_mask"], budget=b, controller_mode="soft")
+        task = F.cross_entropy(out.logits, labels)
+        penalty, info = cost_penalty(out.head_weights, group, bg, self.cfg)
+        loss = task + penalty
+        if self.teacher is not None:
+            with torch.no_grad():
+                t_logits = self.teacher(batch["input_ids"], batch["attention_mask"], budget=b, controller_mode="soft").logits
+            T, a = self.cfg.distill_temperature, self.cfg.distill_alpha
+            kd = F.kl_div(F.log_softmax(out.logits / T, -1), F.log_softmax(t_logits / T, -1), log_target=True,
+                          reduction="batchmean")
+            loss = (1 - a) * task + a * T * T * kd + penalty
+            info["distill"] = kd.item()
+        s = torch.stack([r["s"] for r in out.controller], dim=1)  # (B, L)
+        acc = float((out.logits.argmax(-1) == labels).float().mean())
+        return loss, {"accuracy": acc, "cost": out.head_weights.detach().mean().item(), "s_mean": s.mean().item(),
+                      "budget_mean": bg.mean().item(), "task_loss": task.item(), **info, **sched}
+
+
+def _teacher(model):
+    teacher = copy.deepcopy(model).eval().requires_grad_(False)
+    for ctrl in teacher.controllers:
+        ctrl.straight_through = False
+    return teacher
+
+
+def _final_schedule(cfg: TrainConfig):
+    def after(model) -> None:
+        AdaptiveObjective(cfg).set_schedule(model, 1.0)
+        for ctrl in model.controllers:
+            ctrl.straight_through = False
+
+    return after
+
+
+def plan(dense, cfg: TrainConfig, budget: float | None = None):
+    """Adaptive controllers added to the dense model; a budget-conditioned phase under the schedule,
+    then hard adaptation. Validated twice per epoch; the pipeline then calls ``calibrate``."""
+    model = with_gating(dense, "adaptive")
+    groups = lambda m: [(list(m.controllers.parameters()), {"lr": cfg.gate_lr * 0.1})]  # noqa: E731
+    phases = [Phase("adaptive", cfg.ad_epochs, lambda m: AdaptiveObjective(cfg), cfg.phase_lr, seed_offset=5,
+                    param_groups=groups, validate=True, evals_per_epoch=2, eval_at_start=True, after=_final_schedule(cfg))]
+    if cfg.ad_hard_epochs > 0:
+        phases.append(Phase("adaptive-hard", cfg.ad_hard_epochs, lambda m: AdaptiveObjective(cfg, _teacher(m)),
+                            cfg.phase_lr * 0.1, seed_offset=6, param_groups=groups, validate=True, evals_per_epoch=2,
+                            after=_final_schedule(cfg)))
+    return model, phases
+
+
+# ---------------------------------------------------------------- calibration on held-out rows
+@torch.no_grad()
+def controller_s(model, batches, budget) -> torch.Tensor:
+    """s of every block for every input of ``batches`` (hard mode): (N, L)."""
+    out = []
+    for batch in batches:
+        res = model(batch["input_ids"], batch["attention_mask"], budget=budget, controller_mode="hard")
+        out.append(torch.stack([r["s"] for r in res.controller], 1).float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def embedding_offsets(model, batches) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ``adaptive_input="embedding"``: each block's offset f_l(h_i^0) + level (N, L) and softplus(alpha_l)
+    (L,). The realised head fraction at any budget logit then follows without running the blocks."""
+    f = []
+    for batch in batches:
+        h0 = masked_mean(model.embeddings(batch["input_ids"]), batch["attention_mask"])
+        f.append(torch.stack([c.offset(h0) for c in model.controllers], 1).float().cpu())
+    alpha = torch.stack([c.sensitivity() for c in model.controllers]).float().cpu()
+    return torch.cat(f), alpha
+
+
+@torch.no_grad()
+def calibrate(model, batches, device: str = "cpu", grid=CALIBRATION_GRID, iters: int = 30) -> dict:
+    """Solve u(b) on held-out ``batches`` so the realised mean head fraction equals b at each grid
+    budget, and install it. The realised fraction is a non-decreasing step function of u (exactly so
+    for ``adaptive_input="embedding"``), found by bisection; a target below one head per block (or
+    above all heads) takes the bracket's end."""
+    H = model.config.n_heads
+    model.to(device).eval()
+    batches = list(batches)
+    if model.config.adaptive_input == "embedding":
+        f, alpha = embedding_offsets(model, batches)
+
+        def realised(u: float) -> float:
+            return float(realised_fraction(torch.sigmoid(f + alpha * u), H).mean())
+    else:
+        saved = list(model.calibration.table)
+
+        def realised(u: float) -> float:  # a one-knot table puts the budget logit at exactly u for b = 0.5
+            model.calibration.set_table([[0.5, u]])
+            return float(realised_fraction(controller_s(model, batches, 0.5), H).mean())
+
+    try:
+        us, reached = [], []
+        for b in grid:
+            lo, hi = LOGIT_BRACKET
+            r_lo, r_hi = realised(lo), realised(hi)
+            if r_lo >= b:
+                u, r = lo, r_lo
+            elif r_hi <= b:
+                u, r = hi, r_hi
+            else:
+                for _ in range(iters):  # keeps realised(lo) < b <= realised(hi)
+                    mid = 0.5 * (lo + hi)
+                    r_mid = realised(mid)
+                    if r_mid < b:
+                        lo, r_lo = mid, r_mid
+                    else:
+                        hi, r_hi = mid, r_mid
+                u, r = (lo, r_lo) if abs(r_lo - b) < abs(r_hi - b) else (hi, r_hi)
+            us.append(u)
+            reached.append(r)
+    finally:
+        if model.config.adaptive_input != "embedding":
+            model.calibration.set_table(saved)
+    us = torch.tensor(us, dtype=torch.float64).cummax(0).values  # monotone in b (it is already, up to bisection ties)
+    shifts = (us - budget_logit(torch.tensor(grid, dtype=torch.float64))).tolist()
+    table = [[float(b), float(c)] for b, c in zip(grid, shifts)]
+    set_calibration(model, table)
+    return {"table": table, "realised": [{"budget": b, "realised": r} for b, r in zip(grid, reached)],
+            "n": sum(int(bt["input_ids"].shape[0]) for bt in batches)}
+
+
+ADAPTIVE = register(Method("adaptive", "adaptive (per-input heads under one budget)", "#c2255c", gating="adaptive",
+                           plan=plan, has_budget=True, per_input=True, phases=("adaptive", "adaptive-hard"),
+                           order=55, calibrate=calibrate))

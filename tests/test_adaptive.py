@@ -1,0 +1,219 @@
+"""Adaptive (issue 10): s_i(b) monotone in b, batched == structural, calibration, checkpoints, CLI."""
+import json
+
+import pytest
+import torch
+
+from baa_core.io.data import EncodedDataset, count_marks, iterate_batches, mark_kinds, marked_token_task
+from baa_core.measure.adaptive import adaptive_outputs, monotone_violations, s_curves, tracking
+from baa_core.methods.adaptive import calibrate as calibrate_on_batches
+from baa_core.model.adaptive import CALIBRATION_GRID, realised_fraction, set_calibration
+from baa_core.model.config import ConfigError
+from baa_core.model.encoder import BudgetedClassifier
+from baa_core.model.structural import SlicedHeadCache, structural_forward
+
+from .conftest import padded_batch, tiny_config
+
+
+def _random_adaptive(reads: str = "embedding", seed: int = 0, n_heads: int = 4) -> BudgetedClassifier:
+    torch.manual_seed(seed)
+    model = BudgetedClassifier(tiny_config(gating="adaptive", controller_hidden=16, adaptive_input=reads,
+                                           n_heads=n_heads, d_model=8 * n_heads)).eval()
+    with torch.no_grad():  # spread offsets, sensitivities and scores so inputs differ
+        for c in model.controllers:
+            c.input.weight.normal_(0, 1.0)  # head scores far apart
+            c.input.weight[: c.hidden].normal_(0, c.input.in_features ** -0.5)  # f(h) of order 1: s not saturated
+            c.budget_out.weight.normal_(0, 2 * c.hidden ** -0.5)
+            c.raw_alpha.fill_(float(torch.randn(())))
+    return model
+
+
+def calibrate(model, data, **kw) -> dict:
+    return calibrate_on_batches(model, iterate_batches(data, 64), **kw)
+
+
+def _dataset(n: int = 40, T: int = 12, seed: int = 0) -> EncodedDataset:
+    ids, mask = padded_batch(B=n, T=T, seed=seed)
+    return EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(n)], torch.randint(0, 3, (n,)))
+
+
+@pytest.mark.parametrize("table", [[], [[0.1, -2.0], [0.5, 0.3], [0.9, 3.0]]])
+def test_s_is_monotone_in_the_budget_for_every_input_and_block(table):
+    model = _random_adaptive("embedding")
+    if table:
+        set_calibration(model, table)
+    data = _dataset()
+    budgets = [0.01, 0.03] + CALIBRATION_GRID + [0.999]
+    v = monotone_violations(model, data, budgets)
+    assert v["s_decreases"] == 0 and v["heads_decrease"] == 0 and v["pairs"] == 40 * 3
+    # and s really moves with b: the test would pass on a constant model otherwise
+    lo, hi = adaptive_outputs(model, data, 0.05)["s"], adaptive_outputs(model, data, 0.95)["s"]
+    assert (hi > lo + 1e-3).float().mean() > 0.9
+
+
+def test_block_input_mode_is_monotone_in_its_first_block():
+    model = _random_adaptive("block")
+    data = _dataset()
+    s = torch.stack([adaptive_outputs(model, data, b)["s"][:, 0] for b in CALIBRATION_GRID])  # (n_b, N)
+    assert bool((s[1:] >= s[:-1] - 1e-6).all())
+
+
+@pytest.mark.parametrize("reads", ["embedding", "block"])
+def test_batched_masked_and_structural_per_input_paths_agree(reads):
+    model = _random_adaptive(reads)
+    data = _dataset(n=8)
+    cache = SlicedHeadCache(model)
+    seen = set()
+    for b in (0.2, 0.5, 0.8):
+        batched = adaptive_outputs(model, data, b, batch_size=8)
+        for i, x in enumerate(data.ids):
+            logits, chosen = structural_forward(model, torch.tensor([x]), cache, budget=b)
+            heads = [list(c["heads"]) for c in chosen]
+            assert heads == [torch.nonzero(row).flatten().tolist() for row in batched["mask"][i]]
+            torch.testing.assert_close(logits, model(torch.tensor([x]), budget=b).logits, rtol=1e-4, atol=1e-5)
+            assert int(logits.argmax()) == int(batched["pred"][i])
+            seen.add(str(heads))
+    assert len(seen) > 3, "inputs and budgets should not all pick the same heads in this test"
+
+
+def test_an_adaptive_model_asks_for_a_budget():
+    model = _random_adaptive()
+    ids, mask = padded_batch(B=2)
+    with pytest.raises(ValueError, match="needs a budget"):
+        model(ids, mask)
+    with pytest.raises(ValueError, match=r"budget must lie in \(0, 1\]"):
+        model(ids, mask, budget=1.5)
+
+
+def test_calibration_reaches_the_requested_head_fraction():
+    model = _random_adaptive("embedding", n_heads=8)
+    data = _dataset(n=200, seed=1)
+    before = tracking(model, data, [0.2, 0.4, 0.6, 0.8])["worst_realised"]["gap"]
+    report = calibrate(model, data)
+    after = tracking(model, data, [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    assert abs(before) > 0.05, "the random model should need calibrating"
+    assert abs(after["worst_realised"]["gap"]) <= 0.02
+    assert [r[0] for r in report["table"]] == CALIBRATION_GRID == [r[0] for r in model.config.budget_calibration]
+    # the realised fraction is the heads that run: ceil(s * H) / H per block, at least one
+    s = torch.tensor([[0.0, 0.13, 0.5, 1.0]])
+    assert realised_fraction(s, 8).tolist() == pytest.approx([(1 + 2 + 4 + 8) / 4 / 8])
+
+
+def test_block_mode_calibration_runs_the_blocks():
+    model = _random_adaptive("block", n_heads=8)
+    data = _dataset(n=100, seed=2)
+    calibrate(model, data, grid=[0.3, 0.6], iters=12)
+    for b in (0.3, 0.6):
+        assert abs(adaptive_outputs(model, data, b)["realised"] - b) <= 0.03
+
+
+def test_bad_calibration_tables_are_refused_in_one_sentence():
+    for table, words in (([[0.5, 0.0], [0.4, 0.0]], "increasing budgets"), ([[0.2, 3.0], [0.3, -3.0]], "never decrease"),
+                         ([[1.5, 0.0]], "lie in (0, 1]"), ([[0.5]], "pairs")):
+        with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)").replace("]", r"\]")):
+            tiny_config(gating="adaptive", budget_calibration=table)
+
+
+def test_checkpoint_round_trip_keeps_the_calibration_and_the_outputs(tmp_path):
+    from baa_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from baa_core.io.tokenizers import WordTokenizer
+
+    model = _random_adaptive()
+    set_calibration(model, [[0.2, -1.0], [0.6, 0.5], [1.0, 0.0]])
+    tok = WordTokenizer(["[PAD]", "[UNK]"] + [f"w{i}" for i in range(48)])
+    save_checkpoint(tmp_path / "m", model, tok, {"name": "m", "method": "adaptive"})
+    loaded = load_checkpoint(tmp_path / "m").model
+    assert loaded.config.budget_calibration == model.config.budget_calibration
+    ids, mask = padded_batch(B=4)
+    for b in (0.15, 0.5, 0.9):
+        a, c = model(ids, mask, budget=b), loaded(ids, mask, budget=b)
+        torch.testing.assert_close(a.logits, c.logits)
+        assert torch.equal(a.head_weights, c.head_weights)
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["model"]["budget_calibration"] = [[0.5, 0.0], [0.4, 0.0]]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="does not describe a valid model"):
+        load_checkpoint(tmp_path / "m")
+
+
+def test_s_curves_give_one_curve_per_block_with_the_heads_run():
+    model = _random_adaptive()
+    ids, mask = padded_batch(B=1)
+    c = s_curves(model, ids, mask)
+    assert len(c["s"]) == 3 and len(c["s"][0]) == len(c["budgets"]) == len(CALIBRATION_GRID)
+    for curve, heads in zip(c["s"], c["heads"]):
+        assert all(b >= a - 1e-6 for a, b in zip(curve, curve[1:])) and all(b >= a for a, b in zip(heads, heads[1:]))
+        assert all(1 <= k <= 4 for k in heads)
+
+
+def test_synthetic_marks_task_has_known_difficulty():
+    plain = marked_token_task(200, 16, seed=5)
+    assert plain.texts == marked_token_task(200, 16, seed=5, max_marks=1).texts  # the original task is unchanged
+    data = marked_token_task(400, 16, seed=5, max_marks=4)
+    marks = [count_marks(t) for t in data.texts]
+    assert set(marks) == {1, 2, 3, 4}
+    kinds = [mark_kinds(t) for t in data.texts]
+    assert set(kinds) == {1, 2} and all(k == 1 for k, m in zip(kinds, marks) if m == 1)
+    for text, label in zip(data.texts, data.labels):
+        tokens = text.split()
+        marked = [tokens[p + 1] for p, t in enumerate(tokens) if t == "[M]"] + \
+                 [tokens[p - 1] for p, t in enumerate(tokens) if t == "[L]"]
+        assert len(marked) == count_marks(text) and "abcdefgh"[label] == max(marked)
+
+
+@pytest.fixture(scope="module")
+def adaptive_checkpoint(tmp_path_factory):
+    from baa_core.cli import main
+
+    out = tmp_path_factory.mktemp("adaptive") / "marks"
+    rc = main(["train", "--task", "synthetic_marks", "--method", "adaptive", "--out", str(out), "--dense-epochs", "0.3",
+               "--ad-epochs", "0.3", "--ad-hard-epochs", "0.2", "--latency-batches", "1", "--budgets", "0.3,0.6",
+               "--max-train", "800", "--max-test", "200"])
+    assert rc == 0
+    return out
+
+
+def test_train_and_sweep_json_for_an_adaptive_checkpoint(adaptive_checkpoint, capsys):
+    from baa_core.cli import main
+    from baa_core.measure.sweep import ROW_KEYS
+
+    card = json.loads((adaptive_checkpoint / "card.json").read_text())
+    assert card["method"] == "adaptive" and card["task"] == "synthetic_marks"
+    analysis = card["adaptive"]
+    assert {"calibration", "tracking", "monotone", "s_by_complexity", "s_by_marks"} <= set(analysis)
+    assert "dense warm-start" in analysis["s_by_complexity"][0]["complexity_measure"]
+    capsys.readouterr()
+    assert main(["sweep", str(adaptive_checkpoint), "--budgets", "0.25,0.5", "--json", "--latency-batches", "1"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [r["budget"] for r in rows] == [0.25, 0.5]
+    for r in rows:
+        assert set(ROW_KEYS) | {"s_mean", "s_std"} <= set(r)
+        assert r["method"] == "adaptive" and r["total_heads"] == 16 and r["speedup"] > 0
+        assert 0 < r["est_cost"] <= 1 and 0 < r["s_mean"] < 1 and r["s_std"] >= 0
+    assert rows[0]["est_cost"] <= rows[1]["est_cost"]
+
+
+def _shipped_adaptive():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "pretrained"
+    return sorted(p for p in root.iterdir() if (p / "card.json").exists()
+                  and json.loads((p / "card.json").read_text()).get("method") == "adaptive")
+
+
+def test_shipped_adaptive_models_are_monotone_in_the_budget_for_every_input():
+    """The promise on the weights we ship: s_i(b) and the heads run never fall as b rises."""
+    from baa_core.io.checkpoint import load_checkpoint
+
+    shipped = _shipped_adaptive()
+    assert shipped, "no adaptive checkpoint in pretrained/"
+    for folder in shipped:
+        model = load_checkpoint(folder).model
+        cfg = model.config
+        assert cfg.adaptive_input == "embedding" and cfg.budget_calibration, folder.name
+        g = torch.Generator().manual_seed(0)
+        ids = [torch.randint(3, cfg.vocab_size, (int(n),), generator=g).tolist()
+               for n in torch.randint(4, min(cfg.max_len, 48) + 1, (64,), generator=g)]
+        data = EncodedDataset(ids, torch.zeros(64, dtype=torch.long), cfg.pad_id)
+        v = monotone_violations(model, data, [0.01] + CALIBRATION_GRID)
+        assert v["s_decreases"] == 0 and v["heads_decrease"] == 0, (folder.name, v)
