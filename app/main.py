@@ -13,19 +13,28 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app.ui import state  # noqa: E402
+if __name__ != "__main__":
+    # Imported (not run) by `streamlit run app/main.py`, which finds this st.App and serves the app through it:
+    # the same Streamlit server, with one middleware so that direct links to a page load cleanly (app/ui/server.py).
+    from starlette.middleware import Middleware
 
-st.set_page_config(page_title="Budgeted Attention Explorer", page_icon=str(ROOT / "app" / "static" / "icon.png"), layout="wide")
+    from app.ui.server import BackendBaseUrl
 
-PAGES = [
-    st.Page("app_pages/overview.py", title="Overview", icon=":material/home:", default=True),
-    st.Page("app_pages/budget_explorer.py", title="Budget explorer", icon=":material/tune:"),
-    st.Page("app_pages/inspector.py", title="Per-input inspector", icon=":material/search:"),
-    st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
-    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("app_pages/paper.py", title="Paper vs here", icon=":material/article:"),
-]
+    app = st.App(__file__, middleware=[Middleware(BackendBaseUrl)])
+else:
+    from app.ui import state
 
-page = st.navigation(PAGES)
-state.model_picker()
-page.run()
+    st.set_page_config(page_title="Budgeted Attention Explorer", page_icon=str(ROOT / "app" / "static" / "icon.png"), layout="wide")
+
+    PAGES = [
+        st.Page("app_pages/overview.py", title="Overview", icon=":material/home:", default=True),
+        st.Page("app_pages/budget_explorer.py", title="Budget explorer", icon=":material/tune:"),
+        st.Page("app_pages/inspector.py", title="Per-input inspector", icon=":material/search:"),
+        st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
+        st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("app_pages/paper.py", title="Paper vs here", icon=":material/article:"),
+    ]
+
+    page = st.navigation(PAGES)
+    state.model_picker()
+    page.run()

@@ -1,15 +1,15 @@
 """How quick the app feels, measured on this machine and printed (nothing is asserted).
 
 (a) Slider release -> all panels updated, on a shipped model's Budget explorer page (goal: p95 < 300 ms).
-    In headless Chromium: the budget slider is moved one step (0.05) at a time with the keyboard (a key
-    press commits the value at once, like releasing the mouse), and a MutationObserver in the page records
-    the last DOM change the rerun caused (metrics, head grid, Pareto chart, caption). Latency = last
-    change - key press. Each budget is visited twice: the first visit may compute live numbers (accuracy
-    on the evaluation sample, per head set), the second finds them cached; both are reported.
-    Also, as a cross-check without a browser: the same moves through Streamlit's AppTest (server-side
+    In headless Chromium: the live panel's slider is moved one operating point at a time with the keyboard
+    (a key press redraws the panel and commits the budget at once, like releasing the mouse), and a
+    MutationObserver in the page records the last DOM change the rerun caused. Latency = last change - key
+    press. Each budget is visited twice (first visit / repeat visit, both reported). The mouse drag itself,
+    and release -> final on every shipped model: benchmarks/app_drag.py.
+    Also, as a cross-check without a browser: the same budgets set through Streamlit's AppTest (server-side
     script time only, no network, no drawing).
 (b) Cold start -> first page rendered (goal: < 15 s): a new `streamlit run app/main.py` process is started
-    with Chromium already open; the clock runs until the Overview page has its title and its chart drawn.
+    with Chromium already open; the clock runs until the Overview page has its title and its head grid drawn.
     (The OS file cache is warm: Python and torch files were read before. A first boot reads them from disk.)
 
     python benchmarks/app_latency.py [--model shipped/synthetic-baa] [--passes 2] [--no-browser] [--json]
@@ -35,6 +35,8 @@ new MutationObserver(function () { window.__baa.last = performance.now(); })
   .observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
 return true;
 """
+PANEL_DRAWN = ("return Array.from(document.querySelectorAll('[data-testid^=stBidiComponent]'))"
+               ".some(h => (h.shadowRoot || h).querySelectorAll('.bl-cell').length > 0);")
 BUDGET_RE = "var m = document.body.innerText.match(/Budget (\\d\\.\\d\\d) ·/); return m ? m[1] : null;"
 
 
@@ -50,14 +52,14 @@ def summary(ms: list[float]) -> dict:
             "max_ms": round(max(ms), 1)}
 
 
-def moves(start: float, passes: int) -> list[float]:
-    """Budgets visited one step at a time: up to 0.90, down to 0.10, back to the start; repeated."""
-    path, b = [], start
+def moves(stops: list[float], start: float, passes: int) -> list[float]:
+    """Stops visited one at a time: up to the top, down to the bottom, back to the start; repeated."""
+    path, i = [], stops.index(start)
     for _ in range(passes):
-        for target in (0.90, 0.10, start):
-            while abs(b - target) > 1e-6:
-                b = round(b + (0.05 if target > b else -0.05), 2)
-                path.append(b)
+        for target in (len(stops) - 1, 0, stops.index(start)):
+            while i != target:
+                i += 1 if target > i else -1
+                path.append(stops[i])
     return path
 
 
@@ -85,7 +87,7 @@ def browser_run(model: str, passes: int, paths) -> dict:
             bs.wait_for_title(driver, "Budgeted Attention Explorer")
             title_s = time.perf_counter() - t0
             end = time.perf_counter() + 60
-            while time.perf_counter() < end and not driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg"):
+            while time.perf_counter() < end and not driver.execute_script(PANEL_DRAWN):
                 time.sleep(0.02)
             drawn_s = time.perf_counter() - t0
             out["cold_start"] = {"port_open_s": round(port_s, 2), "title_visible_s": round(title_s, 2),
@@ -96,17 +98,19 @@ def browser_run(model: str, passes: int, paths) -> dict:
             bs.wait_for_title(driver, "Budget explorer")
             bs.wait_idle(driver)
             driver.execute_script(OBSERVER)
-            slider = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSlider"] input[type="range"]')
+            host = next(h for h in driver.find_elements(By.CSS_SELECTOR, '[data-testid^="stBidiComponent"]')
+                        if h.shadow_root.find_elements(By.CSS_SELECTOR, ".bl-explorer"))
+            slider = host.shadow_root.find_element(By.CSS_SELECTOR, ".bl-range")
             budget = float(driver.execute_script(BUDGET_RE))
             seen, first, repeat = set(), [], []
-            for target in moves(budget, passes):
+            for target in moves(panel_stops(model), budget, passes):
                 key = Keys.ARROW_RIGHT if target > budget else Keys.ARROW_LEFT
-                start = driver.execute_script("return performance.now();")
                 slider.send_keys(key)
                 end = time.perf_counter() + 30
                 while time.perf_counter() < end and driver.execute_script(BUDGET_RE) != f"{target:.2f}":
                     time.sleep(0.01)
                 last = wait_quiet(driver)
+                start = driver.execute_script("return window.__baaLivePanel.explorer_live.commits.slice(-1)[0].t;")  # the key's commit
                 (repeat if target in seen else first).append(last - start)
                 seen.add(target)
                 budget = target
@@ -116,18 +120,30 @@ def browser_run(model: str, passes: int, paths) -> dict:
     return out
 
 
-def apptest_run(model: str, passes: int) -> dict:
+def panel_stops(model: str) -> list[float]:
+    """The budgets the live panel stops at for a shipped model, read from an AppTest run of the page."""
+    return [p["b"] for p in _apptest_panel(model)[1]]
+
+
+def _apptest_panel(model: str):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=300)
     at.run()
     at.selectbox(key="model_id").set_value(model).run()
     at.switch_page("app_pages/budget_explorer.py").run()
-    budget = at.slider(key="explorer_budget").value
+    el = next(e for e in at.get("bidi_component"))
+    data = json.loads(el.proto.mixed.json if el.proto.HasField("mixed") else el.proto.json)
+    return at, [data["points"][i] for i in data["stops"]], data["budget"]
+
+
+def apptest_run(model: str, passes: int) -> dict:
+    at, stops, budget = _apptest_panel(model)
     ms = []
-    for target in moves(budget, passes):
+    for target in moves([p["b"] for p in stops], budget, passes):
         t = time.perf_counter()
-        at.slider(key="explorer_budget").set_value(target).run()
+        at.session_state["shared_budget"] = target  # what the panel's commit callback does
+        at.run()
         ms.append(1000 * (time.perf_counter() - t))
         assert not at.exception, [e.value for e in at.exception]
     return {"slider_apptest": summary(ms)}

@@ -94,7 +94,8 @@ def streamlit_server(env: dict | None = None, port: int | None = None, log_path:
 
 
 @contextlib.contextmanager
-def chrome(chrome_path: str, driver_path: str):
+def chrome(chrome_path: str, driver_path: str, performance_log: bool = False):
+    """Headless Chromium; ``performance_log`` also records DevTools network events (websocket frame sizes)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -104,7 +105,7 @@ def chrome(chrome_path: str, driver_path: str):
         opts.add_argument(flag)
     profile = tempfile.mkdtemp(prefix="baa-chrome-")
     opts.add_argument(f"--user-data-dir={profile}")
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", **({"performance": "ALL"} if performance_log else {})})
     driver = webdriver.Chrome(service=Service(driver_path), options=opts)
     try:
         yield driver

@@ -91,9 +91,11 @@ def test_a_fine_tuned_folder_opens_with_its_own_predictions_and_gets_posthoc_bud
     # no training: the classifier is the folder's own
     torch.testing.assert_close(ckpt.model.classifier.weight, hf.classifier.weight, rtol=0, atol=0)
     # the explorer now has a budget slider over the ranked heads, evaluated live on the stored CSV
-    at.slider(key="explorer_budget").set_value(0.5).run()
+    from tests.test_app_pages import panel, set_budget, shown
+
+    set_budget(at, 0.5)  # what the live panel's release does
     _clean(at)
-    assert _metric(at, "active heads") == f"{int(ckpt.model.gate.hard(0.5).sum())} / 8"
+    assert shown(panel(at))["k"] == int(ckpt.model.gate.hard(0.5).sum())
     assert any("Live" in c.value for c in at.caption)
 
 

@@ -7,6 +7,8 @@ upload, a corrupt checkpoint) gives a clear message while the app keeps working.
 from __future__ import annotations
 
 import functools
+import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -93,33 +95,63 @@ def _live_setup(pretrained: str):
     return ckpt, prep, compute.sample_indices(len(prep.test), compute.sample_size(ckpt.model, sum(lengths) / len(lengths)))
 
 
-def expected_at(dirs, budget: float) -> tuple[str, str]:
-    """(active heads, live accuracy) as the page should print them, computed here with baa_core directly."""
+def expected_at(dirs, budget: float) -> tuple[int, float]:
+    """(active heads, live-sample accuracy) at a budget, computed here with baa_core directly."""
     from app.ui import compute
 
     ckpt, prep, sample = _live_setup(str(dirs["pretrained"]))
     point = compute.operating_point(ckpt.model, budget)
-    acc = compute.live_accuracy(ckpt.model, prep.test, sample, point)
-    return f"{int(ckpt.model.gate.hard(budget).sum())} / 8", f"{acc:.2%}"
+    return int(ckpt.model.gate.hard(budget).sum()), compute.live_accuracy(ckpt.model, prep.test, sample, point)
 
 
-def test_budget_slider_drives_every_panel(env):
+def panel(at: AppTest, key: str = "explorer_live") -> dict:
+    """The live panel's payload as the page sent it to the browser."""
+    for el in at.get("bidi_component"):
+        proto = el.proto
+        data = json.loads(proto.mixed.json if proto.HasField("mixed") else proto.json)
+        if data.get("id") == key:
+            return data
+    raise LookupError(f"no live panel {key!r} on the page")
+
+
+def shown(data: dict) -> dict:
+    """The operating point the panel shows first (the session's budget, snapped to a stop)."""
+    return next(p for p in data["points"] if p["b"] == data["budget"])
+
+
+def set_budget(at: AppTest, budget: float) -> AppTest:
+    """What the panel's release does: its commit callback stores the budget as the session's shared budget."""
+    from app.ui import state
+
+    at.session_state[state.BUDGET_KEY] = budget
+    return at.run()
+
+
+def test_budget_panel_carries_every_operating_point_and_the_shared_budget(env):
     at = new_app(page="budget_explorer")
     assert_clean(at)
+    data = panel(at)
+    ckpt = load(env, "tiny-baa")
+    stops = [data["points"][i] for i in data["stops"]]
+    assert all(s["acc"] for s in stops) and data["range"] == [0.1, 1.0]
+    for p in data["points"]:  # every distinct point, exactly the model's masks
+        assert p["mask"] == ckpt.model.gate.hard(p["b"]).flatten().int().tolist()
     for budget in (0.25, 0.75):
-        at.slider(key="explorer_budget").set_value(budget).run()
+        set_budget(at, budget)
         assert_clean(at)
-        heads, acc = expected_at(env, budget)
-        assert metric(at, "active heads") == heads
-        assert metric(at, "accuracy") == acc
-        assert metric(at, "estimated attention cost") == f"{int(heads.split()[0]) / 8:.3f}"
-        assert metric(at, "speedup vs dense").endswith("x")  # the card's timing of this layout, or a live one
+        data = panel(at)
+        p = shown(data)
+        heads, live_acc = expected_at(env, budget)
+        assert data["budget"] == budget and p["k"] == heads and p["cost"] == pytest.approx(heads / 8)
+        row = next(r for r in ckpt.card["sweeps"]["baa"] if r["budget"] == budget)
+        assert p["acc"]["src"] == "card" and p["acc"]["v"] == pytest.approx(row["accuracy"])  # the card's full test split
+        assert p["live"]["v"] == pytest.approx(live_acc) and p["live"]["lo"] <= live_acc <= p["live"]["hi"]
+        assert p["lat"]["speedup"] == pytest.approx(row["speedup"])
         assert any(f"Budget **{budget:.2f}**" in c.value for c in at.caption)
-    assert any(">on<" in h.proto.body for h in at.get("html"))  # the head grid
-    assert any("<svg" in m.value and "now: b=0.75" in m.value for m in at.markdown)  # the Pareto chart
+    assert any(s["name"].startswith("BAA live") for s in data["series"])  # the live sample on the chart
     # the budget is shared with the other pages of the session
     at.switch_page("app_pages/inspector.py").run()
-    assert at.slider(key="inspector_budget").value == pytest.approx(0.75)
+    assert panel(at, "inspector_live")["budget"] == 0.75
 
 
 def test_without_data_the_explorer_shows_the_cards_numbers_and_says_so(env):
@@ -127,12 +159,14 @@ def test_without_data_the_explorer_shows_the_cards_numbers_and_says_so(env):
     assert_clean(at)
     assert any("No live evaluation here" in c.value for c in at.caption)
     card = load(env, "tiny-agnews").card
+    data = panel(at)
+    assert [data["points"][i]["b"] for i in data["stops"]] == [r["budget"] for r in card["sweeps"]["baa"]]
+    assert all(p["live"] is None for p in data["points"])
     row = next(r for r in card["sweeps"]["baa"] if r["budget"] == 0.5)
-    assert metric(at, "accuracy") == f"{row['accuracy']:.2%}"
-    assert any("accuracy: card" in c.value for c in at.caption)
-    at.slider(key="explorer_budget").set_value(0.45).run()  # a budget the card has no row for
+    assert shown(data)["acc"]["v"] == pytest.approx(row["accuracy"])
+    set_budget(at, 0.45)  # a budget the card has no row for: the panel snaps to a point that has one
     assert_clean(at)
-    assert metric(at, "accuracy") == "-"
+    assert panel(at)["budget"] in (0.25, 0.5) and shown(panel(at))["acc"] is not None
     at.switch_page("app_pages/inspector.py").run()
     assert_clean(at)
     assert at.radio(key="inspector_mode").options == ["Type text"]
@@ -141,11 +175,10 @@ def test_without_data_the_explorer_shows_the_cards_numbers_and_says_so(env):
 def test_static_model_offers_only_trained_budgets(env):
     at = new_app("shipped/tiny-static", "budget_explorer")
     assert_clean(at)
-    slider = at.select_slider(key="explorer_budget")
-    assert list(slider.options) == ["0.25", "0.5"]
-    slider.set_value(0.25).run()
+    assert [p["b"] for p in panel(at)["points"]] == [0.25, 0.5]
+    set_budget(at, 0.25)
     assert_clean(at)
-    assert metric(at, "active heads") == "2 / 8"
+    assert shown(panel(at))["k"] == 2
 
 
 def test_budgetformer_explorer_explains_per_input_budgets(env):
@@ -160,7 +193,7 @@ def test_two_concurrent_sessions_keep_their_own_budgets(env):
 
     def move(at, budget):
         try:
-            at.slider(key="explorer_budget").set_value(budget).run()
+            set_budget(at, budget)
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
@@ -172,9 +205,9 @@ def test_two_concurrent_sessions_keep_their_own_budgets(env):
     assert not errors
     for at, budget in ((a, 0.25), (b, 0.75)):
         assert_clean(at)
-        heads, acc = expected_at(env, budget)
-        assert (metric(at, "active heads"), metric(at, "accuracy")) == (heads, acc)
-        assert at.slider(key="explorer_budget").value == pytest.approx(budget)
+        heads, live_acc = expected_at(env, budget)
+        assert panel(at)["budget"] == budget
+        assert (shown(panel(at))["k"], shown(panel(at))["live"]["v"]) == (heads, pytest.approx(live_acc))
 
 
 # ---------------------------------------------------------------- per-input inspector
@@ -188,7 +221,12 @@ def test_inspector_typed_text_and_dataset_example(env):
     ins = inspect_text(ckpt.model, ckpt.tokenizer, "p q [M] c r s", budget=0.5, attentions=False)
     assert metric(at, "prediction") == ins.label
     assert metric(at, "heads used") == f"{ins.active_heads} / 8"
+    at.toggle(key="inspector_time").set_value(True).run()
     assert metric(at, "latency (batch 1)").endswith("ms")
+    data = panel(at, "inspector_live")  # the text's probabilities at every stop, for the live view
+    at_point = data["input"]["at"][data["points"].index(shown(data))]
+    assert at_point["probs"] == pytest.approx(ins.probs, abs=1e-4)
+    assert all(data["input"]["at"][i] for i in data["stops"])
     at.radio(key="inspector_mode").set_value("Dataset example").run()
     at.number_input(key="inspector_index").set_value(7).run()
     assert_clean(at)
@@ -232,19 +270,33 @@ def test_inspector_bad_input_gives_a_message(env, text, expect):
 def test_attention_page_renders_bertviz_offline_and_exports(env):
     at = new_app(page="attention")
     assert_clean(at)
-    frames = at.get("iframe")
-    assert len(frames) == 2  # head view + model view
-    for f in frames:
-        html = f.proto.srcdoc
-        assert "d3js.org v5.7.0" in html and "window.requirejs" in html and "cdnjs" not in html and 'src="http' not in html
+    (views,) = at.get("bidi_component")  # head view + model view, one component (no iframe, nothing fetched)
+    assert views.proto.component_name == "baa_attention_views"
+    js = views.proto.js_content  # nothing to fetch: no URL but the SVG namespace, no import, fetch or script source
+    assert not [u for u in re.findall(r"https?://[^\s\"']+", js) if u != "http://www.w3.org/2000/svg"]
+    assert "fetch(" not in js and "import(" not in js and "import " not in js and "src=" not in js
+    at.session_state["attention_tab"] = "Heat maps"
+    at.run()
     at.radio(key="attention_export_fmt").set_value("SVG").run()
     chart = next(c for c in at.get("plotly_chart") if "svg" in c.proto.config)
     assert '"format": "svg"' in chart.proto.config or '"format":"svg"' in chart.proto.config
+    at.session_state["attention_tab"] = "Export"
+    at.run()
     labels = {b.proto.label for b in at.get("download_button")}
-    assert {"Attention weights (CSV)", "Heads (CSV)"} <= labels
+    assert {"Attention weights (CSV)", "Heads (CSV)", "Head view (HTML, offline)"} <= labels
     at.slider(key="attention_budget").set_value(0.25).run()
     assert_clean(at)
     assert any("2 of 8 heads run" in c.value for c in at.caption)
+
+
+def test_bertviz_export_html_is_offline():
+    from app.ui import bertviz_view
+
+    torch.manual_seed(0)
+    attn = [torch.softmax(torch.randn(4, 5, 5), -1) for _ in range(2)]
+    active = torch.tensor([[1, 0, 1, 1], [0, 1, 1, 0]])
+    for html in (bertviz_view.head_view_html(attn, list("abcde"), active), bertviz_view.model_view_html(attn, list("abcde"), active)):
+        assert "d3js.org v5.7.0" in html and "window.requirejs" in html and "cdnjs" not in html and 'src="http' not in html
 
 
 # ---------------------------------------------------------------- corrupt checkpoint, offline hub
@@ -257,7 +309,7 @@ def test_corrupt_checkpoint_is_reported_and_the_app_keeps_working(env):
     at.selectbox(key="model_id").set_value("shipped/tiny-baa").run()
     at.switch_page("app_pages/budget_explorer.py").run()
     assert_clean(at)
-    assert metric(at, "active heads")
+    assert panel(at)["points"]
 
 
 def test_a_model_by_name_offline_gives_a_clear_message(env):
@@ -325,6 +377,8 @@ def test_train_a_csv_model_in_the_background(env, tmp_path, monkeypatch):
     assert_clean(at)
     assert any("Saved **tiny-csv**" in s.value for s in at.success), [p.proto.text for p in at.get("progress")]
     assert any(o.startswith("tiny-csv (yours") for o in at.selectbox(key="model_id").options)
+    card = json.loads((tmp_path / "mine" / "tiny-csv" / "card.json").read_text())
+    assert card["data"].startswith("news.csv:") and "--csv news.csv " in card["command"]  # the user's file name, not a hash
     at.selectbox(key="model_id").set_value("yours/tiny-csv").run()
     at.switch_page("app_pages/budget_explorer.py").run()
     assert_clean(at)

@@ -1,10 +1,11 @@
 """Per-input inspector: one text (typed or from the dataset) -> prediction, the heads it used (per-block
-budget s and relevance q for BudgetFormer, the gates at the chosen budget for BAA), measured latency;
-and, for BudgetFormer, the dataset views from its card (click a point to inspect that example)."""
+budget s and relevance q for BudgetFormer; for BAA, the live panel: heads and class probabilities at every
+operating point, moving with the slider), measured latency; and, for BudgetFormer, the dataset views from
+its card (click a point to inspect that example)."""
 import pandas as pd
 import streamlit as st
 
-from app.ui import figures, state
+from app.ui import compute, figures, live_panel, state
 from baa_core import methods
 
 sel = state.require_model()
@@ -14,51 +15,60 @@ st.title("Per-input inspector")
 st.caption(f"**{sel.entry.name}** · {card.get('architecture', '')} · method `{card.get('method')}`")
 
 data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
-budget = state.budget_widget(model, key="inspector_budget")
 if is_bf:
     st.caption("BudgetFormer: each block picks its own budget s and heads for this input; there is no global budget.")
 text, index = state.text_input(card, data, key="inspector")
-
-ins = state.inspect_or_stop(sel, text, budget, attentions=False, latency=True, nothing="Nothing to inspect")
-
-if ins.truncated:
-    st.warning(f"The text is longer than the model reads: only its first {len(ins.tokens)} tokens were used "
-               f"(max length {model.config.max_len}).")
-unknown = sum(t == "[UNK]" for t in ins.tokens)
-if unknown and unknown * 2 >= len(ins.tokens):
-    st.warning(f"{unknown} of the {len(ins.tokens)} tokens are unknown to this model's vocabulary ([UNK]): "
-               "its prediction says little about this text.")
-c = st.columns(4)
-c[0].metric("prediction", ins.label, help="argmax of the classifier's softmax")
-c[1].metric("confidence", f"{ins.confidence:.1%}")
-c[2].metric("heads used", f"{ins.active_heads} / {ins.head_weights.numel()}", help=f"FLOPs {ins.flops / ins.dense_flops:.1%} of dense")
-if ins.latency_ms is not None:
-    c[3].metric("latency (batch 1)", f"{ins.latency_ms:.2f} ms", f"{ins.dense_latency_ms / ins.latency_ms:.2f}x vs dense {ins.dense_latency_ms:.2f} ms",
-                delta_color="off", delta_arrow="off", help="measured now on this CPU, 1 thread, median of 7 timings each paired with one of the dense model: the structural path (only the chosen heads' weights run) "
-                                        "against the dense model on the same input")
-if index is not None:
-    names = card.get("labels") or []
-    truth = data.labels[index]
-    st.caption(f"True label: **{names[truth] if truth < len(names) else truth}** — "
-               f"{'correct' if truth == ins.prediction else 'wrong'}.")
-
-left, right = st.columns([2, 3]) if model.config.n_heads <= 5 else st.columns([1, 2])
-with left:
-    st.markdown("**Class probabilities**")
-    st.plotly_chart(figures.render_probs(ins.label_names or [str(i) for i in range(len(ins.probs))], ins.probs, ins.prediction),
-                    key="inspector_probs", config=figures.EXPORT_CONFIG)
-with right:
-    mask = ins.head_weights.tolist()
-    if is_bf and ins.s is not None:
-        st.markdown("**What each block chose for this input**")
-        st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), mask, model.config.n_heads), key="inspector_sq",
-                        config=figures.EXPORT_CONFIG)
+@st.fragment
+def one_input():
+    """The live panel and everything about the text at the committed budget: a release reruns only this."""
+    budget = point = None
+    if compute.has_budget(model):
+        truth = data.labels[index] if index is not None else None
+        points, budget, point, stops = live_panel.show(sel, data, key="inspector_live", mode="inspector", text=text, truth=truth)
+    # Timing takes 14+ forward passes (up to a second): on request, so a release of the slider answers at once
+    # (without it, a budget model's numbers come from the panel's one batch per text: no model run on release).
+    timed = st.toggle("Time this input on this CPU (batch 1, beside the dense model)", key="inspector_time")
+    if point is not None and not timed:
+        ins = live_panel.inspection_or_stop(sel, text, points, stops, point)
     else:
-        st.markdown(f"**Heads active{'' if budget is None else f' at budget {budget:.2f}'}**")
-        values = None if ins.gate_values is None else ins.gate_values.tolist()
-        st.html(figures.render_head_grid(mask, values, "gate"))
-st.caption("Chosen heads: " + " · ".join(f"block {b}: {', '.join(map(str, hs)) or 'none'}" for b, hs in enumerate(ins.chosen_heads())))
-st.caption(f"Tokens ({len(ins.tokens)}): " + " ".join(ins.tokens[:80]) + (" …" if len(ins.tokens) > 80 else ""))
+        ins = state.inspect_or_stop(sel, text, budget, attentions=False, latency=timed, nothing="Nothing to inspect")
+
+    state.input_warnings(ins, model.config.max_len)  # cut text, mostly [UNK] (shared with the Attention page)
+    if budget is not None:
+        st.caption(f"At the committed budget **b = {budget:.2f}** (set when the slider is released):")
+    c = st.columns(4)
+    c[0].metric("prediction", ins.label, help="argmax of the classifier's softmax")
+    c[1].metric("confidence", f"{ins.confidence:.1%}")
+    c[2].metric("heads used", f"{ins.active_heads} / {ins.head_weights.numel()}", help=f"FLOPs {ins.flops / ins.dense_flops:.1%} of dense")
+    if ins.latency_ms is not None:
+        c[3].metric("latency (batch 1)", f"{ins.latency_ms:.2f} ms", f"{ins.dense_latency_ms / ins.latency_ms:.2f}x vs dense {ins.dense_latency_ms:.2f} ms",
+                    delta_color="off", delta_arrow="off", help="measured now on this CPU, 1 thread, median of 7 timings each paired with one of the dense model: the structural path (only the chosen heads' weights run) "
+                                            "against the dense model on the same input")
+    if index is not None:
+        names = card.get("labels") or []
+        truth = data.labels[index]
+        st.caption(f"True label: **{names[truth] if truth < len(names) else truth}** — "
+                   f"{'correct' if truth == ins.prediction else 'wrong'}.")
+
+    if budget is None:  # BAA models have all of this in the live panel above
+        left, right = st.columns([1, 2])
+        with left:
+            st.markdown("**Class probabilities**")
+            st.plotly_chart(figures.render_probs(ins.label_names or [str(i) for i in range(len(ins.probs))], ins.probs, ins.prediction),
+                            key="inspector_probs", config=figures.EXPORT_CONFIG)
+        if is_bf and ins.s is not None:
+            with right:
+                st.markdown("**What each block chose for this input**")
+                st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), ins.head_weights.tolist(), model.config.n_heads, ins.scores.tolist()),
+                                key="inspector_sq", config=figures.EXPORT_CONFIG)
+        else:  # full width: a 12-head grid does not fit a column
+            st.markdown("**Heads active** (every head: this model has no budget gates)")
+            st.html(figures.render_head_grid(ins.head_weights.tolist(), None))
+    st.caption("Chosen heads: " + " · ".join(f"block {b}: {', '.join(map(str, hs)) or 'none'}" for b, hs in enumerate(ins.chosen_heads())))
+    st.caption(f"Tokens ({len(ins.tokens)}): " + " ".join(ins.tokens[:80]) + (" …" if len(ins.tokens) > 80 else ""))
+
+
+one_input()
 
 # ---------------------------------------------------------------- BudgetFormer: the dataset views from the card
 analysis = card.get("analysis") or {}

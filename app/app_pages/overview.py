@@ -1,9 +1,8 @@
 """Overview: what an attention budget is, one picture of it, and the models on hand."""
 import pandas as pd
 import streamlit as st
-import torch
 
-from app.ui import catalog, figures, state
+from app.ui import catalog, figures, live_panel, state
 from baa_core import methods
 from baa_core.model.gates import unnested_heads
 
@@ -19,24 +18,20 @@ st.markdown(
     "trained); numbers from the papers are labelled as the paper's."
 )
 
-st.subheader("The picture: each head's gate opens as the budget grows")
+st.subheader("The picture: drag the budget, watch the heads switch on")
 entries = catalog.list_models()
 picked = state.selected_entry()
-baa = [e for e in ([picked] if picked else []) + entries if e and getattr(methods.METHODS.get(e.card.get("method")), "slides", False) and e.path is not None]
+baa = [e for e in ([picked] if picked else []) + entries
+       if e and getattr(methods.METHODS.get(e.card.get("method")), "slides", False) and e.path is not None and not e.problem]
 if baa:
     entry = baa[0]
     try:
-        ckpt = state.load_checkpoint_cached(str(entry.path), entry.version)
-        gate = ckpt.model.gate
-        budgets = [round(0.02 * i, 2) for i in range(1, 51)]
-        with torch.no_grad():
-            g = torch.stack([gate(b) for b in budgets])  # (B, L, H)
-        curves = [(f"block {l} head {h}", g[:, l, h].tolist()) for l in range(g.shape[1]) for h in range(g.shape[2])]
-        b = st.session_state.get(state.BUDGET_KEY, 0.5)
-        st.plotly_chart(figures.render_gate_curves(budgets, curves, b), key="overview_gates", config=figures.EXPORT_CONFIG)
-        st.caption(f"Gate values g(b) of **{entry.name}**, computed from its weights. At a budget the top round(b x heads) "
-                   f"gates run (at least one per block).")
-        st.markdown(figures.render_unnested_note(entry.name, unnested_heads(gate, [round(0.05 * i, 2) for i in range(1, 21)])))
+        sel = state.Selected(entry, state.load_checkpoint_cached(str(entry.path), entry.version))
+        live_panel.show(sel, None, key="overview_live", mode="overview")
+        st.caption(f"The layer x head grid of **{entry.name}**, computed from its weights. At a budget the top round(b x heads) "
+                   f"gates run (at least one per block). This slider is the picture's own; the **Budget explorer** adds accuracy, "
+                   f"latency and the Pareto chart.")
+        st.markdown(figures.render_unnested_note(entry.name, unnested_heads(sel.model.gate, [round(0.05 * i, 2) for i in range(2, 21)])))
     except Exception as exc:  # a broken checkpoint must not break the overview
         st.warning(f"The picture needs a BAA model; {entry.name} could not be loaded ({str(exc)[:200]}).")
 else:

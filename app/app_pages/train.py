@@ -2,6 +2,8 @@
 shows a progress bar and live loss / accuracy / cost curves; Cancel stops it between steps. The
 result is saved atomically to your models folder and appears in the model picker of every page."""
 import hashlib
+import re
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -20,6 +22,25 @@ TRAINABLE = [m for m in methods.ordered(methods.METHODS) if methods.METHODS[m].t
 @st.cache_resource
 def job_registry() -> worker.JobRegistry:
     return worker.JobRegistry()
+
+
+def recipe_defaults(task: str, kind: str, method: str, budget: float | None) -> dict:
+    """The advanced fields and the "Save as" name for this choice: the CLI's preset and TASK-KIND-METHOD[-BUDGET]."""
+    preset = default_train_config("csv" if task == "csv" else task, kind)
+    return {"train_dense_epochs": float(preset.dense_epochs), "train_budget_epochs": float(preset.budget_epochs),
+            "train_hard_epochs": float(preset.hard_epochs), "train_bf_epochs": float(preset.bf_epochs), "train_max_rows": 0,
+            "train_latency_batches": 8,
+            "train_name": f"{task}-{kind}-{method}" + (f"-{budget:g}" if methods.METHODS[method].one_model_per_budget and budget
+                                                       else "")}
+
+
+def reset_recipe() -> None:
+    """A new task, model kind, method or static budget: its defaults replace what the fields held (the old
+    task's epochs and name would otherwise stay, under a caption that names the new preset)."""
+    ss = st.session_state
+    for k, v in recipe_defaults(ss.get("train_task", "synthetic"), ss.get("train_kind", "word"), ss.get("train_method", "baa"),
+                                ss.get("train_static_budget", 0.5)).items():
+        ss[k] = v
 
 
 jobs = job_registry()
@@ -68,7 +89,7 @@ if job is not None:
 # ---------------------------------------------------------------- what to train
 running = jobs.running()
 st.subheader("New training run")
-task = st.radio("Task", list(TASKS), format_func=TASKS.get, key="train_task", horizontal=True)
+task = st.radio("Task", list(TASKS), format_func=TASKS.get, key="train_task", horizontal=True, on_change=reset_recipe)
 problem = None
 csv_path, text_col, label_col = None, "text", "label"
 if task in ("ag_news", "dbpedia14"):
@@ -79,28 +100,32 @@ elif task == "csv":
     limit_mb = int(st.get_option("server.maxUploadSize"))
     up = st.file_uploader(f"A CSV with a header row, a text column and a label column (up to {limit_mb} MB)", type=["csv"],
                           key="train_csv")
+    # the file's own name, made safe to store and to show (no markdown, no path)
+    csv_name = up and (re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(up.name).stem).strip("._")[:80] or "upload")
     if up is None:
         problem = "upload a CSV first"
     elif up.size > limit_mb * 1024 * 1024:
-        problem = f"{up.name} is {up.size / 2**20:.0f} MB; the limit is {limit_mb} MB"
+        problem = f"{csv_name}.csv is {up.size / 2**20:.0f} MB; the limit is {limit_mb} MB"
         st.error(problem)
     else:
-        uploads = catalog.user_models_dir() / ".uploads"
-        uploads.mkdir(parents=True, exist_ok=True)
-        # Hash and store each upload once (not on every rerun of this page): the file can be large.
+        # Hash and store each upload once (not on every rerun of this page): the file can be large. It keeps its
+        # own (sanitised) file name inside a folder named by its content, so cards and messages name the user's file.
         digest = st.session_state.get(f"train_csv_digest_{up.file_id}")
+        folder = catalog.user_models_dir() / ".uploads" / (digest or "")
         if digest is None:
             content = up.getvalue()
             digest = st.session_state[f"train_csv_digest_{up.file_id}"] = hashlib.sha256(content).hexdigest()[:16]
-            if not (uploads / f"{digest}.csv").exists():
-                (uploads / f"{digest}.csv").write_bytes(content)
-        csv_path = uploads / f"{digest}.csv"
+            folder = catalog.user_models_dir() / ".uploads" / digest
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / f"{csv_name}.csv").exists():
+                (folder / f"{csv_name}.csv").write_bytes(content)
+        csv_path = folder / f"{csv_name}.csv"
         try:
             head = pd.read_csv(csv_path, nrows=20)
             columns = [str(c) for c in head.columns]
         except Exception as exc:  # not a CSV at all, empty, binary...
             columns = []
-            problem = f"{up.name} could not be read as a CSV ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+            problem = f"{csv_name}.csv could not be read as a CSV ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
             st.error(problem)
         if columns:
             st.dataframe(head.head(5), hide_index=True, key="train_csv_preview")
@@ -113,7 +138,7 @@ elif task == "csv":
                 problem = "the text and label columns must differ"
                 st.error(f"This CSV cannot be trained on as chosen: {problem}.")
 
-kind = st.radio("Model", list(KINDS), format_func=KINDS.get, key="train_kind", horizontal=True)
+kind = st.radio("Model", list(KINDS), format_func=KINDS.get, key="train_kind", horizontal=True, on_change=reset_recipe)
 base = None
 if kind == "bert":
     base = st.text_input("Encoder (Hugging Face name or folder)", value=catalog.DEFAULT_BERT, key="train_base").strip()
@@ -128,26 +153,30 @@ if kind == "bert":
         problem = problem or base_problem
         st.warning(base_problem)
     st.caption("BERT-family fine-tuning runs on the CPU here: expect tens of minutes on AG News; use *max training rows* below.")
-method = st.radio("Method", TRAINABLE, format_func=methods.label, key="train_method", horizontal=True)
+method = st.radio("Method", TRAINABLE, format_func=methods.label, key="train_method", horizontal=True, on_change=reset_recipe)
 budget = None
 if methods.METHODS[method].one_model_per_budget:
-    budget = st.select_slider("The static model's budget", [0.25, 0.5, 0.75], value=0.5, key="train_static_budget")
+    budget = st.select_slider("The static model's budget", [0.25, 0.5, 0.75], value=0.5, key="train_static_budget",
+                              on_change=reset_recipe)
 
 preset = default_train_config("csv" if task == "csv" else task, kind)
+for field, value in recipe_defaults(task, kind, method, budget).items():
+    st.session_state.setdefault(field, value)  # first visit, or a field that was hidden (Streamlit dropped its state)
 with st.expander("Advanced"):
     c = st.columns(4)
-    overrides = {"dense_epochs": c[0].number_input("dense epochs", 0.05, 50.0, float(preset.dense_epochs), key="train_dense_epochs")}
+    overrides = {"dense_epochs": c[0].number_input("dense epochs", 0.05, 50.0, key="train_dense_epochs")}
     if methods.METHODS[method].per_input:
-        overrides["bf_epochs"] = c[1].number_input("BudgetFormer epochs", 0.05, 50.0, float(preset.bf_epochs), key="train_bf_epochs")
+        overrides["bf_epochs"] = c[1].number_input("BudgetFormer epochs", 0.05, 50.0, key="train_bf_epochs")
     else:
-        overrides["budget_epochs"] = c[1].number_input("budget epochs", 0.05, 50.0, float(preset.budget_epochs), key="train_budget_epochs")
-        overrides["hard_epochs"] = c[2].number_input("hard-gate epochs", 0.0, 50.0, float(preset.hard_epochs), key="train_hard_epochs")
-    max_train = int(c[3].number_input("max training rows (0 = all)", 0, 10_000_000, 0, step=500, key="train_max_rows")) or None
-    latency_batches = int(st.number_input("latency batches of 8 for the card (0 = skip timing)", 0, 64, 8, key="train_latency_batches"))
-    st.caption(f"Defaults are the CLI's preset for this task and model; the rest of the recipe: `{preset.to_dict()}`")
+        overrides["budget_epochs"] = c[1].number_input("budget epochs", 0.05, 50.0, key="train_budget_epochs")
+        overrides["hard_epochs"] = c[2].number_input("hard-gate epochs", 0.0, 50.0, key="train_hard_epochs")
+    max_train = int(c[3].number_input("max training rows (0 = all)", 0, 10_000_000, step=500, key="train_max_rows")) or None
+    latency_batches = int(st.number_input("latency batches of 8 for the card (0 = skip timing)", 0, 64, key="train_latency_batches"))
+    shown = ("dense_epochs", "bf_epochs") if methods.METHODS[method].per_input else ("dense_epochs", "budget_epochs", "hard_epochs")
+    st.caption(f"Defaults are the CLI's preset for this task and model ({', '.join(f'{f} {getattr(preset, f):g}' for f in shown)}); "
+               f"changing the task, model or method puts them back. The rest of the recipe: `{preset.to_dict()}`")
 
-default_name = f"{task}-{kind}-{method}" + (f"-{budget:g}" if budget else "")
-name = st.text_input("Save as (folder name in your models folder)", value=default_name, key="train_name").strip()
+name = st.text_input("Save as (folder name in your models folder)", key="train_name").strip()
 name_problem = worker.check_name(name, catalog.user_models_dir())
 if name_problem:
     st.caption(f"⚠ {name_problem}")

@@ -143,6 +143,18 @@ def list_models() -> list[ModelEntry]:
     return scan(pretrained_dir(), "shipped") + scan(user_models_dir(), "yours")
 
 
+def default_entry(entries: list[ModelEntry]) -> ModelEntry | None:
+    """The model a new session starts with: a small one a class can drag at display rate. A shipped
+    word-level BAA model on a real task first, then a synthetic one, then any BAA model, then the first."""
+    from baa_core import methods
+
+    def rank(e: ModelEntry) -> tuple:
+        c = e.card
+        slides = getattr(methods.METHODS.get(c.get("method")), "slides", False)
+        return (e.problem is not None, not slides, c.get("model_kind") != "word", c.get("task") == "synthetic", e.source != "shipped")
+    return min(entries, key=rank) if entries else None
+
+
 def hub_entry(name: str) -> ModelEntry:
     name = name.strip()
     return ModelEntry(HUB_PREFIX + name, name, "hub", None, {"name": name, "method": "dense", "task": None, "sweeps": {},

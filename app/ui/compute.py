@@ -64,10 +64,11 @@ def has_budget(model: BudgetedClassifier) -> bool:
 
 
 def budget_choices(model: BudgetedClassifier) -> list[float]:
-    """The budgets a model can run at: a 0.05 grid for BAA, the trained ones for static gates."""
+    """The budgets a model can run at: a 0.05 grid over the trained range (0.1..1.0; below it the gates are
+    extrapolated, see baa_core.measure.operating_points.below_range) for BAA, the trained ones for static gates."""
     if methods.method_for_model(model).one_model_per_budget:
         return [float(b) for b in model.config.static_budgets]
-    return [round(BUDGET_STEP * i, 2) for i in range(1, int(round(1 / BUDGET_STEP)) + 1)]
+    return [round(BUDGET_STEP * i, 2) for i in range(2, int(round(1 / BUDGET_STEP)) + 1)]
 
 
 def snap_budget(model: BudgetedClassifier, budget: float | None) -> float:
@@ -83,6 +84,36 @@ def operating_point(model: BudgetedClassifier, budget: float | None) -> Operatin
     if has_budget(model) and budget is not None:
         return OperatingPoint(budget, methods.operating_point(model, budget).float(), model.gate(budget).detach().float())
     return OperatingPoint(None, all_heads_mask(model.config), None)
+
+
+def head_importance(ins, point: OperatingPoint) -> tuple[torch.Tensor | None, str]:
+    """(L, H) values that rank the heads for one input, and their name: BudgetFormer's raw controller scores r
+    (not q = softmax(r / tau), which rounds to 0 for all but the top head), the soft gates at the budget for
+    BAA and static gates; None (index order) for a dense model."""
+    if getattr(ins, "scores", None) is not None:
+        return ins.scores, "score"
+    if point.gate_values is not None:
+        return point.gate_values, "gate"
+    return None, "index"
+
+
+def heads_table(ins, point: OperatingPoint) -> list[dict]:
+    """One row per head for the CSV export: on/off, its importance value (score r or gate) and rank, and q."""
+    from app.ui.figures import head_ranks
+
+    values, name = head_importance(ins, point)
+    ranks = None if values is None else head_ranks(values.tolist())
+    rows = []
+    L, H = ins.head_weights.shape
+    for b in range(L):
+        for h in range(H):
+            row = {"block": b, "head": h, "active": bool(ins.head_weights[b, h] > 0)}
+            if values is not None:
+                row.update({name: float(values[b, h]), "rank": ranks[b][h]})
+            if getattr(ins, "q", None) is not None:
+                row["q"] = float(ins.q[b, h])
+            rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------- the card's numbers
@@ -101,14 +132,6 @@ def card_row(card: dict, method: str, budget: float) -> dict | None:
     from baa_core.paper import Ours, find_row
 
     return find_row(card, Ours(card.get("task"), method, "accuracy", budget))
-
-
-def card_latency(card: dict, heads_per_layer: list[int]) -> dict | None:
-    """A card row timed with exactly this many heads per layer (latency depends only on the counts)."""
-    for row in card_rows(card):
-        if row.get("heads_per_layer") == list(heads_per_layer) and row.get("latency_ms") is not None:
-            return row
-    return None
 
 
 # ---------------------------------------------------------------- measured now

@@ -21,12 +21,21 @@ def export_config(fmt: str = "png", filename: str = "figure") -> dict:
 EXPORT_CONFIG = export_config()
 
 
+MODEBAR_PX = 34  # plotly's toolbar (camera, zoom...) sits in this band at the top right; titles go below it
+
+
 def _layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
     """Size, margins, legend below. No template: st.plotly_chart applies Streamlit's theme (and setting a
-    template deep-copies it, ~40 ms a figure, which the slider would feel)."""
+    template deep-copies it, ~40 ms a figure, which the slider would feel).
+    Titles never sit under plotly's toolbar: the figure title starts below its band and subplot titles
+    (annotations above the top row) get their own line under that."""
     legend = len(fig.data) > 1 and fig.layout.showlegend is not False
-    fig.update_layout(height=height + (90 if legend else 0), margin=dict(l=10, r=10, t=40 if title else 10, b=110 if legend else 10),
-                      title=title,
+    subplot_titles = any(a.yref and str(a.yref).endswith("paper") and a.yanchor == "bottom" for a in fig.layout.annotations)
+    top = (MODEBAR_PX + 26 if title else 10 if not subplot_titles else MODEBAR_PX) + (24 if subplot_titles else 0)
+    fig.update_layout(height=height + (90 if legend else 0) + max(0, top - 40),
+                      margin=dict(l=10, r=10, t=top, b=110 if legend else 10),
+                      title=None if title is None else dict(text=title, x=0, xanchor="left", yref="container", y=1,
+                                                            yanchor="top", pad=dict(t=MODEBAR_PX)),
                       legend=dict(orientation="h", yanchor="bottom", y=0.0, x=0, yref="container"))
     return fig
 
@@ -167,20 +176,35 @@ def render_probs(labels: list[str], probs: list[float], prediction: int) -> go.F
     return _layout(fig, 60 + 26 * len(order))
 
 
-def render_s_q(s: list[float], q, mask, n_heads: int) -> go.Figure:
-    """BudgetFormer, one input: budget s per block (bars, with ceil(s*H)/H) and q per head (chosen heads marked)."""
+def head_ranks(values) -> list[list[int]]:
+    """Per block, each head's rank by ``values`` (1 = highest; ties by head index), e.g. BudgetFormer's raw
+    scores r: the controller picks its top heads by r, and q = softmax(r / tau) rounds to 0 for all but the
+    top head once tau is small, so ranks by q would fall back to index order."""
+    out = []
+    for row in values:
+        order = sorted(range(len(row)), key=lambda h: (-float(row[h]), h))
+        out.append([order.index(h) + 1 for h in range(len(row))])
+    return out
+
+
+def render_s_q(s: list[float], q, mask, n_heads: int, scores=None) -> go.Figure:
+    """BudgetFormer, one input: budget s per block (bars, with ceil(s*H)/H) and q per head (chosen heads marked),
+    heads ranked by their raw scores r (``scores``; by q when they are not given)."""
     L = len(s)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], subplot_titles=("budget s per block", "rank by relevance q (✓ = runs)"))
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], subplot_titles=("budget s per block", "rank by relevance score r (✓ = runs)"))
     fig.add_trace(go.Bar(y=[f"block {l}" for l in range(L)], x=s, orientation="h", marker_color=ACCENT, name="s",
                          text=[f"{v:.3f} → {max(1, math.ceil(v * n_heads - 1e-6))}/{n_heads}" for v in s], textposition="auto",
                          hovertemplate="%{y}: s=%{x:.3f}<extra></extra>"), 1, 1)
     # After training q is nearly one-hot, so its values alone hide the order the heads are picked in:
-    # each cell shows the head's rank by q (#1 = most relevant), the value is in the colour and on hover.
-    ranks = [sorted(range(n_heads), key=lambda h: -float(q[l][h])) for l in range(L)]
-    text = [[f"#{ranks[l].index(h) + 1}" + (" ✓" if mask[l][h] > 0 else "") for h in range(n_heads)] for l in range(L)]
+    # each cell shows the head's rank by r (#1 = most relevant), q is in the colour and on hover.
+    ranks = head_ranks(scores if scores is not None else q)
+    text = [[f"#{ranks[l][h]}" + (" ✓" if mask[l][h] > 0 else "") for h in range(n_heads)] for l in range(L)]
+    r = scores if scores is not None else q
     fig.add_trace(go.Heatmap(z=[[float(v) for v in row] for row in q], x=[f"h{h}" for h in range(n_heads)],
                              y=[f"block {l}" for l in range(L)], text=text, texttemplate="%{text}", colorscale="Oranges",
-                             zmin=0, zmax=1, showscale=False, xgap=2, ygap=2, hovertemplate="%{y} %{x}: q=%{z:.3f}<extra></extra>"),
+                             customdata=[[float(v) for v in row] for row in r],
+                             zmin=0, zmax=1, showscale=False, xgap=2, ygap=2,
+                             hovertemplate="%{y} %{x}: q=%{z:.3g}, score r=%{customdata:.3f}, %{text}<extra></extra>"),
                   1, 2)
     fig.update_xaxes(range=[0, 1], row=1, col=1)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
@@ -189,31 +213,43 @@ def render_s_q(s: list[float], q, mask, n_heads: int) -> go.Figure:
 
 
 def render_attention_heatmaps(attn, tokens: list[str], order: list[int], active: list[bool], block: int,
-                              importance=None, importance_name: str = "gate", max_cols: int = 4) -> go.Figure:
-    """One block's heads as heat maps, sorted by importance; inactive heads drawn grey and titled 'off'."""
-    n = len(order)
-    cols = min(max_cols, n)
+                              importance=None, importance_name: str = "gate", max_cols: int = 4,
+                              max_width: int = 1100) -> go.Figure:
+    """One block's heads as heat maps in ``order`` (most important first); inactive heads grey and titled 'off'.
+    Every map labels its tokens on both axes (from-token rows, to-token columns), so the figure grows with
+    the number of tokens; it has a fixed width (show it with width="content")."""
+    n, T = len(order), len(tokens)
+    cell, font = (12, 10) if T <= 20 else (9, 8) if T <= 40 else (7, 7)  # px per token, tick font size
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    short = [lab if len(lab) <= 14 else lab[:13] + "…" for lab in labels]
+    label_px = int(10 + 0.62 * font * max(len(x) for x in short))  # room for the longest tick label
+    side = T * cell
+    cols = max(1, min(max_cols, n, (max_width - 20) // (side + label_px + 30)))  # square maps, as many as fit
     rows = math.ceil(n / cols)
+    width = 20 + cols * (side + label_px + 30)
+    height = rows * (side + label_px + 44)
     titles = []
     for h in order:
-        imp = "" if importance is None else f" {importance_name}={float(importance[h]):.3f}"
+        imp = "" if importance is None else f" {importance_name}={float(importance[h]):.3g}"
         titles.append(f"head {h}{imp}" + ("" if active[h] else " (off)"))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.12 / max(1, rows))
-    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=(label_px + 30) / width,
+                        vertical_spacing=(label_px + 44) / height)
     # One colour scale for the block, up to its largest weight: with many tokens each weight is small,
     # and a fixed 0..1 scale would leave every map nearly white.
     zmax = max((float(max(max(row) for row in attn[h])) for h in order), default=1.0) or 1.0
+    ticks = dict(tickmode="array", tickvals=labels, ticktext=short, tickfont=dict(size=font), automargin=True)
     for i, h in enumerate(order):
         r, c = i // cols + 1, i % cols + 1
         fig.add_trace(go.Heatmap(z=[[float(v) for v in row] for row in attn[h]], x=labels, y=labels, zmin=0, zmax=zmax,
                                  colorscale="Blues" if active[h] else "Greys", showscale=i == 0,
-                                 colorbar=dict(title="attention weight", len=min(1.0, 1.0 / rows + 0.2)),
+                                 colorbar=dict(title="attention weight", len=min(1.0, 1.0 / rows + 0.2), y=1, yanchor="top"),
                                  opacity=1.0 if active[h] else 0.35,
-                                 hovertemplate=f"head {h}: %{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>"), r, c)
-        fig.update_yaxes(autorange="reversed", showticklabels=c == 1 and len(tokens) <= 40, row=r, col=c)
-        fig.update_xaxes(showticklabels=False, row=r, col=c)
+                                 hovertemplate=f"head {h}: from %{{y}} to %{{x}}: %{{z:.3f}}<extra></extra>"), r, c)
+        fig.update_yaxes(autorange="reversed", row=r, col=c, **ticks)
+        fig.update_xaxes(tickangle=-90, row=r, col=c, **ticks)
     fig.update_annotations(font_size=12)
-    return _layout(fig, 60 + 260 * rows, f"block {block}: heads sorted by {importance_name}")
+    fig.update_layout(width=width, showlegend=False)
+    return _layout(fig, height, f"block {block}: heads sorted by {importance_name}")
 
 
 def render_training_curves(events: list[dict]) -> go.Figure:
@@ -333,19 +369,6 @@ def render_dynamics(rows: list[dict]) -> go.Figure:
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(range=[0, 1.02])
     return _layout(fig, 320)
-
-
-def render_gate_curves(budgets: list[float], curves: list[tuple[str, list[float]]], budget: float | None = None) -> go.Figure:
-    """g_lh(b) of every head against the budget: the picture of what a budget does."""
-    fig = go.Figure()
-    for name, ys in curves:
-        fig.add_trace(go.Scatter(x=budgets, y=ys, mode="lines", name=name, hovertemplate=name + ": g=%{y:.2f} at b=%{x:.2f}<extra></extra>"))
-    if budget is not None:
-        fig.add_vline(x=budget, line_dash="dot", annotation_text=f"b = {budget:.2f}")
-    fig.update_xaxes(title="requested budget b", range=[0, 1])
-    fig.update_yaxes(title="gate g(b)", range=[0, 1.02])
-    fig.update_layout(showlegend=len(curves) <= 16)
-    return _layout(fig, 330)
 
 
 def render_paper_vs_here(items: list[dict]) -> go.Figure:

@@ -6,6 +6,7 @@ on (model, head set) are cached with ``st.cache_data`` and shared by every sessi
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,7 +168,8 @@ def model_picker() -> None:
     if MODEL_KEY not in st.session_state and st.query_params.get("model") in options:
         st.session_state[MODEL_KEY] = st.query_params["model"]  # a link can name the model: ?model=shipped/NAME
     if st.session_state.get(MODEL_KEY) not in options:
-        st.session_state[MODEL_KEY] = options[0]
+        default = catalog.default_entry(entries)
+        st.session_state[MODEL_KEY] = default.id if default else options[0]
     with st.sidebar:
         st.selectbox("Model", options, key=MODEL_KEY, format_func=lambda i: labels.get(i, i),
                      help="Shipped models (pretrained/), yours (the user models folder: checkpoints and Hugging Face "
@@ -296,28 +298,76 @@ def inspect_cached(path: str, version: float, text: str, budget: float | None, a
         return run(latency_cache=shared["cache"])
 
 
-@st.cache_data(show_spinner="Drawing the bertviz views…", max_entries=4)
-def bertviz_html(path: str, version: float, text: str, budget: float | None, n_tokens: int, _attn, _tokens, _active):
-    """The head view and model view HTML for one (model, text, budget), built once: they are large
-    (tens of MB for MiniLM) and carry a random element id, so rebuilding them on every rerun would
-    also reload both iframes."""
+@dataclass
+class LayoutViews:
+    """One input under one head layout, as the Attention page draws it."""
+
+    ins: object  # baa_core.measure.inspection.Inspection; attentions cut to the first n_tokens tokens
+    weights: list  # bertviz_view.layout_weights: per layer, per head, base64 bytes or None (off)
+
+
+@st.cache_data(show_spinner="Running the model on this input…", max_entries=32)
+def attention_for_layout(path: str, version: float, text: str, layout: tuple | None, n_tokens: int, _ckpt,
+                         _budget: float | None) -> LayoutViews:
+    """Attention maps for one (model, text, head layout): cached per layout (the set of heads that run), not
+    per budget. Budgets with the same layout run the same forward pass (the hard gates are 0/1), so any of
+    them (``_budget``) computes the entry. ``layout`` is None where the model picks its own heads
+    (BudgetFormer) or runs them all."""
+    import torch
+    from baa_core.measure.inspection import inspect_text
+    from baa_core.measure.latency import TIMING_LOCK
+
     from app.ui import bertviz_view
 
-    return (bertviz_view.head_view_html(_attn, _tokens, _active),
-            bertviz_view.model_view_html(_attn, _tokens, _active))
+    # One torch thread, under the lock the timings hold while they set the (process-wide) thread count: on a
+    # busy 2-core machine MiniLM's forward took ~2 s with torch's default 2 threads and ~0.1 s with one.
+    with TIMING_LOCK:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            ins = inspect_text(_ckpt.model, _ckpt.tokenizer, text, budget=_budget, attentions=True, latency=False,
+                               label_names=_ckpt.card.get("labels") or None)
+        finally:
+            torch.set_num_threads(threads)
+    ins.attentions = [a[:, :n_tokens, :n_tokens].contiguous() for a in ins.attentions]
+    return LayoutViews(ins, bertviz_view.layout_weights(ins.attentions, ins.head_weights))
+
+
+def attention_or_stop(sel, text: str, budget: float | None, layout: tuple | None, n_tokens: int) -> LayoutViews:
+    """``attention_for_layout`` for the selected model; bad input ends the page run with a message."""
+    with _input_errors("Nothing to draw"):
+        return attention_for_layout(*sel.key, text, layout, n_tokens, sel.ckpt, budget)
+
+
+def input_warnings(ins, max_len: int) -> None:
+    """What every page that runs one text says about it: cut to the model's length, mostly unknown words
+    (counted without [CLS] / [SEP], so MiniLM warns like the word model)."""
+    if ins.truncated:
+        st.warning(f"The text is longer than the model reads: only its first {len(ins.tokens)} tokens were used "
+                   f"(max length {max_len}).")
+    if ins.mostly_unknown:
+        st.warning(f"{ins.unknown_tokens} of the {ins.content_tokens} tokens of this text are unknown to this model's "
+                   "vocabulary ([UNK]): its prediction and attention say little about this text.")
+
+
+@contextlib.contextmanager
+def _input_errors(nothing: str):
+    from baa_core.measure.inspection import InputError
+
+    try:
+        yield
+    except InputError as exc:
+        st.warning(f"{nothing}: {exc}.")
+        st.stop()
+    except ValueError as exc:
+        st.error(f"The model cannot run on this input: {exc}")
+        st.stop()
 
 
 def inspect_or_stop(sel, text: str, budget: float | None, *, attentions: bool, latency: bool, nothing: str):
     """``inspect_cached`` for the selected model; bad input ends the page run with a message, not a traceback."""
-    from baa_core.measure.inspection import InputError
-
-    try:
+    with _input_errors(nothing):
         return inspect_cached(*sel.key, text, budget, attentions, latency, sel.ckpt)
-    except InputError as exc:
-        st.warning(f"{nothing}: {exc}.")
-    except ValueError as exc:
-        st.error(f"The model cannot run on this input: {exc}")
-    st.stop()
 
 
 def default_text(card: dict, data: EvalData | None) -> str:

@@ -31,6 +31,18 @@ class EncodedText:
     tokens: list[str]
     truncated: bool
     n_words: int
+    unknown_tokens: int = 0  # tokens the vocabulary does not know ([UNK])
+    content_tokens: int = 0  # tokens that stand for the text: not [CLS], [SEP] or other special tokens
+
+
+def unknown_and_content(tokenizer, ids: list[int]) -> tuple[int, int]:
+    """(unknown, content) token counts of one encoded text. A BERT tokenizer adds [CLS] and [SEP]: they are
+    not content, so an emoji-only text reads 1 unknown of 1 (not 1 of 3) on MiniLM as on the word model."""
+    hf = getattr(tokenizer, "tok", None)  # baa_core.io.tokenizers.HFTokenizer wraps a Hugging Face tokenizer
+    unk = hf.unk_token_id if hf is not None else getattr(tokenizer, "unk_id", None)
+    special = set(hf.all_special_ids) - {unk} if hf is not None else {getattr(tokenizer, "pad_id", None)}
+    content = [i for i in ids if i not in special]
+    return sum(i == unk for i in content) if unk is not None else 0, len(content)
 
 
 def encode_text(tokenizer, text: str, max_len: int) -> EncodedText:
@@ -43,8 +55,10 @@ def encode_text(tokenizer, text: str, max_len: int) -> EncodedText:
     ids = tokenizer.encode([clipped], max_len)[0]
     full_len = len(tokenizer.encode([clipped], max_len + 1)[0])
     batch = collate([ids], tokenizer.pad_id)
+    unknown, content = unknown_and_content(tokenizer, ids)
     return EncodedText(batch["input_ids"], batch["attention_mask"], tokenizer.tokens(ids),
-                       truncated=full_len > len(ids) or len(text) > MAX_CHARS, n_words=n_words)
+                       truncated=full_len > len(ids) or len(text) > MAX_CHARS, n_words=n_words,
+                       unknown_tokens=unknown, content_tokens=content)
 
 
 @dataclass
@@ -58,7 +72,12 @@ class Inspection:
     attentions: list[torch.Tensor] | None  # per layer (H, T, T), every head (inactive ones included)
     gate_values: torch.Tensor | None = None  # (L, H) BAA soft gates at the budget
     s: list[float] | None = None  # BudgetFormer: budget per block
-    q: torch.Tensor | None = None  # BudgetFormer: (L, H) relevance
+    q: torch.Tensor | None = None  # BudgetFormer: (L, H) relevance q = softmax(r / tau)
+    # BudgetFormer: (L, H) raw scores r. Rank heads by these: q rounds to 0 for all but the top head once tau
+    # is small, so ranks by q fall back to index order, while the controller picks its heads by r.
+    scores: torch.Tensor | None = None
+    unknown_tokens: int = 0  # see EncodedText
+    content_tokens: int = 0
     flops: float = 0.0
     dense_flops: float = 0.0
     latency_ms: float | None = None
@@ -80,6 +99,11 @@ class Inspection:
     @property
     def active_heads(self) -> int:
         return int(self.active.sum())
+
+    @property
+    def mostly_unknown(self) -> bool:
+        """Half or more of the text's tokens are [UNK]: the prediction says little about it."""
+        return self.unknown_tokens > 0 and 2 * self.unknown_tokens >= self.content_tokens
 
     def chosen_heads(self) -> list[list[int]]:
         return [torch.nonzero(row).flatten().tolist() for row in self.active]
@@ -104,12 +128,14 @@ def inspect_text(model, tokenizer, text: str, *, budget: float | None = None, ha
         probs=probs.tolist(), prediction=int(probs.argmax()), head_weights=hw.float(),
         attentions=[a[0] for a in out.attentions] if attentions else None,
         flops=model_flops(cfg, active_per_layer, [T]).total, dense_flops=model_flops(cfg, None, [T]).total,
+        unknown_tokens=enc.unknown_tokens, content_tokens=enc.content_tokens,
     )
     if cfg.gating in ("baa", "static") and budget is not None:
         info.gate_values = model.gate(budget).detach().float()
     if out.controller:
         info.s = [float(r["s"][0]) for r in out.controller]
         info.q = torch.stack([r["q"][0] for r in out.controller]).float()
+        info.scores = torch.stack([r["scores"][0] for r in out.controller]).float()
     if latency:
         info.latency_ms, info.dense_latency_ms = input_latency(model, enc, hw, threads, latency_cache)
     return info
