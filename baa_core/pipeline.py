@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .io.checkpoint import Checkpoint, read_card, save_checkpoint, update_card
+from .io.checkpoint import Checkpoint, check_target, read_card, save_checkpoint, update_card
 from .io.data import (DataError, EncodedDataset, TaskData, TextDataset, encode, iterate_batches, load_csv, load_task,
                       synthetic_vocab)
 from .io.hf_classifier import ModelSourceError, align_labels, load_classifier
@@ -118,7 +118,7 @@ def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = N
     """Load a task's splits, build (or take the checkpoint's) tokenizer, and encode ``splits``
     (the others stay empty: evaluating a checkpoint needs only its test split)."""
     if csv is not None:
-        data = load_csv(csv, text_column, label_column)
+        data = load_csv(csv, text_column, label_column, max_train=max_train, max_test=max_test)
     else:
         data = load_task(task, data_dir, seed=seed, max_train=max_train, max_test=max_test)
     init, trained_head = None, False
@@ -185,6 +185,8 @@ def kept_csv_args(card: dict, folder: str | Path) -> dict:
     """``prepare`` arguments for a model trained on a CSV, from the copy its card names beside it
     (``train_and_save`` keeps one, from the CLI and the app alike); DataError when there is none."""
     name = card.get("csv_file")
+    if name is not None and (not isinstance(name, str) or Path(name).name != name or name.startswith(".")):
+        raise DataError("the card's csv_file is not a plain file name inside the model's folder")
     path = Path(folder) / name if name else None
     if path is None or not path.exists():
         raise DataError("the CSV this model was trained on is not stored with it"
@@ -229,6 +231,11 @@ def environment() -> dict:
             "processor": platform.processor() or platform.machine(), "cpu_threads_available": torch.get_num_threads()}
 
 
+def data_sizes(data: TaskData) -> dict:
+    """The data's size notes for a card (limits such as max_train), without its warnings (kept apart)."""
+    return {k: v for k, v in data.extra.items() if k != "warnings"}
+
+
 PROTOCOL = ("accuracy on the test split (touched once per reported row) with the hard operating point (top-k heads, "
             ">=1 per layer), computed by the sliced model; accuracy_ci: 95% bootstrap interval over test examples "
             "(2,000 resamples, seed 0; for seed-averaged rows, of the seed-mean accuracy); latency: median ms per batch "
@@ -254,7 +261,8 @@ def make_card(prep: Prepared, *, name: str, method: str, tcfg: TrainConfig, swee
         "architecture": f"{cfg.n_layers} layers x {cfg.n_heads} heads, d={cfg.d_model}, ffn={cfg.d_ffn}, max_len={cfg.max_len}",
         "labels": list(prep.data.label_names),
         "data": prep.data.source,
-        "sizes": {"train": len(prep.train), "val": len(prep.val), "test": len(prep.test), **prep.data.extra},
+        "sizes": {"train": len(prep.train), "val": len(prep.val), "test": len(prep.test), **data_sizes(prep.data)},
+        **({"data_warnings": prep.data.extra["warnings"]} if prep.data.extra.get("warnings") else {}),
         "protocol": PROTOCOL,
         "train_config": tcfg.to_dict(),
         "embedding_init_std": cfg.embedding_init_std,
@@ -274,14 +282,21 @@ def make_card(prep: Prepared, *, name: str, method: str, tcfg: TrainConfig, swee
 def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConfig, *, budget: float | None = None,
                    budgets=DEFAULT_BUDGETS, name: str | None = None, command: str = "", callbacks=(), stop=None,
                    threads: int = 1, n_latency_batches: int = 16, progress=None, card_extra: dict | None = None,
-                   select: bool = False, controls: bool = False) -> Checkpoint:
+                   select: bool = False, controls: bool = False, overwrite: bool = False, expect: tuple | None = None,
+                   if_taken: str = "refuse") -> Checkpoint:
     """Train one method, sweep it on the test split, and save it with its card (atomically). A model
     trained on a CSV keeps a copy of it (``KEPT_CSV``), so ``sweep``/``bench`` and the app find its data.
 
     ``select``: re-choose the recipe's open hyperparameters on the validation split first
     (``protocol.select_and_fit``). ``controls``: also train the dense model with the method's epochs
-    and the no-attention model; the no-attention evaluation and chance are always in the card."""
+    and the no-attention model; the no-attention evaluation and chance are always in the card.
+
+    An existing ``out`` is refused before training unless ``overwrite``; at save time the rules of
+    ``save_checkpoint`` (``expect``, ``if_taken``) decide, and the returned checkpoint's path is the
+    folder really written."""
     m = get_method(method)
+    if not overwrite and if_taken == "refuse":
+        check_target(out, overwrite)
     grid = selection_grid(prep.data.task, prep.kind) if select else ()
     start = time.perf_counter()
     if select:
@@ -340,8 +355,11 @@ def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConf
                      label_column=prep.csv["label_column"])
     card = make_card(prep, name=name or Path(out).name, method=method, tcfg=tcfg, sweeps=strip_per_example(sweeps),
                      command=command, train_time_s=train_time_s, extra=extra)
-    save_checkpoint(out, model, prep.tokenizer, card, dtype=dtype, files=files, **external_spec(prep.kind, prep.tokenizer))
-    return Checkpoint(model, prep.tokenizer, card, Path(out))
+    folder = save_checkpoint(out, model, prep.tokenizer, card, dtype=dtype, files=files, overwrite=overwrite, expect=expect,
+                             if_taken=if_taken, **external_spec(prep.kind, prep.tokenizer))
+    if folder.name != Path(out).name and card.get("name"):
+        card = {**card, "name": folder.name}
+    return Checkpoint(model, prep.tokenizer, card, folder)
 
 
 def storage_dtype(prep: Prepared) -> str:
@@ -386,7 +404,8 @@ def aggregate(per_seed: list[list[dict]]) -> list[dict]:
 
 def compare(prep: Prepared, tcfg: TrainConfig, *, seeds: list[int], methods: list[str] = COMPARE_METHODS,
             budgets: list[float] | None = None, specialist_budgets: list[float] | None = None, threads: int = 1,
-            n_latency_batches: int = 16, out: str | None = None, command: str = "", select: bool = False) -> dict:
+            n_latency_batches: int = 16, out: str | None = None, command: str = "", select: bool = False,
+            overwrite: bool = False) -> dict:
     """Train and measure every method for each seed from one shared dense warm start per seed; return
     the per-seed rows (with which test examples each model got right) and the aggregated table, its
     paired differences and controls. ``select``: each seed first re-chooses the recipe's open
@@ -480,7 +499,7 @@ def compare(prep: Prepared, tcfg: TrainConfig, *, seeds: list[int], methods: lis
                          train_time_s=train_times[str(seeds[0])],
                          extra={"weights_seed": seeds[0], "posthoc_importance": saved.get("importance")})
         card.update(evidence_fields(result))
-        save_checkpoint(out, saved["model"], saved["prep"].tokenizer, card, dtype=dtype,
+        save_checkpoint(out, saved["model"], saved["prep"].tokenizer, card, dtype=dtype, overwrite=overwrite,
                         **external_spec(prep.kind, prep.tokenizer))
         _log(f"saved {out}")
     return result
@@ -741,12 +760,14 @@ def prepare_posthoc(model: str | Checkpoint, *, task: str = "synthetic", csv=Non
 
 def posthoc_and_save(prep: Prepared, out: str | Path, *, budgets=DEFAULT_BUDGETS, importance_examples: int = 512,
                      threads: int = 1, n_latency_batches: int = 16, device: str = "cpu", command: str = "",
-                     name: str | None = None, progress=None) -> Checkpoint:
+                     name: str | None = None, progress=None, overwrite: bool = False) -> Checkpoint:
     """Budgets for ``prep.init_model`` with no training: rank its heads (Michel et al., 2019: |dLoss/dg_lh| at
     every gate open, summed over a held-out sample), sweep ``budgets`` on the test split (accuracy of the
     sliced model, CPU latency beside the dense one), save a checkpoint whose gate is that ranking
     (``gating="posthoc"``: every budget works in the app and the CLI). Weights stay float32, so with
     every head on the predictions are the model's own, bit for bit."""
+    if not overwrite:
+        check_target(out)
     start = time.perf_counter()
     dense = prep.init_model.cpu().eval()
     sample = importance_sample(prep, importance_examples)
@@ -782,6 +803,6 @@ def posthoc_and_save(prep: Prepared, out: str | Path, *, budgets=DEFAULT_BUDGETS
     card = make_card(prep, name=name or Path(out).name, method="posthoc", sweeps=sweeps, command=command, train_time_s=None,
                      tcfg=TrainConfig(dense_epochs=0, budget_epochs=0, hard_epochs=0, device=device),
                      notes="; ".join(notes), extra=extra)
-    card["sizes"] = {"importance": len(sample), "test": len(prep.test), **prep.data.extra}
-    save_checkpoint(out, model, prep.tokenizer, card, dtype="float32", files=files)
+    card["sizes"] = {"importance": len(sample), "test": len(prep.test), **data_sizes(prep.data)}
+    save_checkpoint(out, model, prep.tokenizer, card, dtype="float32", files=files, overwrite=overwrite)
     return Checkpoint(model, prep.tokenizer, card, Path(out))

@@ -117,6 +117,13 @@ class Trainer:
         generator = seed_everything(self.seed)
         self.model.to(self.device).train()
         opt = self._optimizer()
+        # Refuse what would loop without training: no rows, no batch, or a negative length of training.
+        if len(self.data) == 0:
+            raise ValueError(f"there is nothing to train on: the {self.phase} phase got 0 training examples")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"the batch size must be a whole number of at least 1, not {self.batch_size!r}")
+        if not math.isfinite(self.epochs) or self.epochs < 0:
+            raise ValueError(f"the {self.phase} phase's epochs must be a number >= 0, not {self.epochs!r}")
         steps_per_epoch = math.ceil(len(self.data) / self.batch_size)
         total = max(1, int(round(self.epochs * steps_per_epoch)))
         history: list[TrainEvent] = []
@@ -126,6 +133,10 @@ class Trainer:
             self._emit(history, TrainEvent(self.phase, 0, total, 0.0, float("nan"), float("nan"), float("nan"), 0.0, 0.0,
                                            {}, self._validate()))
         while step < total:
+            # Checked here too, not only per batch: a cancel must work even if a pass yields no batch.
+            if _stop_requested(self.stop):
+                raise TrainingCancelled(f"training cancelled during {self.phase} at step {step}/{total}")
+            before = step
             for batch in iterate_batches(self.data, self.batch_size, True, generator, self.device):
                 if step >= total:
                     break
@@ -159,6 +170,8 @@ class Trainer:
                     if val is not None and self.done is not None and self.done(val):
                         self.model.eval()
                         return history
+            if step == before:  # a pass over the data trained nothing: stop instead of looping forever
+                raise ValueError(f"the {self.phase} phase made no progress in a pass over {len(self.data)} examples")
         self.model.eval()
         return history
 

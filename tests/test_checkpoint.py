@@ -96,7 +96,7 @@ def test_failed_write_leaves_previous_checkpoint_intact(saved, monkeypatch):
 
     monkeypatch.setattr(C, "_write_json", explode)
     with pytest.raises(Boom):
-        save_checkpoint(folder, model, WordTokenizer(["[PAD]", "[UNK]"]), {"name": "new"})
+        save_checkpoint(folder, model, WordTokenizer(["[PAD]", "[UNK]"]), {"name": "new"}, overwrite=True)
     assert (folder / "model.safetensors").read_bytes() == before
     assert not [p for p in os.listdir(folder.parent) if p.startswith(".")], "a temporary folder was left behind"
     load_checkpoint(folder)
@@ -105,7 +105,8 @@ def test_failed_write_leaves_previous_checkpoint_intact(saved, monkeypatch):
 def test_overwrite_replaces_whole_checkpoint(saved):
     folder, _ = saved
     other = BudgetedClassifier(tiny_config(gating="dense", d_ffn=40))
-    save_checkpoint(folder, other, WordTokenizer(["[PAD]", "[UNK]"] + [f"w{i}" for i in range(48)]), {"name": "other"})
+    save_checkpoint(folder, other, WordTokenizer(["[PAD]", "[UNK]"] + [f"w{i}" for i in range(48)]), {"name": "other"},
+                    overwrite=True)
     ckpt = load_checkpoint(folder)
     assert ckpt.config.d_ffn == 40 and ckpt.card["name"] == "other"
 

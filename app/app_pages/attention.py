@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.ui import attention_views, bertviz_view, compute, figures, state
+from app.ui import attention_views, bertviz_view, compute, figures, safe, state
 
 MAX_TOKENS = 64  # what the views draw; the model itself reads up to its max_len
 
 sel = state.require_model()
 model, card = sel.model, sel.card
 st.title("Attention")
-st.caption(f"**{sel.entry.name}** · {card.get('architecture', '')} · method `{card.get('method')}`")
+st.caption(f"**{safe.md(sel.entry.name)}** · {safe.md(card.architecture)} · method {safe.code(card.method)}")
 data, _ = state.get_eval_data(sel.entry, sel.ckpt)
 budget = state.budget_widget(model, key="attention_budget")
 text, _ = state.text_input(card, data, key="attention")

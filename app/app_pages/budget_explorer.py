@@ -5,13 +5,13 @@ fragment)."""
 import pandas as pd
 import streamlit as st
 
-from app.ui import compute, figures, live_panel, posthoc_panel, state
+from app.ui import compute, figures, live_panel, posthoc_panel, safe, state
 from baa_core import methods
 
 sel = state.require_model()
 model, card = sel.model, sel.card
 st.title("Budget explorer")
-st.caption(f"**{sel.entry.name}** · {card.get('architecture', '')} · task `{card.get('task')}` · method `{card.get('method')}`")
+st.caption(f"**{safe.md(sel.entry.name)}** · {safe.md(card.architecture)} · task {safe.code(card.task)} · method {safe.code(card.method)}")
 
 data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
 rows = compute.card_rows(card)
@@ -20,15 +20,16 @@ if data:
     st.caption((f"**Live**: accuracy on a fixed sample of {len(data.sample)} test examples, computed here by the sliced model, "
                 f"with a 95% interval. " if live_auto else "**Live**: this model is too big to evaluate every point here; "
                 "press the button below for one point. ")
-               + f"**Card**: the full test-split sweep recorded when the model was made ({card.get('created', 'date unknown')}); "
-                 "the panel shows the card's number where it has one.", help=f"Data: {data.source}")
+               + f"**Card**: the full test-split sweep recorded when the model was made ({safe.md(card.created or 'date unknown')}); "
+                 "the panel shows the card's number where it has one.", help=f"Data: {safe.md(data.source)}")
 else:
-    st.caption(f"No live evaluation here: {no_data}. Every number below is from the card ({card.get('created', 'date unknown')}).")
+    st.caption(f"No live evaluation here: {safe.md(no_data)}. Every number below is from the card "
+               f"({safe.md(card.created or 'date unknown')}).")
 
 # ---------------------------------------------------------------- models without a budget knob
 if not compute.has_budget(model):
     if methods.method_for_model(model).per_input:
-        st.info(f"{methods.label(card.get('method'))} chooses its heads **per input**, so there is no global budget to slide. Its measured point "
+        st.info(f"{safe.md(methods.label(card.get('method')))} chooses its heads **per input**, so there is no global budget to slide. Its measured point "
                 "(mean share of heads used, accuracy) is on the chart; see the **Per-input inspector** for single inputs.")
     else:
         st.info("This model has no budget gates (it runs every head). Its measured point is on the chart, if its card has one; "
@@ -82,4 +83,4 @@ with st.expander("The card's sweeps (every method, full test split)"):
         st.download_button("Download as CSV", table.to_csv(index=False), f"{sel.entry.name}-sweeps.csv", "text/csv", key="explorer_csv")
     else:
         st.write("This card has no sweeps.")
-    st.caption(f"Produced by `{card.get('command', 'unknown')}`")
+    st.caption(f"Produced by {safe.code(card.command or 'unknown')}")

@@ -5,14 +5,14 @@ its card (click a point to inspect that example)."""
 import pandas as pd
 import streamlit as st
 
-from app.ui import compute, figures, live_panel, state
+from app.ui import compute, figures, live_panel, safe, state
 from baa_core import methods
 
 sel = state.require_model()
 model, card = sel.model, sel.card
 is_bf = methods.method_for_model(model).per_input  # heads chosen per input
 st.title("Per-input inspector")
-st.caption(f"**{sel.entry.name}** · {card.get('architecture', '')} · method `{card.get('method')}`")
+st.caption(f"**{safe.md(sel.entry.name)}** · {safe.md(card.architecture)} · method {safe.code(card.method)}")
 
 data, no_data = state.get_eval_data(sel.entry, sel.ckpt)
 if is_bf:
@@ -37,7 +37,7 @@ def one_input():
     if budget is not None:
         st.caption(f"At the committed budget **b = {budget:.2f}** (set when the slider is released):")
     c = st.columns(4)
-    c[0].metric("prediction", ins.label, help="argmax of the classifier's softmax")
+    c[0].metric("prediction", safe.md(ins.label), help="argmax of the classifier's softmax")
     c[1].metric("confidence", f"{ins.confidence:.1%}")
     c[2].metric("heads used", f"{ins.active_heads} / {ins.head_weights.numel()}", help=f"FLOPs {ins.flops / ins.dense_flops:.1%} of dense")
     if ins.latency_ms is not None:
@@ -45,9 +45,8 @@ def one_input():
                     delta_color="off", delta_arrow="off", help="measured now on this CPU, 1 thread, median of 7 timings each paired with one of the dense model: the structural path (only the chosen heads' weights run) "
                                             "against the dense model on the same input")
     if index is not None:
-        names = card.get("labels") or []
         truth = data.labels[index]
-        st.caption(f"True label: **{names[truth] if truth < len(names) else truth}** — "
+        st.caption(f"True label: **{safe.md(card.label_name(truth))}** — "
                    f"{'correct' if truth == ins.prediction else 'wrong'}.")
 
     if budget is None:  # BAA models have all of this in the live panel above
@@ -65,13 +64,13 @@ def one_input():
             st.markdown("**Heads active** (every head: this model has no budget gates)")
             st.html(figures.render_head_grid(ins.head_weights.tolist(), None))
     st.caption("Chosen heads: " + " · ".join(f"block {b}: {', '.join(map(str, hs)) or 'none'}" for b, hs in enumerate(ins.chosen_heads())))
-    st.caption(f"Tokens ({len(ins.tokens)}): " + " ".join(ins.tokens[:80]) + (" …" if len(ins.tokens) > 80 else ""))
+    st.caption(f"Tokens ({len(ins.tokens)}): " + safe.md(" ".join(ins.tokens[:80])) + (" …" if len(ins.tokens) > 80 else ""))
 
 
 one_input()
 
 # ---------------------------------------------------------------- BudgetFormer: the dataset views from the card
-analysis = card.get("analysis") or {}
+analysis = card.analysis
 if is_bf and analysis:
     st.divider()
     st.subheader("Across the test set (from the card)")
@@ -83,36 +82,46 @@ if is_bf and analysis:
             st.session_state["inspector_mode"] = "Dataset example"
             st.session_state["inspector_index"] = int(points[0]["customdata"][0])
 
+    def card_part(field: str, draw) -> None:
+        """Draw one part of the card's analysis; a malformed part gets one sentence instead of a traceback."""
+        if not analysis.get(field):
+            st.write("Not in this card.")
+            return
+        try:
+            draw(analysis[field])
+        except (TypeError, KeyError, ValueError, IndexError, AttributeError) as exc:
+            st.warning(f"The card's analysis.{field} is malformed ({type(exc).__name__}: {safe.message(exc, 120)}); not drawn.")
+
+    def draw_s_by_complexity(sbc: dict) -> None:
+        if not sbc.get("examples"):
+            st.write("Not in this card.")
+            return
+        measure = (sbc.get("complexity_measure") or "complexity").split(" (")[0]
+        st.plotly_chart(figures.render_s_by_complexity(sbc["examples"], sbc.get("summary", []), sbc.get("spearman_rho"),
+                                                       f"complexity: {measure}"),
+                        key="inspector_scatter", on_select=inspect_clicked, selection_mode="points", config=figures.EXPORT_CONFIG)
+        st.caption(f"Complexity: {safe.md(sbc.get('complexity_measure', 'not recorded'))}. "
+                   + ("Click a point to inspect that example above." if data is not None
+                      else f"Clicking a point needs the test data, which is not available here ({safe.md(no_data)})."))
+
+    def draw_latency(lat: dict) -> None:
+        st.markdown(f"Per-example structural latency (batch 1, {lat.get('threads', 1)} thread, {lat.get('n')} inputs): "
+                    f"median measured / FLOP-model prediction **{lat['median_ratio']:.2f}**, median speedup over dense "
+                    f"**{lat['median_speedup']:.2f}x** (FLOP bound {lat['median_flop_speedup']:.2f}x).")
+
     tabs = st.tabs(["s by input complexity", "block x class", "entropy of q", "training dynamics", "ablations and latency"])
     with tabs[0]:
-        sbc = analysis.get("s_by_complexity") or {}
-        if sbc.get("examples"):
-            measure = (sbc.get("complexity_measure") or "complexity").split(" (")[0]
-            st.plotly_chart(figures.render_s_by_complexity(sbc["examples"], sbc.get("summary", []), sbc.get("spearman_rho"),
-                                                           f"complexity: {measure}"),
-                            key="inspector_scatter", on_select=inspect_clicked, selection_mode="points",
-                            config=figures.EXPORT_CONFIG)
-            st.caption(f"Complexity: {sbc.get('complexity_measure', 'not recorded')}. "
-                       + ("Click a point to inspect that example above." if data is not None
-                          else f"Clicking a point needs the test data, which is not available here ({no_data})."))
-        else:
-            st.write("Not in this card.")
+        card_part("s_by_complexity", draw_s_by_complexity)
     card_charts = ((tabs[1], "s_block_class", figures.render_block_class, "inspector_block_class"),
                    (tabs[2], "q_entropy", figures.render_q_entropy, "inspector_entropy"),
                    (tabs[3], "training_dynamics", figures.render_dynamics, "inspector_dynamics"))
     for tab, field, render, chart_key in card_charts:
         with tab:
-            if analysis.get(field):
-                st.plotly_chart(render(analysis[field]), key=chart_key, config=figures.EXPORT_CONFIG)
-            else:
-                st.write("Not in this card.")
+            card_part(field, lambda part, render=render, chart_key=chart_key:
+                      st.plotly_chart(render(part), key=chart_key, config=figures.EXPORT_CONFIG))
     with tabs[4]:
-        if analysis.get("ablations"):
-            st.dataframe(pd.DataFrame(analysis["ablations"]), hide_index=True, key="inspector_ablations")
-        lat = analysis.get("per_example_latency")
-        if lat:
-            st.markdown(f"Per-example structural latency (batch 1, {lat.get('threads', 1)} thread, {lat.get('n')} inputs): "
-                        f"median measured / FLOP-model prediction **{lat['median_ratio']:.2f}**, median speedup over dense "
-                        f"**{lat['median_speedup']:.2f}x** (FLOP bound {lat['median_flop_speedup']:.2f}x).")
+        card_part("ablations", lambda part: st.dataframe(pd.DataFrame(part), hide_index=True, key="inspector_ablations"))
+        if analysis.get("per_example_latency"):
+            card_part("per_example_latency", draw_latency)
 elif is_bf:
     st.info("This BudgetFormer card holds no dataset analyses.")

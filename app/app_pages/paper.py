@@ -3,7 +3,7 @@ with the command behind our number. The papers' numbers are quoted, never measur
 import pandas as pd
 import streamlit as st
 
-from app.ui import catalog, figures
+from app.ui import catalog, figures, safe
 from baa_core import paper
 from baa_core.protocol import controls_table
 
@@ -13,7 +13,7 @@ st.markdown("The **paper** column quotes the two papers (BAA's abstract; BudgetF
             "the command that produced it is beside it. An empty *here* means no model on hand measures that setting yet.")
 
 entries = [e for e in catalog.list_models() if not e.problem]
-cards = [dict(e.card, _name=e.name, _source=e.source) for e in entries]
+cards = [dict(e.card.as_dict(), _name=e.name, _source=e.source) for e in entries]  # validated cards
 rows, bars = [], []
 for fig in paper.FIGURES:
     found = paper.find_ours(fig, cards)
@@ -54,7 +54,7 @@ for name, arxiv in (paper.BAA, paper.BUDGETFORMER):
     with st.expander("The commands behind the numbers, and notes"):
         for _, r in part.iterrows():
             note = f" — {r['note']}" if r["note"] else ""
-            cmd = f"`{r['command']}`" if r["command"].startswith(("python", "not")) else r["command"]
+            cmd = safe.code(r["command"]) if r["command"].startswith(("python", "not")) else safe.md(r["command"])
             st.markdown(f"- **{r['setting']}, {r['figure']}** ({r['source']}): {cmd}{note}")
 st.caption("arXiv: " + " · ".join(f"[{n}](https://arxiv.org/abs/{a})" for n, a in (paper.BAA, paper.BUDGETFORMER)))
 

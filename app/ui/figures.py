@@ -1,4 +1,7 @@
-"""render_* functions: data in, plotly figure out. No Streamlit, no model calls, nothing measured here."""
+"""render_* functions: data in, plotly figure out. No Streamlit, no model calls, nothing measured here.
+
+Every string that can come from a user (class names, tokens of typed text, method names in a card)
+goes through ``safe.plot`` before it reaches Plotly, and through ``html.escape`` into the SVG charts."""
 from __future__ import annotations
 
 import math
@@ -6,6 +9,7 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from app.ui.safe import plot as _text
 from baa_core.methods import color as method_color, label as method_label
 
 ON, OFF, ACCENT = "#2f6fde", "#e4e6eb", "#e8590c"
@@ -73,7 +77,7 @@ def render_pareto(rows: list[dict], live: list[dict] | None = None, live_label: 
         rs = sorted(rs, key=lambda r: (r.get("est_cost") or 0, r.get("budget") or 0))
         fig.add_trace(go.Scatter(
             x=[r.get("est_cost") for r in rs], y=[r["accuracy"] for r in rs], mode="lines+markers" if len(rs) > 1 else "markers",
-            name=method_label(method) + " (card)", marker=dict(size=9, color=method_color(method)),
+            name=_text(method_label(method)) + " (card)", marker=dict(size=9, color=method_color(method)),
             line=dict(color=method_color(method)),
             customdata=[[r.get("budget"), r.get("speedup"), r.get("active_heads"), r.get("total_heads")] for r in rs],
             hovertemplate="budget %{customdata[0]}<br>cost %{x:.3f}<br>accuracy %{y:.4f}<br>speedup %{customdata[1]:.2f}x"
@@ -81,7 +85,7 @@ def render_pareto(rows: list[dict], live: list[dict] | None = None, live_label: 
     if live:
         live = sorted(live, key=lambda r: r["est_cost"])
         fig.add_trace(go.Scatter(x=[r["est_cost"] for r in live], y=[r["accuracy"] for r in live], mode="lines+markers",
-                                 name=live_label, line=dict(dash="dot", color=LIVE_COLOR),
+                                 name=_text(live_label), line=dict(dash="dot", color=LIVE_COLOR),
                                  marker=dict(size=6, color=LIVE_COLOR)))
     fig.update_xaxes(title="estimated attention cost (active heads / all heads)", range=[0, 1.05])
     fig.update_yaxes(title="accuracy")
@@ -169,7 +173,8 @@ def render_pareto_svg(rows: list[dict], current: dict | None = None, live: list[
 
 def render_probs(labels: list[str], probs: list[float], prediction: int) -> go.Figure:
     order = sorted(range(len(probs)), key=lambda i: probs[i])[-10:]
-    fig = go.Figure(go.Bar(x=[probs[i] for i in order], y=[labels[i] if i < len(labels) else str(i) for i in order], orientation="h",
+    fig = go.Figure(go.Bar(x=[probs[i] for i in order], y=[_text(labels[i]) if i < len(labels) else str(i) for i in order],
+                           orientation="h",
                            marker_color=[ACCENT if i == prediction else ON for i in order],
                            hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     fig.update_xaxes(range=[0, 1], title="probability")
@@ -220,9 +225,10 @@ def render_attention_heatmaps(attn, tokens: list[str], order: list[int], active:
     the number of tokens; it has a fixed width (show it with width="content")."""
     n, T = len(order), len(tokens)
     cell, font = (12, 10) if T <= 20 else (9, 8) if T <= 40 else (7, 7)  # px per token, tick font size
-    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
-    short = [lab if len(lab) <= 14 else lab[:13] + "…" for lab in labels]
+    raw = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    short = [lab if len(lab) <= 14 else lab[:13] + "…" for lab in raw]
     label_px = int(10 + 0.62 * font * max(len(x) for x in short))  # room for the longest tick label
+    labels, short = [_text(x) for x in raw], [_text(x) for x in short]  # typed text: tags shown, not applied
     side = T * cell
     cols = max(1, min(max_cols, n, (max_width - 20) // (side + label_px + 30)))  # square maps, as many as fit
     rows = math.ceil(n / cols)
@@ -262,7 +268,7 @@ def render_training_curves(events: list[dict]) -> go.Figure:
     for i, (phase, es) in enumerate(phases.items()):
         color = palette[i % len(palette)]
         for col, key in ((1, "loss"), (2, "accuracy"), (3, "cost")):
-            fig.add_trace(go.Scatter(x=[e["global_step"] for e in es], y=[e[key] for e in es], mode="lines", name=phase,
+            fig.add_trace(go.Scatter(x=[e["global_step"] for e in es], y=[e[key] for e in es], mode="lines", name=_text(phase),
                                      legendgroup=phase, showlegend=col == 1, line=dict(color=color)), 1, col)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_yaxes(range=[0, 1.02], row=1, col=3)
@@ -325,7 +331,7 @@ def render_s_by_complexity(examples: list[dict], summary: list[dict], rho: float
                                  marker=dict(size=6, color=colors[bucket], opacity=0.7), customdata=[[e["index"]] for e in es],
                                  hovertemplate="example %{customdata[0]}<br>complexity %{x:.3f}<br>mean s %{y:.3f}<extra></extra>"),
                       1, 1)
-    fig.add_trace(go.Bar(x=[s["bucket"] for s in summary], y=[s["s_mean"] for s in summary],
+    fig.add_trace(go.Bar(x=[_text(s["bucket"]) for s in summary], y=[s["s_mean"] for s in summary],
                          error_y=dict(type="data", array=[s.get("s_std", 0) for s in summary]),
                          marker_color=[colors.get(s["bucket"], ON) for s in summary], showlegend=False,
                          hovertemplate="%{x}: mean s %{y:.3f}<extra></extra>"), 1, 2)
@@ -343,7 +349,8 @@ def render_block_class(rows: list[dict]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("mean s", "std of s"), horizontal_spacing=0.12)
     for col, key, scale in ((1, "s_mean", "Oranges"), (2, "s_std", "Purples")):
         z = [[get[(b, c)][key] if (b, c) in get else None for c in classes] for b in blocks]
-        fig.add_trace(go.Heatmap(z=z, x=classes, y=[f"block {b}" for b in blocks], colorscale=scale, showscale=False,
+        fig.add_trace(go.Heatmap(z=z, x=[_text(c) for c in classes], y=[f"block {b}" for b in blocks], colorscale=scale,
+                                 showscale=False,
                                  texttemplate="%{z:.2f}", hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>"), 1, col)
         fig.update_yaxes(autorange="reversed", row=1, col=col)
     return _layout(fig, 120 + 40 * len(blocks))

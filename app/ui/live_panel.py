@@ -33,7 +33,7 @@ import streamlit as st
 
 from baa_core import methods
 
-from . import compute, figures, state
+from . import compute, figures, safe, state
 
 STATIC = Path(__file__).resolve().parents[1] / "static" / "live_panel"
 _COMPONENT = st.components.v2.component(
@@ -166,12 +166,14 @@ def points_cached(path: str, version: float, live: bool, _ckpt, _data):
 
     model = _ckpt.model
     lengths = padded_lengths(_data.latency_batches) if _data is not None else None
-    if lengths is None and (_ckpt.card.get("latency") or {}).get("mean_padded_length"):
-        lengths = [round(_ckpt.card["latency"]["mean_padded_length"])] * 8
+    card = _ckpt.typed_card.as_dict()  # validated once (baa_core.io.card): no string, NaN or misshapen field gets here
+    mean_len = (card.get("latency") or {}).get("mean_padded_length")
+    if lengths is None and isinstance(mean_len, (int, float)) and mean_len > 0:
+        lengths = [round(mean_len)] * 8
     def run_live(mask):
         return state.live_accuracy_cached(path, version, tuple(tuple(int(v) for v in r) for r in mask.tolist()), _ckpt, _data)
 
-    return operating_points(model, _ckpt.card, lengths=lengths or [model.config.max_len],
+    return operating_points(model, card, lengths=lengths or [model.config.max_len],
                             live=run_live if live and _data is not None else None, live_n=len(_data.sample) if _data is not None else 0)
 
 
@@ -180,10 +182,11 @@ def payload_cached(path: str, version: float, live: bool, mode: str, panel_id: s
     from baa_core.measure.operating_points import below_range, trained_range
 
     points = points_cached(path, version, live, _ckpt, _data)
-    lo_hi = trained_range(_ckpt.card)
+    card = _ckpt.typed_card.as_dict()
+    lo_hi = trained_range(card)
     name = methods.label(methods.method_for_model(_ckpt.model).name).split(" (")[0]  # "BAA", "static gates"
     label = f"{name} live ({len(_data.sample)}-example sample)" if _data is not None else "live"
-    return panel_payload(points, panel_id=panel_id, mode=mode, card=_ckpt.card, budget_range=lo_hi,
+    return panel_payload(points, panel_id=panel_id, mode=mode, card=card, budget_range=lo_hi,
                          own_method=methods.method_for_model(_ckpt.model).name,
                          below=below_range(_ckpt.model, lo_hi[0]), live_label=label)
 
@@ -199,7 +202,7 @@ def input_at_points(path: str, version: float, text: str, stops: tuple[int, ...]
     at = [None] * len(_points)
     for i, p in zip(stops, probs):
         at[i] = {"probs": [round(v, 5) for v in p]}
-    return {"labels": list(_ckpt.card.get("labels") or _ckpt.model.config.labels or [str(i) for i in range(len(probs[0]))]),
+    return {"labels": list(_ckpt.typed_card.labels or _ckpt.model.config.labels or [str(i) for i in range(len(probs[0]))]),
             "at": at}
 
 
@@ -244,10 +247,10 @@ def inspection_or_stop(sel, text: str, points: list, stops: list[int], point):
         enc = encode_text(sel.ckpt.tokenizer, text, cfg.max_len)
         per = input_at_points(*sel.key, text, tuple(stops), sel.ckpt, points)
     except InputError as exc:
-        st.warning(f"Nothing to inspect: {exc}.")
+        st.warning(f"Nothing to inspect: {safe.message(exc)}.")
         st.stop()
     except ValueError as exc:
-        st.error(f"The model cannot run on this input: {exc}")
+        st.error(f"The model cannot run on this input: {safe.message(exc)}")
         st.stop()
     probs = per["at"][next(i for i, p in enumerate(points) if p is point)]["probs"]
     T = enc.input_ids.shape[1]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import streamlit as st
 
 from baa_core import methods
 
-from . import catalog, compute
+from . import catalog, compute, safe
 
 MODEL_KEY = "model_id"  # the sidebar picker's widget key
 NEXT_MODEL_KEY = "model_id_next"  # a model to select at the next run (the picker's key is fixed once it is drawn)
@@ -23,6 +25,90 @@ HUB_NAME_KEY = "hub_model_name"
 BUDGET_KEY = "shared_budget"  # not a widget key: survives page switches
 HUB_OPTION = "hub:"
 HUB_OPTION_LABEL = "Hugging Face classifier by name…"
+
+
+# ---------------------------------------------------------------- this session, this server
+def session_id() -> str:
+    """A random token kept in this session's state: what owns a training job (it cannot be guessed or
+    shared by another session, and it lives exactly as long as the session's state)."""
+    import uuid
+
+    return st.session_state.setdefault("owner_token", uuid.uuid4().hex)
+
+
+@st.cache_resource(show_spinner=False)
+def server_start() -> dict:
+    """Once per server process, before the first page: clean the leftovers of interrupted saves and
+    uploads (app/ui/uploads.py), switch huggingface_hub to offline mode when the Hub is unreachable
+    (a model that needs it then fails in one quick sentence instead of after retries), set torch's
+    threads for a shared server, and start warming the caches (``_warm_caches``)."""
+    from baa_core.io.sources import go_offline_if_unreachable
+
+    from . import uploads
+
+    import os
+
+    import torch
+
+    removed = uploads.clean_leftovers(catalog.user_models_dir())
+    offline = go_offline_if_unreachable()
+    # Many sessions share this process: each runs its own torch work in its own thread, so one thread per
+    # operation keeps two cores busy without the threads of one operation waiting on each other
+    # (measured timings always state their threads). BAA_APP_TORCH_THREADS=0 keeps torch's default.
+    threads = int(os.environ.get("BAA_APP_TORCH_THREADS", "1") or 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    warm = threading.Thread(target=_warm_caches, name=WARM_THREAD, daemon=True)
+    warm.start()
+    return {"removed": removed, "offline": offline, "warm": warm}
+
+
+WARM_THREAD = "baa-warm-caches"
+WARM_MAX_BYTES = 10 * 2**20  # models this small (word-level, synthetic) get their data and live sweep warmed too
+
+
+class _QuietWarmThread(logging.Filter):
+    """Streamlit warns once per cached call made outside a session ("missing ScriptRunContext");
+    from the warm-up thread that is expected, so it is not logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return threading.current_thread().name != WARM_THREAD
+
+
+def _warm_caches() -> None:
+    """Fill the shared caches once, in the background, before sessions ask: every shipped model that
+    loads without the network (smallest first), its evaluation data and, where the explorer computes
+    it by itself, the live accuracy of every slider stop. Sessions that arrive meanwhile wait for the
+    value being computed (Streamlit computes each cached value once) instead of computing it again."""
+    for name in ("streamlit.runtime.scriptrunner_utils.script_run_context", "streamlit.runtime.caching.cache_data_api"):
+        logging.getLogger(name).addFilter(_QuietWarmThread())
+    listed = catalog.list_models()
+    small = [e for e in listed if e.source == "shipped" and not e.problem and not e.needs
+             and (e.path / "model.safetensors").stat().st_size <= WARM_MAX_BYTES]
+    small.sort(key=lambda e: (e.path / "model.safetensors").stat().st_size)
+    first = listed[:1] if listed and not listed[0].problem and not listed[0].needs else []  # what the Overview draws
+    from baa_core.measure.operating_points import operating_points
+
+    from . import live_panel
+
+    for entry in small + [e for e in first if e not in small]:
+        try:
+            path, version = str(entry.path), entry.version
+            ckpt = load_checkpoint_cached(path, version)
+            slides = compute.has_budget(ckpt.model)
+            if entry not in small or data_unavailable_reason(ckpt.typed_card, entry.path) is not None:
+                if slides:  # the Overview's picture of this model (no data)
+                    live_panel.points_cached(path, version, False, ckpt, None)
+                continue
+            data = eval_data(path, version, ckpt)
+            if slides and data.live_accuracy_auto:
+                # Every operating point's live accuracy, from the top down: a page measuring the same points
+                # from the bottom up meets this thread half way, the two on two cores (each computed once).
+                for p in reversed(operating_points(ckpt.model, ckpt.typed_card.as_dict())):
+                    live_accuracy_cached(path, version, tuple(tuple(int(v) for v in r) for r in p.mask.tolist()), ckpt, data)
+                live_panel.points_cached(path, version, True, ckpt, data)
+        except Exception:  # a model that cannot be warmed is loaded (and its fault shown) when a page asks for it
+            continue
 
 
 # ---------------------------------------------------------------- loaders
@@ -149,8 +235,9 @@ class Selected:
         return self.ckpt.model
 
     @property
-    def card(self) -> dict:
-        return self.ckpt.card
+    def card(self):
+        """The typed card (baa_core.io.card.Card), validated once when the model was loaded."""
+        return self.ckpt.typed_card
 
     @property
     def key(self) -> tuple[str, float]:
@@ -180,7 +267,7 @@ def model_picker() -> None:
                           help="BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA or ALBERT with a trained classification "
                                "head; names need the Hub (or its local cache), folders must sit in your models folder.")
         st.caption(f"{sum(e.source == 'shipped' for e in entries)} shipped, "
-                   f"{sum(e.source in ('yours', 'hf') for e in entries)} yours (in `{_short(catalog.user_models_dir())}`)")
+                   f"{sum(e.source in ('yours', 'hf') for e in entries)} yours (in {safe.code(_short(catalog.user_models_dir()))})")
 
 
 def select_model_next_run(model_id: str) -> None:
@@ -216,14 +303,22 @@ def require_model() -> Selected:
         st.stop()
     if entry.source in ("hub", "hf"):
         return Selected(entry, _load_hf_or_stop(entry))
+    if entry.needs:  # e.g. word embeddings from a Hub model while offline: say so at once
+        st.error(f"This model cannot be loaded now: it {safe.md(entry.needs)}. Pick another model in the sidebar.")
+        st.stop()
     try:
-        return Selected(entry, load_checkpoint_cached(str(entry.path), entry.version))
+        sel = Selected(entry, load_checkpoint_cached(str(entry.path), entry.version))
     except CheckpointError as exc:
-        st.error(f"This model cannot be loaded: {exc}. Pick another model in the sidebar.")
+        st.error(f"This model cannot be loaded: {safe.message(exc)}. Pick another model in the sidebar.")
         st.stop()
     except Exception as exc:  # a checkpoint can be broken in ways the loader did not foresee
-        st.error(f"This model cannot be loaded ({type(exc).__name__}: {str(exc)[:300]}). Pick another model in the sidebar.")
+        st.error(f"This model cannot be loaded ({type(exc).__name__}: {safe.message(exc)}). Pick another model in the sidebar.")
         st.stop()
+    if sel.card.problems:  # one sentence per malformed field of card.json; the page uses what is sound
+        st.warning("This model's card.json has malformed fields; the page ignores them:\n\n"
+                   + "\n".join(f"- {safe.md(p, 300)}" for p in sel.card.problems[:12])
+                   + (f"\n- … and {len(sel.card.problems) - 12} more" if len(sel.card.problems) > 12 else ""))
+    return sel
 
 
 def _load_hf_or_stop(entry: catalog.ModelEntry):
@@ -235,17 +330,17 @@ def _load_hf_or_stop(entry: catalog.ModelEntry):
         source = str(entry.path) if entry.path is not None else catalog.resolve_source(entry.name)
     except catalog.SourceRefused as exc:
         if entry.name:
-            st.warning(f"**{entry.name}** cannot be opened: {exc}.")
+            st.warning(f"**{safe.md(entry.name, 120)}** cannot be opened: {safe.message(exc)}.")
         else:
-            st.info(f"To open a Hugging Face classifier, {exc}.")
+            st.info(f"To open a Hugging Face classifier, {safe.message(exc)}.")
         st.stop()
     version = entry.version if entry.path is not None else (Path(source).stat().st_mtime if Path(source).is_dir() else 0.0)
     try:
         return load_hf_classifier(source, version)
     except (ModelSourceError, UnsupportedModel) as exc:
-        st.warning(f"**{entry.name}** cannot be opened: {exc}.")
+        st.warning(f"**{safe.md(entry.name, 120)}** cannot be opened: {safe.message(exc)}.")
     except Exception as exc:  # a folder can be broken in ways the loader did not foresee
-        st.error(f"**{entry.name}** cannot be opened ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}).")
+        st.error(f"**{safe.md(entry.name, 120)}** cannot be opened ({type(exc).__name__}: {safe.message(exc)}).")
     st.stop()
 
 
@@ -290,7 +385,7 @@ def inspect_cached(path: str, version: float, text: str, budget: float | None, a
     from baa_core.measure.inspection import inspect_text
 
     run = functools.partial(inspect_text, _ckpt.model, _ckpt.tokenizer, text, budget=budget, attentions=attentions,
-                            latency=latency, threads=1, label_names=_ckpt.card.get("labels") or None)
+                            latency=latency, threads=1, label_names=_ckpt.typed_card.labels or None)
     if not latency:  # no timing, no shared slice cache: nothing to wait for
         return run()
     shared = _latency_cache(path, version)
@@ -357,10 +452,10 @@ def _input_errors(nothing: str):
     try:
         yield
     except InputError as exc:
-        st.warning(f"{nothing}: {exc}.")
+        st.warning(f"{nothing}: {safe.message(exc)}.")
         st.stop()
     except ValueError as exc:
-        st.error(f"The model cannot run on this input: {exc}")
+        st.error(f"The model cannot run on this input: {safe.message(exc)}")
         st.stop()
 
 
@@ -394,9 +489,8 @@ def text_input(card: dict, data: EvalData | None, key: str) -> tuple[str, int | 
         idx = int(st.number_input(f"Test example (0-{n - 1})", min_value=0, max_value=n - 1, step=1, key=idx_key))
         text = data.texts[idx]
         label = data.labels[idx]
-        names = card.get("labels") or []
-        st.markdown(f"> {text[:600]}{'…' if len(text) > 600 else ''}")
-        st.caption(f"true label: **{names[label] if label < len(names) else label}** · {data.source}")
+        st.markdown(f"> {safe.md(text, 600)}")
+        st.caption(f"true label: **{safe.md(card.label_name(label))}** · {safe.md(data.source)}")
         shared[task] = text
         return text, idx
     box_key = f"{key}_text_{task}"  # one box per task: a news headline means nothing to the synthetic model

@@ -267,33 +267,120 @@ def load_task(task: str, data_dir: str | Path | None = None, seed: int = 0, max_
     return TaskData(train, val, test, source + "; validation: a stratified 10% of the training rows", task, extra)
 
 
-def load_csv(path: str | Path, text_column: str = "text", label_column: str = "label", val_fraction: float = 0.1,
-             test_fraction: float = 0.2) -> TaskData:
-    """A user's CSV with a header row: one text column and one label column (names or integers)."""
-    import datasets
+MIN_ROWS_PER_CLASS = 5  # so that every class gets test rows and training rows from the stratified split
+SNIFF_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost message of an exception chain (datasets wraps pandas' real reason in a generic one)."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def check_csv_file(path: str | Path) -> int:
+    """Read a user's CSV once with Python's csv module and say, with the line number, what makes it
+    unusable: not UTF-8, one column that looks like another delimiter, a line with more fields than
+    the header, no rows. Returns the number of data rows."""
+    import csv
 
     path = Path(path)
     try:
+        with open(path, "rb") as f:
+            for lineno, line in enumerate(f, 1):
+                try:
+                    line.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"{path.name} is not UTF-8 text: line {lineno} has the byte 0x{line[exc.start]:02x} at "
+                                    f"column {exc.start + 1}; save the file as UTF-8 CSV") from None
+    except OSError as exc:
+        raise DataError(f"{path.name} cannot be read ({exc.strerror or exc})") from None
+    rows = 0
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise DataError(f"{path.name} is empty: a CSV with a header row (e.g. text,label) is needed")
+            if len(header) == 1:
+                for delim, what in SNIFF_DELIMITERS.items():
+                    if delim in header[0]:
+                        raise DataError(f"{path.name} has a single column on line 1 ({header[0][:60]!r}): it looks "
+                                        f"{what}-separated; save it with commas between the columns")
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) > len(header):
+                    raise DataError(f"{path.name}: line {reader.line_num} has {len(row)} fields but the header has "
+                                    f"{len(header)}; a text containing commas must be in double quotes")
+                rows += 1
+        except csv.Error as exc:
+            raise DataError(f"{path.name}: line {reader.line_num} cannot be parsed as CSV ({exc})") from None
+    if rows == 0:
+        raise DataError(f"{path.name} has a header row but no data rows")
+    return rows
+
+
+def load_csv(path: str | Path, text_column: str = "text", label_column: str = "label", val_fraction: float = 0.1,
+             test_fraction: float = 0.2, max_train: int | None = None, max_test: int | None = None) -> TaskData:
+    """A user's CSV with a header row: one text column and one label column (names or integers).
+
+    Rows with an empty text or an empty label are left out and counted in ``extra["warnings"]``; a
+    class with fewer than MIN_ROWS_PER_CLASS rows is refused (it would get no test row, and the card
+    would report a meaningless accuracy). ``max_train`` / ``max_test`` keep stratified subsets.
+    """
+    import datasets
+
+    path = Path(path)
+    check_csv_file(path)
+    try:
         ds = datasets.load_dataset("csv", data_files=str(path), keep_default_na=False)["train"]
-    except Exception as exc:  # datasets raises many types for unreadable files
-        raise DataError(f"could not read {path.name} as CSV: {str(exc).splitlines()[0][:200]}") from exc
+    except Exception as exc:  # datasets raises many types for unreadable files; its own message hides the cause
+        raise DataError(f"could not read {path.name} as CSV: {_root_cause(exc)}") from exc
     missing = [c for c in (text_column, label_column) if c not in ds.column_names]
     if missing:
         raise DataError(f"{path.name} has columns {ds.column_names}; it needs {missing} (a text and a label column)")
-    texts = [str(t) for t in ds[text_column]]
-    raw = [str(v).strip() for v in ds[label_column]]
+    all_texts = ["" if t is None else str(t) for t in ds[text_column]]
+    all_raw = ["" if v is None else str(v).strip() for v in ds[label_column]]
+    no_label = sum(not v for v in all_raw)
+    no_text = sum(bool(v) and not t.strip() for t, v in zip(all_texts, all_raw))
+    keep = [i for i, (t, v) in enumerate(zip(all_texts, all_raw)) if v and t.strip()]
+    texts, raw = [all_texts[i] for i in keep], [all_raw[i] for i in keep]
+    warnings = []
+    if no_label or no_text:
+        parts = [f"{n} row{'s' if n != 1 else ''} with an empty {what}" for n, what in ((no_label, "label"), (no_text, "text")) if n]
+        warnings.append(f"{path.name}: {' and '.join(parts)} left out ({len(texts)} of {len(all_texts)} rows kept)")
     if len(texts) < 20:
-        raise DataError(f"{path.name} has {len(texts)} rows; at least 20 are needed to train and evaluate")
+        raise DataError(f"{path.name} has {len(texts)} usable rows (a text and a label); at least 20 are needed to train and evaluate")
     names = sorted(set(raw), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
     if len(names) < 2:
         raise DataError(f"the label column {label_column!r} has a single value; a classifier needs two or more")
     if len(names) > 100:
         raise DataError(f"the label column {label_column!r} has {len(names)} distinct values; is it really a label?")
+    counts = {v: 0 for v in names}
+    for v in raw:
+        counts[v] += 1
+    small = [(v, n) for v, n in counts.items() if n < MIN_ROWS_PER_CLASS]
+    if small:
+        listed = ", ".join(f"{v[:40]!r} ({n} row{'s' if n != 1 else ''})" for v, n in small[:5]) + (" ..." if len(small) > 5 else "")
+        raise DataError(f"{len(small)} class{'es have' if len(small) != 1 else ' has'} too few rows to get a test row: {listed}; "
+                        f"each class needs at least {MIN_ROWS_PER_CLASS} rows (merge or remove the rare classes)")
     index = {v: i for i, v in enumerate(names)}
     full = TextDataset(texts, [index[v] for v in raw], names, path.stem)
     rest, test = stratified_split(full, test_fraction)
     train, val = stratified_split(rest, val_fraction)
-    return TaskData(train, val, test, f"{path.name}: stratified {test_fraction:.0%} test, {val_fraction:.0%} validation", "csv")
+    extra: dict = {}
+    if max_train is not None and len(train) > max_train:
+        train, _ = stratified_split(train, 1.0 - max_train / len(train))
+        extra["max_train"] = max_train
+    if max_test is not None and len(test) > max_test:
+        test, _ = stratified_split(test, 1.0 - max_test / len(test))
+        extra["max_test"] = max_test
+    if warnings:
+        extra["warnings"] = warnings
+    limits = "".join(f"; {k.replace('_', ' ')} {v}" for k, v in extra.items() if k.startswith("max_"))
+    return TaskData(train, val, test, f"{path.name}: stratified {test_fraction:.0%} test, {val_fraction:.0%} validation{limits}",
+                    "csv", extra)
 
 
 # ---------------------------------------------------------------- token ids and batches

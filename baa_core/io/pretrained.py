@@ -44,7 +44,11 @@ def load_pretrained(name_or_path: str | None, n_classes: int, labels: list[str] 
     """A BudgetedClassifier initialised from a pretrained BERT, with a fresh classifier, and its tokenizer."""
     from transformers import AutoModel
 
+    from .hf_classifier import check_folder
+
     source = resolve_source(name_or_path)
+    if Path(source).exists():  # a local folder: safetensors only (a Hub name is held to it by use_safetensors)
+        check_folder(Path(source))
     hf = AutoModel.from_pretrained(source, use_safetensors=True, trust_remote_code=False)
     model = from_hf(hf, n_classes, labels, source=source, freeze_word_embeddings=freeze_word_embeddings)
     if freeze_word_embeddings:
@@ -63,7 +67,9 @@ def load_external_tensors(source: str, names: list[str]) -> dict[str, torch.Tens
     if not path.exists():  # a Hub name: the file sits in the local Hugging Face cache once downloaded
         from huggingface_hub import hf_hub_download
 
-        path = Path(hf_hub_download(folder, "model.safetensors"))
+        from .sources import in_hub_cache
+
+        path = Path(hf_hub_download(folder, "model.safetensors", local_files_only=in_hub_cache(folder)))
     from safetensors import safe_open
 
     out = {}

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model.config import ConfigError, _from_dict
+from ..model.config import ConfigError, _check_int, _check_number, _from_dict
 from ..model.surgery import all_heads_mask
 
 
@@ -76,6 +76,16 @@ class TrainConfig:
     bf_target: float = 0.3
 
     def __post_init__(self):
+        _check_int("batch_size", self.batch_size, 1, 1_000_000)
+        _check_int("threads", self.threads, 0, 1024)
+        for name in ("dense_epochs", "budget_epochs", "hard_epochs", "recovery_epochs", "bf_epochs"):
+            _check_number(name, getattr(self, name), 0.0, 10_000.0)
+        for name in ("lr", "gate_lr"):
+            _check_number(name, getattr(self, name), 0.0, 100.0, low_open=True)
+        if self.adapt_lr is not None:
+            _check_number("adapt_lr", self.adapt_lr, 0.0, 100.0, low_open=True)
+        for name in ("lambda_mass", "lambda_overshoot", "weight_decay", "bf_lambda_budget", "bf_lambda_entropy"):
+            _check_number(name, getattr(self, name), 0.0, 1e6)
         if not 0.0 < self.min_budget <= self.max_budget <= 1.0:
             raise ConfigError("budgets must satisfy 0 < min_budget <= max_budget <= 1")
         if any(not 0.0 < b <= 1.0 for b in self.budgets):

@@ -7,6 +7,7 @@ silent default: a checkpoint written by a newer version should fail loudly.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,28 @@ POOLINGS = ("mean", "first")
 
 class ConfigError(ValueError):
     """A config that cannot describe a valid model or recipe."""
+
+
+# What a config may ask for, checked before anything is allocated: a hostile or corrupt config.json
+# must not be able to make the loader reserve gigabytes (vocab_size 1e8 x d 128 is a 51 GB tensor).
+# Generous for real models: XLM-R has 250k word pieces, BERT-large d=1024 / 24 layers / 16 heads.
+SHAPE_LIMITS = {"vocab_size": 1_000_000, "n_classes": 100_000, "d_model": 8192, "n_heads": 256, "n_layers": 128,
+                "d_ffn": 65_536, "max_len": 65_536, "type_vocab_size": 1024, "controller_hidden": 8192}
+MAX_PARAMETERS = 2_000_000_000  # the whole model, estimated from its shape
+
+
+def _check_int(name: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be a whole number, not {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range (allowed: {low} to {high:,})")
+
+
+def _check_number(name: str, value, low: float, high: float, *, low_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, not {value!r}")
+    if value < low or value > high or (low_open and value == low):
+        raise ConfigError(f"{name}={value} is out of range ({'(' if low_open else '['}{low:g}, {high:g}])")
 
 
 def _from_dict(cls, data: dict[str, Any]):
@@ -77,13 +100,34 @@ class ModelConfig:
     family: str = ""  # the Hugging Face model_type the weights came from ("" = this project's own model)
 
     def __post_init__(self):
+        lows = {"type_vocab_size": 0}
+        for name, high in SHAPE_LIMITS.items():
+            _check_int(name, getattr(self, name), lows.get(name, 1), high)
+        _check_int("pad_id", self.pad_id, 0, self.vocab_size - 1)
+        for name in ("dropout", "attn_dropout"):
+            _check_number(name, getattr(self, name), 0.0, 1.0)
+        _check_number("layer_norm_eps", self.layer_norm_eps, 0.0, 1.0, low_open=True)
+        _check_number("embedding_init_std", self.embedding_init_std, 0.0, 100.0)
+        if self.parameter_estimate() > MAX_PARAMETERS:
+            raise ConfigError(f"this shape has about {self.parameter_estimate():,.0f} parameters, more than the "
+                              f"{MAX_PARAMETERS:,} this project loads")
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.gating not in GATINGS:
             raise ConfigError(f"gating must be one of {GATINGS}, not {self.gating!r}")
         if self.embedding not in EMBEDDINGS:
             raise ConfigError(f"embedding must be one of {EMBEDDINGS}, not {self.embedding!r}")
+        for name in ("heads_per_layer", "static_budgets", "labels"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, list):
+                raise ConfigError(f"{name} must be a list, not {type(value).__name__}")
+        if any(not isinstance(b, (int, float)) or isinstance(b, bool) or not 0.0 < b <= 1.0 for b in self.static_budgets):
+            raise ConfigError(f"static_budgets must lie in (0, 1], not {self.static_budgets!r}")
+        if any(not isinstance(x, str) for x in self.labels):
+            raise ConfigError("labels must be strings")
         if self.heads_per_layer is not None:
+            if any(isinstance(h, bool) or not isinstance(h, int) for h in self.heads_per_layer):
+                raise ConfigError("heads_per_layer must list whole numbers")
             if len(self.heads_per_layer) != self.n_layers:
                 raise ConfigError("heads_per_layer needs one entry per layer")
             if any(not 1 <= h <= self.n_heads for h in self.heads_per_layer):
@@ -96,6 +140,13 @@ class ModelConfig:
             raise ConfigError(f"pooling must be one of {POOLINGS}, not {self.pooling!r}")
         if self.labels and len(self.labels) != self.n_classes:
             raise ConfigError(f"{len(self.labels)} labels given for {self.n_classes} classes")
+
+    def parameter_estimate(self) -> int:
+        """Parameters of the dense model of this shape (embeddings, blocks, classifier), from the shape alone."""
+        d, f, L = self.d_model, self.d_ffn, self.n_layers
+        embeddings = (self.vocab_size + self.max_len + self.type_vocab_size) * d
+        block = 4 * d * d + 2 * d * f + 10 * d + f
+        return embeddings + L * block + d * self.n_classes
 
     @property
     def head_dim(self) -> int:
