@@ -308,7 +308,7 @@ def train_and_save(prep: Prepared, method: str, out: str | Path, tcfg: TrainConf
     grid = selection_grid(prep.data.task, prep.kind) if select else ()
     start = time.perf_counter()
     if select:
-        chosen = select_and_fit(prep, method, tcfg, grid, budget=budget, callbacks=callbacks, stop=stop, log=progress)
+        chosen = select_and_fit(prep, method, tcfg, grid, fit=fit, fit_dense=fit_dense, budget=budget, callbacks=callbacks, stop=stop, log=progress)
         prep, tcfg, history = chosen.prep, chosen.tcfg, chosen.history
         dense_model, trained = chosen.dense, chosen.model if chosen.model is not None else chosen.dense
         records = [chosen.record]
@@ -456,7 +456,8 @@ def compare(prep: Prepared, tcfg: TrainConfig, *, seeds: list[int], methods: lis
         sprep, dense, baa_model = prep, None, None
         if any(m not in NO_WARM_START for m in methods):
             if grid:
-                chosen = select_and_fit(prep, "baa" if "baa" in methods else "dense", tcfg, grid, callbacks=cb, log=_log)
+                chosen = select_and_fit(prep, "baa" if "baa" in methods else "dense", tcfg, grid, fit=fit, fit_dense=fit_dense,
+                                        callbacks=cb, log=_log)
                 sprep, tcfg, dense, baa_model = chosen.prep, chosen.tcfg, chosen.dense, chosen.model
                 records.append(chosen.record)
             else:

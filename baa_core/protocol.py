@@ -151,11 +151,11 @@ SCORE_WORDS = {"dense": "validation accuracy of the dense warm start",
                "budgetformer": "validation accuracy of BudgetFormer (its own per-input budgets)"}
 
 
-def select_and_fit(prep, method: str, tcfg: TrainConfig, grid: tuple[GridAxis, ...], *, budget: float | None = None,
-                   callbacks=(), stop=None, log: Callable[[str], None] | None = None) -> Selected:
+def select_and_fit(prep, method: str, tcfg: TrainConfig, grid: tuple[GridAxis, ...], *, fit: Callable, fit_dense: Callable,
+                   budget: float | None = None, callbacks=(), stop=None, log: Callable[[str], None] | None = None) -> Selected:
     """Train every grid point, score each on validation, keep the best; return the chosen point's
-    dense warm start and method model (they are the seed's models: nothing is trained twice)."""
-    from .pipeline import fit, fit_dense
+    dense warm start and method model (they are the seed's models: nothing is trained twice). ``fit`` and
+    ``fit_dense`` are the pipeline's (passed in: the pipeline sits above this module)."""
 
     full_prep = prep
     prep = prep.without_test()  # the selection never holds the test split

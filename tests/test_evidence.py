@@ -112,7 +112,7 @@ def _tiny_tcfg(**kw):
 def test_selection_uses_the_validation_split_only(tiny_prep, monkeypatch):
     import dataclasses
 
-    from baa_core import protocol
+    from baa_core import pipeline, protocol
 
     guarded = dataclasses.replace(tiny_prep, test=_Withheld(),
                                   data=dataclasses.replace(tiny_prep.data, test=_Withheld()))
@@ -125,7 +125,7 @@ def test_selection_uses_the_validation_split_only(tiny_prep, monkeypatch):
 
     monkeypatch.setattr(protocol, "validation_score", spy)
     grid = (protocol.GridAxis("embedding_init_std", (0.02, 1.0), "dense", "model"), protocol.GridAxis("adapt_lr", (5e-3, 1e-3)))
-    chosen = protocol.select_and_fit(guarded, "baa", _tiny_tcfg(), grid)
+    chosen = protocol.select_and_fit(guarded, "baa", _tiny_tcfg(), grid, fit=pipeline.fit, fit_dense=pipeline.fit_dense)
     assert all(v is tiny_prep.val for v in seen) and len(seen) == 4  # 2 dense points, then 2 BAA points
     stages = chosen.record["stages"]
     assert [s["stage"] for s in stages] == ["dense", "method"]
@@ -140,7 +140,7 @@ def test_selection_uses_the_validation_split_only(tiny_prep, monkeypatch):
 
 
 def test_selection_picks_the_higher_validation_score(tiny_prep, monkeypatch):
-    from baa_core import protocol
+    from baa_core import pipeline, protocol
 
     monkeypatch.setattr(protocol, "validation_score",
                         lambda model, method, val, device="cpu", budget=None: 0.9 if method == "baa" and
@@ -153,7 +153,8 @@ def test_selection_picks_the_higher_validation_score(tiny_prep, monkeypatch):
         return real_fit(prep, method, tcfg, **kw)
 
     monkeypatch.setattr("baa_core.pipeline.fit", fit)
-    chosen = protocol.select_and_fit(tiny_prep, "baa", _tiny_tcfg(), (protocol.GridAxis("adapt_lr", (5e-3, 1e-3)),))
+    chosen = protocol.select_and_fit(tiny_prep, "baa", _tiny_tcfg(), (protocol.GridAxis("adapt_lr", (5e-3, 1e-3)),),
+                                     fit=pipeline.fit, fit_dense=pipeline.fit_dense)
     assert chosen.record["chosen"] == {"adapt_lr": 1e-3}
 
 

@@ -87,3 +87,31 @@ def test_no_app_page_compares_method_or_gating_strings():
     offenders = [f"{p.name}: {line.strip()}" for p in sorted((ROOT / "app").rglob("*.py"))
                  for line in p.read_text().splitlines() if pattern.search(line)]
     assert not offenders, offenders
+
+
+def test_no_import_cycle_inside_the_library():
+    """Within a layer too (function-level imports included): a cycle is how tangles start."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+    def resolve(target: str) -> str | None:
+        while target and target not in modules:  # "baa_core.io.data.TASKS" -> "baa_core.io.data"
+            target = target.rpartition(".")[0]
+        return target or None
+
+    graph = {m: {t for t in (resolve(x) for x in _imports(p)) if t and t != m and not modules[t].name == "__init__.py"}
+             for m, p in modules.items()}
+    state, cycles = {}, []
+
+    def visit(m, stack):
+        state[m] = "open"
+        for t in graph[m]:
+            if state.get(t) == "open":
+                cycles.append(stack[stack.index(t):] + [t])
+            elif t not in state:
+                visit(t, stack + [t])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, cycles

@@ -76,7 +76,7 @@ class Source:
 def resolve_source(name_or_path: str | os.PathLike | None) -> Source:
     """A local folder (checked for safetensors weights), the MiniLM package, or a Hub name (checked
     for a reachable Hub or a cached copy), before transformers gets a chance to retry for 24 s."""
-    from .pretrained import MINILM_ALIASES, resolve_source as minilm_folder
+    from .minilm import MINILM_ALIASES, resolve_source as minilm_folder
 
     label = "all-MiniLM-L6-v2" if name_or_path is None else str(name_or_path).strip()
     if name_or_path is None or label in MINILM_ALIASES:

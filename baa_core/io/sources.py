@@ -54,7 +54,7 @@ def in_hub_cache(repo_id: str, filename: str = "model.safetensors") -> bool:
 def hub_source_problem(source: str) -> str | None:
     """Why weights named by ``source`` cannot be had right now, or None: local folders and the MiniLM
     aliases are always fine; a Hub name is fine when cached or when the Hub answers."""
-    from .pretrained import MINILM_ALIASES
+    from .minilm import MINILM_ALIASES
 
     if not isinstance(source, str) or not source:
         return "the source is not named"
