@@ -81,8 +81,9 @@ def snap_budget(model: BudgetedClassifier, budget: float | None) -> float:
 @torch.no_grad()
 def operating_point(model: BudgetedClassifier, budget: float | None) -> OperatingPoint:
     """The hard operating point at ``budget`` (BAA, static); every head for dense and BudgetFormer models."""
-    if has_budget(model) and budget is not None:
-        return OperatingPoint(budget, methods.operating_point(model, budget).float(), model.gate(budget).detach().float())
+    mask = methods.operating_point(model, budget) if has_budget(model) and budget is not None else None
+    if mask is not None:  # per-input methods have a knob but no one mask for everyone: all heads are drawn
+        return OperatingPoint(budget, mask.float(), model.gate(budget).detach().float())
     return OperatingPoint(None, all_heads_mask(model.config), None)
 
 
