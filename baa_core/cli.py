@@ -227,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=_positive_int, default=10)
     p.add_argument("--n-batches", type=_positive_int, default=8, help="batches of 8 test examples to time")
     p.add_argument("--threads", type=_positive_int, default=1)
+    p.add_argument("--accuracy-threads", type=_positive_int, default=None, help="threads for test accuracy (default: torch's; "
+                   "timing always uses --threads)")
     _data_args(p)
 
     p = sub.add_parser("bench-deploy", help="HF dense vs this project's dense / sliced / int8 / ONNX Runtime: latency "
@@ -240,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=_positive_int, default=10)
     p.add_argument("--threads", type=_positive_int, default=1)
     p.add_argument("--limit", type=_positive_int, default=None, help="measure accuracy on the first N test examples only")
+    p.add_argument("--accuracy-threads", type=_positive_int, default=None, help="threads for test accuracy (default: torch's; "
+                   "timing always uses --threads)")
+    p.add_argument("--accuracy-every-variant", action="store_true", help="evaluate HF dense and the fp32 ONNX files "
+                   "too (by default they report the accuracy of the torch model whose logits they match within 1e-4)")
+    p.add_argument("--timing-lock", default=None, help="a file to flock only while timing (e.g. /work/measure.lock)")
     p.add_argument("--json", action="store_true", help="one JSON object per variant per line")
     _data_args(p)
 
@@ -571,7 +578,8 @@ def cmd_export(args) -> int:
         print(f"no test data ({why}): the card gets latency on random tokens and no accuracy", file=sys.stderr)
     card = export_model(ckpt, args.out, budget, int8=args.int8, onnx=args.onnx, overwrite=args.overwrite, test=test,
                         indices=_limit(test, args.limit), data_note=why or "", int8_backend=args.int8_backend,
-                        rounds=args.rounds, n_latency_batches=args.n_batches, threads=args.threads, command=_command(),
+                        rounds=args.rounds, n_latency_batches=args.n_batches, threads=args.threads,
+                        accuracy_threads=args.accuracy_threads, command=_command(),
                         progress=lambda m: print(m, file=sys.stderr))
     e = card["export"]
     print(f"{args.out}: {e['active_heads']}/{e['total_heads']} heads {e['heads_per_layer']}; files {sorted(e['files'].values())}")
@@ -594,7 +602,9 @@ def cmd_bench_deploy(args) -> int:
     if why:
         print(f"no test data ({why}): timing random tokens, no accuracy", file=sys.stderr)
     rows = bench_deploy(ckpt.model, budget, test, batch_size=args.batch_size, n_batches=args.n_batches, rounds=args.rounds,
-                        threads=args.threads, indices=_limit(test, args.limit), int8_backend=args.int8_backend,
+                        threads=args.threads, accuracy_threads=args.accuracy_threads, indices=_limit(test, args.limit),
+                        int8_backend=args.int8_backend, share_accuracy=not args.accuracy_every_variant,
+                        timing_lock=args.timing_lock,
                         onnx=False if args.no_onnx else None, progress=lambda m: print(m, file=sys.stderr))
     if args.json:
         for r in rows:

@@ -848,7 +848,7 @@ def test_split_or_reason(ckpt: Checkpoint, folder: str | Path | None, *, data_di
 def export_model(ckpt: Checkpoint, out: str | Path, budget: float | None, *, int8: bool = False, onnx: bool = False,
                  overwrite: bool = False, test: EncodedDataset | None = None, indices=None, data_note: str = "",
                  int8_backend: str = "torch", rounds: int = 10, n_latency_batches: int = 8, threads: int = 1,
-                 command: str = "", progress=None) -> dict:
+                 accuracy_threads: int | None = None, command: str = "", progress=None) -> dict:
     """Write the sliced model at ``budget`` to ``out``, measure what was written, card it; returns the card.
 
     The export is built in a hidden sibling folder, loaded back from disk and measured there (accuracy
@@ -903,7 +903,7 @@ def export_model(ckpt: Checkpoint, out: str | Path, budget: float | None, *, int
         if onnx and (d := max_logit_diff(runners["onnx_sliced"], exported.model, batches)) > 1e-4:
             raise ExportError(f"ONNX Runtime's logits differ from torch's by {d:.2g}; nothing written")
         rows = measure_variants(runners, "dense", batches=batches, test=test if have_data else None, indices=indices,
-                                rounds=rounds, threads=threads, progress=say)
+                                rounds=rounds, threads=threads, accuracy_threads=accuracy_threads, progress=say)
         n = (len(indices) if indices is not None else len(test)) if have_data else 0
         where = ("test examples at their real lengths" if have_data
                  else f"random token ids of length {batches[0]['input_ids'].shape[1]} (no test data)")
@@ -937,7 +937,8 @@ def _export_card(ckpt: Checkpoint, cfg: ModelConfig, mask: torch.Tensor, budget,
            "dense_latency_ms": rows["dense"]["ms_per_batch"], "speedup": sliced["speedup"],
            "flop_speedup": None if ckpt.model.is_sliced else flop_speedup(ckpt.model.config, hpl, lengths),
            "method": method, "heads_per_layer": hpl, "n": n, "threads": threads}
-    variants = [{"variant": k, "accuracy": r.get("accuracy"), "n": n if "accuracy" in r else 0, "ms_per_batch": r["ms_per_batch"],
+    variants = [{"variant": k, "accuracy": r.get("accuracy"), "accuracy_from": r.get("accuracy_from", k if "accuracy" in r else None),
+                 "n": n if "accuracy" in r else 0, "ms_per_batch": r["ms_per_batch"],
                  "speedup_vs_dense": r["speedup"], "speedup_ci": r["speedup_ci"], "speedup_spread": r["speedup_spread"],
                  "max_abs_logit_diff": r.get("max_abs_logit_diff")} for k, r in rows.items()]
     onnx = "onnx" in files

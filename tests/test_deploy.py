@@ -5,11 +5,13 @@ are not installed.
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import io
 import json
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -18,12 +20,12 @@ import torch
 
 from baa_core.cli import main
 from baa_core.io.checkpoint import load_checkpoint, save_checkpoint
-from baa_core.io.data import SYNTH_VALUES, encode, marked_token_task, synthetic_vocab
+from baa_core.io.data import SYNTH_VALUES, collate, encode, marked_token_task, synthetic_vocab
 from baa_core.io.export import ExportError, check_target, word_tokenizer_json, zip_folder
 from baa_core.io.tokenizers import WordTokenizer
 from baa_core.measure.deploy import VARIANTS, bench_deploy, export_mask
 from baa_core.model.encoder import BudgetedClassifier
-from baa_core.model.runtimes import hf_reference, quantize_int8
+from baa_core.model.runtimes import hf_reference, logits_of, quantize_int8
 from baa_core.pipeline import export_model
 from tests.conftest import padded_batch, tiny_config
 
@@ -179,7 +181,7 @@ def test_gated_model_needs_a_budget(word_ckpt, tmp_path):
 def _int8_close(q, model, ids, att):
     with torch.no_grad():
         ref = model(ids, att).logits
-        got = q(ids, att).logits
+        got = logits_of(q(ids, att))
     assert (got - ref).abs().max() <= 0.05 * ref.abs().max() + 1e-3
     return got
 
@@ -187,7 +189,9 @@ def _int8_close(q, model, ids, att):
 def test_int8_logits_within_tolerance_of_fp32(exported):
     model = load_checkpoint(exported.folder).model
     ids, att = padded_batch(6, 12, vocab=model.config.vocab_size, seed=3)
+    engine = torch.backends.quantized.engine
     q = quantize_int8(model, "torch")
+    assert torch.backends.quantized.engine == engine  # only the packing used oneDNN
     assert not any(isinstance(m, torch.nn.Linear) and type(m) is torch.nn.Linear for m in q.modules())
     _int8_close(q, model, ids, att)
     if importlib.util.find_spec("torchao"):
@@ -350,6 +354,53 @@ def test_bench_deploy_rows_and_json_lines(word_ckpt, test_split, capsys):
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
     assert [x["variant"] for x in lines] == ["hf_dense", "dense", "sliced", "dense_int8", "sliced_int8"]
     assert all({"variant", "ms_per_batch", "speedup_vs_hf_dense", "accuracy", "speedup_ci"} <= set(x) for x in lines)
+    assert {x["variant"]: x["accuracy_from"] for x in lines} == {
+        "hf_dense": "dense", "dense": "dense", "sliced": "sliced", "dense_int8": "dense_int8", "sliced_int8": "sliced_int8"}
+    assert lines[0]["accuracy"] == lines[1]["accuracy"]  # HF's BERT runs the same fp32 weights: dense's accuracy
+
+
+def test_accuracy_is_shared_only_by_variants_that_compute_the_same_logits(word_ckpt, test_split):
+    from baa_core.measure.deploy import measure_variants, sliced_at
+
+    small, _ = sliced_at(word_ckpt.model, 0.5)
+    batches = [collate(test_split.ids[:4], test_split.pad_id)]
+    wrong = copy.deepcopy(small)
+    with torch.no_grad():
+        wrong.classifier.bias += 1.0  # the same model but for its logits: must be evaluated, not share sliced's
+    # named after the variants whose fp32 counterparts (FP32_OF) are "dense" and "sliced"
+    runners = {"dense": small, "sliced": small, "onnx_sliced": copy.deepcopy(small), "dense_int8": quantize_int8(small),
+               "onnx_dense": wrong}
+    rows = measure_variants(runners, "dense", batches=batches, test=test_split, rounds=1)
+    assert rows["onnx_sliced"]["accuracy_from"] == "sliced" and rows["onnx_sliced"]["accuracy"] == rows["sliced"]["accuracy"]
+    assert "accuracy_from" not in rows["onnx_dense"] and rows["onnx_dense"]["max_abs_logit_diff"] > 0.5
+    assert "accuracy_from" not in rows["dense_int8"]  # int8 is always evaluated itself
+    every = measure_variants(runners, "sliced", batches=batches, test=test_split, rounds=1, share_accuracy=False)
+    assert not any("accuracy_from" in r for r in every.values())
+
+
+def test_timing_waits_for_the_timing_lock_but_accuracy_does_not(word_ckpt, test_split, tmp_path):
+    import fcntl
+    import threading
+
+    from baa_core.measure.deploy import measure_variants
+
+    lock = tmp_path / "measure.lock"
+    said: list[str] = []
+    batches = [collate(test_split.ids[:4], test_split.pad_id)]
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        worker = threading.Thread(target=measure_variants, args=({"dense": word_ckpt.model},), daemon=True,
+                                  kwargs={"reference": "dense", "batches": batches, "test": test_split, "rounds": 1,
+                                          "timing_lock": lock, "progress": said.append})
+        worker.start()
+        for _ in range(600):  # until it queues for the lock (the accuracy pass comes first)
+            if any(m.startswith("waiting for the timing lock") for m in said):
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert worker.is_alive() and any("accuracy" in m for m in said) and not any(m.startswith("timing") for m in said)
+    worker.join(timeout=60)  # the lock is released when ``held`` closes
+    assert not worker.is_alive() and any(m.startswith("timing") for m in said)
 
 
 # ---------------------------------------------------------------- Hugging Face families (io/hf_classifier)
