@@ -1,6 +1,7 @@
 """The live budget panel under a dragging mouse, on every shipped model, measured in headless Chromium.
 
-For each shipped model with a budget (BAA, static gates), on the Budget explorer page (``--page inspector``:
+For each shipped model with a budget knob (BAA, static gates; adaptive, whose panel draws its card's budgets), on
+the Budget explorer page (``--page inspector``:
 the Per-input inspector, whose panel also moves the default text's class probabilities):
 
 1. Drag: the mouse presses the slider at the low end of the trained range, moves to the high end and back
@@ -139,7 +140,7 @@ def main() -> int:
         pd.install_ws_hook(driver)
         for model in wanted:
             entry = next((e for e in entries if e.id == model), None)
-            if entry is None or entry.card.get("method") not in ("baa", "static"):
+            if entry is None or entry.card.get("method") not in ("baa", "static", "adaptive"):
                 r = {"model": model, "frames_per_s": None, "p95_frame_ms": None, "reruns_during_drag": None,
                      "release_to_final_ms_p95": None,
                      "note": "not a shipped model" if entry is None else "no global budget slider (BudgetFormer picks heads per input)"}

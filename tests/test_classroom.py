@@ -240,3 +240,14 @@ def test_train_page_resets_the_recipe_and_name_when_task_model_or_method_change(
         assert at.text_input(key="train_name").value == expected
         assert any(f"{_preset(task, kind, method)['train_dense_epochs']:g}" in c.value for c in at.caption
                    if c.value.startswith("Defaults"))
+
+
+def test_marker_labels_at_the_top_of_a_plot_stay_below_the_plotly_toolbar():
+    """A vertical line's label ("b = 0.75") sits at the top of the plot, where plotly's toolbar appears on hover."""
+    from app.ui import adaptive_figures, figures
+
+    hist = adaptive_figures.render_s_histogram({"s": [0.5, 0.7], "label": [0, 1], "budget": 0.75})
+    curves = adaptive_figures.render_s_curves({"budgets": [0.1, 1.0], "s": [[0.1, 0.9]], "heads": [[1, 4]], "n_heads": 4}, 0.75)
+    for fig in (hist, curves):
+        assert any(a.text == "b = 0.75" for a in fig.layout.annotations)
+        assert fig.layout.margin.t >= figures.MODEBAR_PX

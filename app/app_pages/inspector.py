@@ -23,10 +23,12 @@ text, index = state.text_input(card, data, key="inspector")
 def one_input():
     """The live panel and everything about the text at the committed budget: a release reruns only this."""
     budget = point = None
-    if adaptive:
-        budget = state.budget_widget(model, key="inspector_budget")
+    truth = data.labels[index] if index is not None and data is not None else None
+    if adaptive:  # the panel from the card's budgets, with this text's own heads, probabilities and s(b) at each
+        budget = live_panel.show_adaptive(sel, key="inspector_live", mode="inspector", text=text, truth=truth)
+        if budget is None:
+            budget = state.budget_widget(model, key="inspector_budget")
     elif compute.has_budget(model):
-        truth = data.labels[index] if index is not None else None
         points, budget, point, stops = live_panel.show(sel, data, key="inspector_live", mode="inspector", text=text, truth=truth)
     # Timing takes 14+ forward passes (up to a second): on request, so a release of the slider answers at once
     # (without it, a budget model's numbers come from the panel's one batch per text: no model run on release).

@@ -36,6 +36,9 @@ def _layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
     legend = len(fig.data) > 1 and fig.layout.showlegend is not False
     subplot_titles = any(a.yref and str(a.yref).endswith("paper") and a.yanchor == "bottom" for a in fig.layout.annotations)
     top = (MODEBAR_PX + 26 if title else 10 if not subplot_titles else MODEBAR_PX) + (24 if subplot_titles else 0)
+    # a marker's label at the top of the plot ("b = 0.75" on a vertical line) would sit under the toolbar too
+    if any(str(a.yref or "").endswith("domain") and a.y == 1 for a in fig.layout.annotations):
+        top = max(top, MODEBAR_PX)
     fig.update_layout(height=height + (90 if legend else 0) + max(0, top - 40),
                       margin=dict(l=10, r=10, t=top, b=110 if legend else 10),
                       title=None if title is None else dict(text=title, x=0, xanchor="left", yref="container", y=1,
@@ -51,18 +54,26 @@ def render_head_grid(mask, values=None, value_name: str = "gate") -> str:
     browser next to nothing to draw (a plotly heat map costs ~100 ms of a 300 ms budget).
     """
     L, H = len(mask), len(mask[0])
-    head = "".join(f"<th style='font-weight:normal;padding:2px 6px;color:#555'>head {h}</th>" for h in range(H))
+    # The table takes the width it is given and splits it evenly (fixed layout, no minimum cell width), so a
+    # 12-head grid fits a column or a narrow window instead of running off the page; text that does not fit a
+    # cell is cut, and the full text is in each cell's tooltip.
+    clip = "overflow:hidden;white-space:nowrap;text-overflow:clip"
+    head = "".join(f"<th style='font-weight:normal;padding:2px 0;color:#555;{clip}'>{'h' if H > 6 else 'head '}{h}</th>" for h in range(H))
     rows = []
     for layer in range(L):
         cells = []
         for h in range(H):
             on = mask[layer][h] > 0
-            value = "" if values is None else f"<br><span style='font-size:0.8em'>{value_name} {float(values[layer][h]):.3f}</span>"
-            style = (f"background:{ON if on else OFF};color:{'white' if on else '#333'};padding:6px 4px;text-align:center;"
-                     "border-radius:4px;min-width:58px")
-            cells.append(f"<td style='{style}' title='block {layer}, head {h}: {'on' if on else 'off'}'>{'on' if on else 'off'}{value}</td>")
-        rows.append(f"<tr><th style='font-weight:normal;padding-right:8px;color:#555;text-align:right'>block {layer}</th>{''.join(cells)}</tr>")
-    return (f"<table style='border-collapse:separate;border-spacing:4px;font-size:0.85em'><tr><th></th>{head}</tr>"
+            v = None if values is None else float(values[layer][h])
+            value = "" if v is None else f"<br><span style='font-size:0.8em'>{v:.{2 if H > 6 else 3}f}</span>"
+            style = (f"background:{ON if on else OFF};color:{'white' if on else '#333'};padding:6px 0;text-align:center;"
+                     f"border-radius:4px;{clip}")
+            tip = f"block {layer}, head {h}: {'on' if on else 'off'}" + ("" if v is None else f", {value_name} {v:.3f}")
+            cells.append(f"<td style='{style}' title='{tip}'>{'on' if on else 'off'}{value}</td>")
+        rows.append(f"<tr><th style='font-weight:normal;padding-right:8px;color:#555;text-align:right;{clip}'>block {layer}</th>"
+                    f"{''.join(cells)}</tr>")
+    return (f"<table style='border-collapse:separate;border-spacing:3px;font-size:0.85em;width:100%;max-width:{90 + 64 * H}px;"
+            f"table-layout:fixed'><colgroup><col style='width:64px'>{'<col>' * H}</colgroup><tr><th></th>{head}</tr>"
             + "".join(rows) + "</table>")
 
 
