@@ -128,3 +128,26 @@ def test_the_inspector_draws_s_of_b_per_block_and_other_pages_get_a_budget(env):
     for page in ("attention", "overview", "paper"):
         at.switch_page(f"app_pages/{page}.py").run()
         assert_clean(at)
+
+
+def test_a_model_too_big_for_the_live_sample_waits_for_the_button(env, tmp_path, monkeypatch):
+    """A release must answer at once: where one budget's live sample costs seconds (MiniLM), the explorer runs
+    it only on request, and the panel's card numbers stay."""
+    import shutil
+
+    from app.ui import compute
+
+    shutil.copytree(env / "pretrained" / "tiny-adaptive", tmp_path / "pretrained" / "big-adaptive")
+    (tmp_path / "user_models").mkdir()
+    monkeypatch.setenv("BAA_PRETRAINED_DIR", str(tmp_path / "pretrained"))
+    monkeypatch.setenv("BAA_USER_MODELS", str(tmp_path / "user_models"))
+    monkeypatch.setattr(compute, "LIVE_AUTO_FLOPS", 0.0)  # every model counts as too big
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    at.selectbox(key="model_id").set_value("shipped/big-adaptive").run()
+    at.switch_page("app_pages/budget_explorer.py").run()
+    assert_clean(at)
+    assert panel(at)["points"] and not [m for m in at.metric if m.label == "realised cost, live"]
+    at.button(key="explorer_adaptive_live_btn").click().run()
+    assert_clean(at)
+    assert float(metric(at, "realised cost, live")) > 0

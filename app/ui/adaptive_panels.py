@@ -66,7 +66,16 @@ def explorer(sel, data) -> None:
         if budget is None:
             st.info("This model's card has no measured budget to show, so there is nothing to slide over.")
             return
-        point = live_point(*sel.key, budget, sel.ckpt, data) if data else None
+        # Small models: the live sample at every budget of the card, computed once (the server warms it at its start),
+        # so a release answers at once. Bigger ones (MiniLM: seconds per budget) wait for the button, as BAA's explorer.
+        point = None
+        if data:
+            wanted = data.live_accuracy_auto or st.session_state.get("explorer_adaptive_live_at") == budget
+            if not wanted and st.button(f"Run the controllers on the live sample at b = {budget:.2f}", key="explorer_adaptive_live_btn",
+                                        help="Each input's s_i(b) over the evaluation sample: seconds on a model this size."):
+                st.session_state["explorer_adaptive_live_at"] = wanted = budget
+            if wanted:
+                point = live_point(*sel.key, budget, sel.ckpt, data)
         st.caption(f"Budget **{budget:.2f}** · set for this session: the other pages start from it. The panel's numbers are "
                    f"the card's (full test split); each input gets its own share of heads and the slider sets the average. "
                    f"s_i(b) never falls as b rises, for any input.")
@@ -93,7 +102,7 @@ def explorer(sel, data) -> None:
                 groups, names, kind = point["correct"], ["wrong", "correct"], "correct"
             st.plotly_chart(adaptive_figures.render_s_histogram(point, groups, names, title_group=kind),
                             key="explorer_adaptive_hist", config=figures.EXPORT_CONFIG)
-        else:
+        elif not data:
             st.info("No evaluation data on this machine, so the per-input budgets cannot be drawn; the numbers are the card's.")
 
     live_part()
