@@ -90,7 +90,7 @@ def test_the_slider_moves_every_inputs_budget(env):
         seen[budget] = float(metric(at, "realised cost, live"))
         assert any(f"Budget **{budget:.2f}**" in c.value for c in at.caption)
     assert seen[0.25] < seen[0.75]
-    assert len(at.get("plotly_chart")) >= 1  # the histogram of s_i(b)
+    assert any("<svg" in m.value and "s_i(b)" in m.value and "b = 0.75" in m.value for m in at.markdown)  # the histogram
     at.radio(key="explorer_adaptive_colour").set_value("number of marks").run()
     assert_clean(at)
 
@@ -161,3 +161,15 @@ def test_the_server_warms_every_card_budget_of_a_small_adaptive_model(env, monke
     monkeypatch.setattr(adaptive_panels, "live_point", lambda path, version, b, ckpt, data: seen.append(b))
     state._warm_caches()
     assert seen == [0.25, 0.5, 0.75]
+
+
+def test_s_histogram_svg_counts_every_input_once_in_its_bin():
+    import re
+
+    from app.ui.adaptive_figures import render_s_histogram_svg
+
+    xs, groups = [0.1, 0.11, 0.5, 0.5, 0.5, 0.999, 1.0], [0, 1, 0, 0, 1, 1, 0]
+    svg = render_s_histogram_svg({"s": xs, "label": groups, "budget": 0.5}, groups, ["x<y", "z"])
+    counts = [int(n) for n in re.findall(r"</?title>?[^<]*?: (\d+) inputs", svg)]
+    assert sum(counts) == len(xs) and "x&lt;y" in svg and "x<y" not in svg  # labels are escaped
+    assert "b = 0.50" in svg and f"mean {sum(xs) / len(xs):.3f}" in svg

@@ -100,8 +100,7 @@ def explorer(sel, data) -> None:
                 names = [labels[k] if k < len(labels) else str(k) for k in sorted(set(groups))]
             else:
                 groups, names, kind = point["correct"], ["wrong", "correct"], "correct"
-            st.plotly_chart(adaptive_figures.render_s_histogram(point, groups, names, title_group=kind),
-                            key="explorer_adaptive_hist", config=figures.EXPORT_CONFIG)
+            st.markdown(adaptive_figures.render_s_histogram_svg(point, groups, names, title_group=kind), unsafe_allow_html=True)
         elif not data:
             st.info("No evaluation data on this machine, so the per-input budgets cannot be drawn; the numbers are the card's.")
 
