@@ -251,3 +251,13 @@ def test_marker_labels_at_the_top_of_a_plot_stay_below_the_plotly_toolbar():
     for fig in (hist, curves):
         assert any(a.text == "b = 0.75" for a in fig.layout.annotations)
         assert fig.layout.margin.t >= figures.MODEBAR_PX
+
+
+def test_s_q_table_ranks_heads_by_raw_score_and_fits_its_column():
+    import re
+
+    from app.ui import figures
+
+    html = figures.render_s_q_html([0.5], [[1.0, 0.0, 0.0, 0.0]], [[1, 1, 0, 0]], 4, scores=[[0.1, 0.9, 0.5, 0.2]])
+    assert [c for c, _ in re.findall(r">#(\d)( ✓)?</td>", html)] == ["4", "1", "2", "3"]  # by r, not by q or index
+    assert "table-layout:fixed" in html and "0.500 → 2/4" in html

@@ -116,17 +116,18 @@ def explorer(sel, data) -> None:
 
 
 def inspector_panel(sel, text: str, budget: float, ins) -> None:
-    """What each block chose for this input at b, and s(b) per block as a curve over b (b marked)."""
+    """What each block chose for this input at b (an HTML table: it follows every release), and s(b) per block as
+    a curve over b. The curves do not depend on b, so the plotly chart stays as it is when the slider is released
+    (the live panel above marks the current b on its own s(b))."""
     left, right = st.columns([1, 1])
     with left:
         st.markdown(f"**What each block chose for this input at b = {budget:.2f}**")
-        st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), ins.head_weights.tolist(), sel.model.config.n_heads),
-                        key="inspector_adaptive_sq", config=figures.EXPORT_CONFIG)
+        st.html(figures.render_s_q_html(ins.s, ins.q.tolist(), ins.head_weights.tolist(), sel.model.config.n_heads))
     with right:
         try:
             curves = curves_for(*sel.key, text, sel.ckpt)
         except ValueError:
             return  # the page has already said what is wrong with the text
-        st.markdown("**This input's budget per block as the slider moves** (solid: s(b); dashed: heads it runs)")
-        st.plotly_chart(adaptive_figures.render_s_curves(curves, budget), key="inspector_adaptive_curves",
+        st.markdown("**This input's budget per block over every b** (solid: s(b); dashed: heads it runs)")
+        st.plotly_chart(adaptive_figures.render_s_curves(curves, None), key="inspector_adaptive_curves",
                         config=figures.EXPORT_CONFIG)
