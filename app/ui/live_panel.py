@@ -18,6 +18,11 @@ The payload (plain JSON; ``panel_payload`` builds it, pure):
      "series": [{"name", "color", "dash", "pts": [[cost, acc, lo, hi, label]]}], "y": [lo, hi],
      "input": null | {"labels", "truth", "at": [null | {"probs": [...], "mask"?: [L*H], "s"?: [per block]}]}}
 
+Per-input models under one knob (``adaptive``) get the same panel from their card (``adaptive_payload``):
+one point per measured budget, ``mask``/``gates`` null (each input picks its own heads; the grid shows the
+mean heads per block, ``hpl``), and optional ``metric_labels``, ``cost_sub``, ``grid_caption``, ``ktxt``
+and ``lat.sub`` to name what differs.
+
 ``input.at`` is aligned with ``points``: one entry per operating point for the current text. ``mask`` and
 ``s`` are optional per-input fields (a per-input method such as ``adaptive`` sets each input's heads and
 budget s as a function of b; the panel then draws s(b) and that input's own heads).
