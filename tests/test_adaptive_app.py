@@ -108,7 +108,7 @@ def test_adaptive_payload_is_pure_and_compares_with_every_head():
     assert adaptive_payload({"sweeps": {}}, panel_id="x", layers=2, heads=8)["points"] == []
 
 
-def test_the_inspector_draws_s_of_b_per_block_and_other_pages_get_a_budget(env):
+def test_the_inspector_draws_s_of_b_per_block_and_other_pages_get_a_budget(env, monkeypatch):
     from app.ui import state
 
     at = new_app("inspector")
@@ -122,6 +122,10 @@ def test_the_inspector_draws_s_of_b_per_block_and_other_pages_get_a_budget(env):
     assert any("over every b" in m.value for m in at.markdown)  # the s(b) curves
     sq = [h.proto.body for h in at.get("html") if "budget s" in h.proto.body]  # what each block chose, as a table
     assert sq and sq[0].count("<tr>") == 3 and "✓" in sq[0]
+    def no_model_run(*args, **kwargs):
+        raise AssertionError("a release ran the model: the panel's run of this text has every budget")
+
+    monkeypatch.setattr(state, "inspect_cached", no_model_run)
     at.session_state[state.BUDGET_KEY] = 0.25  # what the panel's release does
     at.run()
     assert_clean(at)

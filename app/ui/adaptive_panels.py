@@ -62,7 +62,7 @@ def explorer(sel, data) -> None:
     @st.fragment
     def live_part():
         """The panel and what depends on the committed budget: a release reruns only this."""
-        budget = live_panel.show_adaptive(sel, key="explorer_live", sibling_rows=siblings)
+        budget, _ = live_panel.show_adaptive(sel, key="explorer_live", sibling_rows=siblings)
         if budget is None:
             st.info("This model's card has no measured budget to show, so there is nothing to slide over.")
             return

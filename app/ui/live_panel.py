@@ -296,49 +296,54 @@ def show(sel, data, *, key: str, mode: str = "explorer", text: str | None = None
 
 
 def show_adaptive(sel, *, key: str, mode: str = "explorer", sibling_rows: list[dict] | None = None, text: str | None = None,
-                  truth: int | None = None) -> float | None:
-    """The live panel for an adaptive model (card numbers, see ``adaptive_payload``); returns the committed
-    budget, the session's shared budget snapped to a budget the card measured (None: the card has none).
-    ``mode="inspector"`` with a ``text``: the text's own heads, class probabilities and s(b) at every budget."""
+                  truth: int | None = None):
+    """The live panel for an adaptive model (card numbers, see ``adaptive_payload``). Returns (the committed
+    budget, the text's ``Inspection`` at it): the budget is the session's shared budget snapped to a budget the
+    card measured (None: the card has none); ``mode="inspector"`` with a ``text`` also draws the text's own
+    heads, class probabilities and s(b) at every budget, and the inspection comes from that same run (so a
+    release of the slider runs no model); otherwise it is None."""
     cfg = sel.model.config
     base = adaptive_payload(sel.ckpt.typed_card.as_dict(), panel_id=key, layers=cfg.n_layers, heads=cfg.n_heads,
                             sibling_rows=sibling_rows, mode=mode)
     if not base["points"]:
-        return None
+        return None, None
     shared = st.session_state.get(state.BUDGET_KEY)
     shared = 0.5 if shared is None else float(shared)
-    budget = min((p["b"] for p in base["points"]), key=lambda b: (abs(b - shared), b))
-    payload = {**base, "budget": budget}
+    budgets = [p["b"] for p in base["points"]]
+    budget = min(budgets, key=lambda b: (abs(b - shared), b))
+    payload, ins = {**base, "budget": budget}, None
     if mode == "inspector" and text is not None:
         try:
-            payload["input"] = {**adaptive_input_at(*sel.key, text, tuple(p["b"] for p in base["points"]), sel.ckpt), "truth": truth}
+            per = adaptive_input_at(*sel.key, text, tuple(budgets), sel.ckpt)
+            payload["input"] = {"labels": per["labels"], "at": per["at"], "truth": truth}
+            ins = per["inspections"][budgets.index(budget)]
         except ValueError:  # empty or unusable text (InputError): the page says why below the panel
             pass
     _COMPONENT(key=key, data=payload, on_commit_change=lambda: _on_commit(key))
-    return budget
+    return budget, ins
 
 
 @st.cache_data(show_spinner="Running this text at every budget…", max_entries=32)
 def adaptive_input_at(path: str, version: float, text: str, budgets: tuple[float, ...], _ckpt) -> dict:
     """The per-input part of an adaptive model's panel: at each budget, the text's class probabilities, the heads it
-    runs (its own mask) and s per block. One forward pass per budget."""
+    runs (its own mask) and s per block; and the whole ``Inspection`` at each budget (what the inspector shows at
+    the committed one). One forward pass per budget (``inspect_text``, one torch thread)."""
     import torch
 
-    from baa_core.measure.inspection import encode_text
+    from baa_core.measure.inspection import inspect_text
+    from baa_core.measure.latency import TIMING_LOCK
 
-    model = _ckpt.model.eval()
-    enc = encode_text(_ckpt.tokenizer, text, model.config.max_len)
-    at = []
-    with torch.no_grad():
-        for b in budgets:
-            out = model(enc.input_ids, enc.attention_mask, budget=b)
-            w = out.head_weights
-            mask = w[0] if w.dim() == 3 else w
-            at.append({"probs": [round(v, 5) for v in out.logits.float().softmax(-1)[0].tolist()],
-                       "mask": [int(v > 0) for v in mask.flatten().tolist()],
-                       "s": [round(float(r["s"][0]), 4) for r in out.controller]})
-    n_classes = len(at[0]["probs"]) if at else 0
-    return {"labels": list(_ckpt.typed_card.labels or model.config.labels or [str(i) for i in range(n_classes)]), "at": at}
+    with TIMING_LOCK:  # the thread count is process-wide: set it as the Attention page does, under the timings' lock
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            inspections = [inspect_text(_ckpt.model, _ckpt.tokenizer, text, budget=b, attentions=False, latency=False,
+                                        label_names=_ckpt.typed_card.labels or None) for b in budgets]
+        finally:
+            torch.set_num_threads(threads)
+    at = [{"probs": [round(v, 5) for v in ins.probs], "mask": [int(v > 0) for v in ins.head_weights.flatten().tolist()],
+           "s": [round(float(v), 4) for v in (ins.s or [])]} for ins in inspections]
+    return {"labels": list(inspections[0].label_names) if inspections else [], "at": at, "inspections": inspections}
 
 
 def inspection_or_stop(sel, text: str, points: list, stops: list[int], point):
