@@ -106,9 +106,11 @@ def adaptive_sweep(model, test, budgets, *, method: str = "adaptive", latency_ex
             model.to(device)
             row.update(latency_ms=statistics.median(r["latency_ms"] for r in lat["examples"]),
                        dense_latency_ms=statistics.median(r["dense_ms"] for r in lat["examples"]),
-                       speedup=lat["median_speedup"], flop_speedup=lat["median_flop_speedup"],
-                       latency_ratio_to_flop_model=lat["median_ratio"], latency_inputs=lat["n"],
-                       latency_protocol="batch 1 per input, structural path vs dense on the same input, medians")
+                       speedup=lat["median_speedup"], speedup_ci=lat["speedup_ci"], speedup_spread=lat["speedup_spread"],
+                       flop_speedup=lat["median_flop_speedup"], latency_ratio_to_flop_model=lat["median_ratio"],
+                       latency_ratio_ci=lat["ratio_ci"], latency_inputs=lat["n"],
+                       latency_protocol="batch 1 per input, structural path vs dense on the same input, medians over "
+                                        "inputs; _ci: 95% bootstrap interval of the median over inputs")
         if progress:
             progress(f"{method} budget {b:g}: accuracy {row['accuracy']:.4f}, realised cost {row['est_cost']:.3f}, "
                      f"mean s {row['s_mean']:.3f}")
