@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..io.data import iterate_batches
 from ..model.adaptive import CALIBRATION_GRID, realised_fraction
-from .evaluate import bootstrap_ci  # one interval rule for every accuracy in the project
+from .intervals import bootstrap_ci  # one interval rule for every accuracy in the project
 
 @torch.no_grad()
 def adaptive_outputs(model, data, budget, batch_size: int = 128, device: str = "cpu", mode: str = "hard") -> dict:
