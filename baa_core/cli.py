@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="CPU latency of dense vs sliced at several budgets, and the FLOP bound")
     p.add_argument("model", help="checkpoint folder")
-    p.add_argument("--budgets", type=_floats, default=[0.25, 0.5, 0.75])
+    p.add_argument("--budgets", type=_floats, default=None,
+                   help="default 0.25,0.5,0.75; adaptive models with --update-card: only the card's rows at these budgets")
     p.add_argument("--threads", type=_positive_int, default=1)
     p.add_argument("--batch-size", type=_positive_int, default=8)
     p.add_argument("--n-batches", type=_positive_int, default=16)
@@ -442,7 +443,7 @@ def cmd_bench(args) -> int:
     cfg = ckpt.config
     if cfg.gating == "adaptive":  # per-input heads: batch-1 structural path per input, beside dense
         return _bench_per_input(args, ckpt, prep)
-    b = bench_layouts(ckpt, prep, args.budgets, from_card=args.update_card, batch_size=args.batch_size,
+    b = bench_layouts(ckpt, prep, args.budgets or [0.25, 0.5, 0.75], from_card=args.update_card, batch_size=args.batch_size,
                       n_batches=args.n_batches, rounds=args.rounds, threads=args.threads)
     print(f"{ckpt.name}: {b['batches']} batches of {args.batch_size} test examples (mean padded length "
           f"{b['mean_padded_length']:.1f}), {args.threads} thread(s), {args.rounds} shuffled rounds; speedup = median of "
@@ -465,7 +466,7 @@ def cmd_bench(args) -> int:
 def _bench_per_input(args, ckpt, prep) -> int:
     from .pipeline import bench_per_input, write_per_input_latency_to_card
 
-    budgets = None if args.update_card else args.budgets
+    budgets = args.budgets or (None if args.update_card else [0.25, 0.5, 0.75])  # None: every budget in the card
     rows = bench_per_input(ckpt, prep, budgets, n_inputs=args.latency_inputs, threads=args.threads,
                            progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"{ckpt.name}: {rows[0]['latency_inputs']} test inputs at batch 1, {args.threads} thread(s); each input runs "
