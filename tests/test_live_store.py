@@ -215,3 +215,32 @@ def test_sessions_arriving_together_look_at_each_model_folder_once(tmp_path, mon
     for t in threads:
         t.join()
     assert looked and len(looked) == len(set(looked))
+
+
+def test_the_warm_up_starts_with_the_default_model_then_lowers_its_own_priority(tmp_path, monkeypatch):
+    """A class arriving at a cold server waits for the model it opens, not for the sweeps of smaller models
+    queued ahead of it; the rest of the warm-up runs niced, so their pages are drawn first."""
+    pytest.importorskip("streamlit")
+    from app.ui import catalog, state
+    from tests.app_fixtures import build_model_dirs
+
+    dirs = build_model_dirs(tmp_path)
+    monkeypatch.setenv("BAA_PRETRAINED_DIR", str(dirs["pretrained"]))
+    monkeypatch.setenv("BAA_USER_MODELS", str(dirs["user_models"]))
+    listed = [e for e in catalog.list_models() if e.source == "shipped" and not e.problem]
+    last_by_size = max(listed, key=lambda e: ((e.path / "model.safetensors").stat().st_size, e.name))
+    monkeypatch.setattr(catalog, "default_entry", lambda entries: next(e for e in entries if e.id == last_by_size.id))
+    loaded = []
+
+    def record(path, version):
+        loaded.append((path, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        raise RuntimeError("not loaded in this test")  # the warm-up goes on to the next model
+
+    monkeypatch.setattr(state, "load_checkpoint_cached", record)
+    warm = threading.Thread(target=state._warm_caches)
+    warm.start()
+    warm.join()
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert loaded[0] == (str(last_by_size.path), before)  # first, at the server's priority
+    assert len(loaded) > 1 and all(nice >= 10 for _, nice in loaded[1:])  # then niced (this thread only)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before

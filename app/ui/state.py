@@ -97,6 +97,8 @@ def _warm_caches() -> None:
     default = catalog.default_entry([e for e in listed if not e.problem and not e.needs])
     order = ([default] if default is not None else []) + small + first
     for entry in [e for i, e in enumerate(order) if e not in order[:i]]:
+        if entry is not default:
+            _lower_priority_of_this_thread()
         try:
             path, version = str(entry.path), entry.version
             ckpt = load_checkpoint_cached(path, version)
@@ -114,6 +116,18 @@ def _warm_caches() -> None:
                 live_panel.points_cached(path, version, True, ckpt, data)
         except Exception:  # a model that cannot be warmed is loaded (and its fault shown) when a page asks for it
             continue
+
+
+def _lower_priority_of_this_thread(niceness: int = 10) -> None:
+    """Once the default model is warm, the warm-up goes on with the other models at a lower CPU priority
+    (Linux: a thread's own nice value), so the pages of a class arriving meanwhile are drawn first."""
+    import os
+
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
+    except (AttributeError, OSError):  # not Linux, or not allowed: the warm-up just runs at the server's priority
+        pass
 
 
 # ---------------------------------------------------------------- loaders
