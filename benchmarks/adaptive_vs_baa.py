@@ -36,7 +36,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from baa_core.io.data import iterate_batches  # noqa: E402
-from baa_core.measure.adaptive import adaptive_card, adaptive_outputs, bootstrap_ci  # noqa: E402
+from baa_core.measure.adaptive import adaptive_card, adaptive_outputs  # noqa: E402
+from baa_core.measure.evaluate import bootstrap_ci  # noqa: E402
 from baa_core.measure.evaluate import evaluate  # noqa: E402
 from baa_core.methods.adaptive import calibrate  # noqa: E402
 from baa_core.model.gates import heads_for_budget  # noqa: E402

@@ -238,6 +238,26 @@ def test_train_and_sweep_json_for_an_adaptive_checkpoint(adaptive_checkpoint, ca
     assert rows[0]["est_cost"] <= rows[1]["est_cost"]
 
 
+def test_bench_update_card_times_an_adaptive_model_per_input(adaptive_checkpoint, tmp_path, capsys):
+    """``bench --update-card`` on a per-input model: each of the card's adaptive rows gets batch-1
+    latency with an interval and the measured / FLOP-predicted ratio; the command is recorded."""
+    import shutil
+
+    from baa_core.cli import main
+
+    folder = tmp_path / "m"
+    shutil.copytree(adaptive_checkpoint, folder)
+    budgets = [r["budget"] for r in json.loads((folder / "card.json").read_text())["sweeps"]["adaptive"]]
+    assert main(["bench", str(folder), "--update-card", "--latency-inputs", "3"]) == 0
+    assert f"updated the latency columns of {len(budgets)} rows" in capsys.readouterr().out
+    card = json.loads((folder / "card.json").read_text())
+    assert "bench" in card["latency"]["command"] and card["latency"]["environment"]
+    for r in card["sweeps"]["adaptive"]:
+        assert r["latency_inputs"] == 3 and r["speedup"] > 0 and r["latency_ratio_to_flop_model"] > 0
+        lo, hi = r["speedup_ci"]
+        assert lo <= r["speedup"] <= hi
+
+
 def _shipped_adaptive():
     from pathlib import Path
 

@@ -108,6 +108,14 @@ def _warm_caches() -> None:
                     live_panel.points_cached(path, version, False, ckpt, None)
                 continue
             data = eval_data(path, version, ckpt)
+            from . import adaptive_panels
+
+            if adaptive_panels.applies(ckpt.model):
+                if data.live_accuracy_auto:  # the explorer's live sample at every budget its panel stops at
+                    for row in (ckpt.typed_card.as_dict().get("sweeps") or {}).get("adaptive") or []:
+                        if row.get("budget") is not None:
+                            adaptive_panels.live_point(path, version, float(row["budget"]), ckpt, data)
+                continue
             if slides and data.live_accuracy_auto:
                 # Every operating point's live accuracy, from the top down: a page measuring the same points
                 # from the bottom up meets this thread half way, the two on two cores (each computed once).
