@@ -119,7 +119,7 @@ def test_the_inspector_draws_s_of_b_per_block_and_other_pages_get_a_budget(env, 
         assert len(a["mask"]) == 8 and len(a["s"]) == 2 and sum(a["probs"]) == pytest.approx(1, abs=1e-3)
     heads = [sum(a["mask"]) for a in data["input"]["at"]]
     assert heads == sorted(heads) and heads[0] < heads[-1]  # s_i(b) never falls as b rises: nor do its heads
-    assert any("over every b" in m.value for m in at.markdown)  # the s(b) curves
+    assert any("<svg" in m.value and "s(b) per block" in m.value for m in at.markdown)  # the s(b) curves
     sq = [h.proto.body for h in at.get("html") if "budget s" in h.proto.body]  # what each block chose, as a table
     assert sq and sq[0].count("<tr>") == 3 and "✓" in sq[0]
     def no_model_run(*args, **kwargs):

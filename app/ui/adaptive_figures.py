@@ -130,6 +130,54 @@ def render_s_curves(curves: dict, budget: float | None = None) -> go.Figure:
     return _layout(fig, 330)
 
 
+def render_s_curves_svg(curves: dict, width: int = 620, height: int = 300) -> str:
+    """``render_s_curves`` (without the b marker) as one SVG string: s(b) of each block (solid) and the share of
+    heads it runs (dashed steps, ceil(s·H)/H) over b, and s = b. SVG, not plotly: it sits in the inspector's
+    fragment, which every release of the slider reruns, and a plotly chart there re-renders on each release."""
+    from html import escape
+
+    bs, H = curves["budgets"], curves["n_heads"]
+    L_, R, T, B = 44, 12, 10, 40
+    n = len(curves["s"])
+    legend_rows = (n + 1 + 2) // 3
+    Ht = height + 20 * legend_rows
+    pw, ph = width - L_ - R, height - T - B
+    X = lambda x: L_ + pw * x  # noqa: E731
+    Y = lambda y: T + ph * (1 - y / 1.02)  # noqa: E731
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {Ht}' width='100%' style='max-width:{width}px;"
+           f"font-family:sans-serif;font-size:11px' role='img' aria-label='s(b) per block'>",
+           f"<rect x='0' y='0' width='{width}' height='{Ht}' fill='white'/>"]
+    for t in (0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        out.append(f"<line x1='{X(t):.1f}' x2='{X(t):.1f}' y1='{T}' y2='{T + ph}' stroke='#eee'/>"
+                   f"<line x1='{L_}' x2='{L_ + pw}' y1='{Y(t):.1f}' y2='{Y(t):.1f}' stroke='#eee'/>"
+                   f"<text x='{X(t):.1f}' y='{T + ph + 14}' text-anchor='middle' fill='#555'>{t:g}</text>"
+                   f"<text x='{L_ - 6}' y='{Y(t) + 4:.1f}' text-anchor='end' fill='#555'>{t:g}</text>")
+    out.append(f"<text x='{L_ + pw / 2}' y='{T + ph + 32}' text-anchor='middle' fill='#333'>requested budget b</text>"
+               f"<text transform='translate(12 {T + ph / 2}) rotate(-90)' text-anchor='middle' fill='#333'>s(b) and share of heads</text>"
+               f"<rect x='{L_}' y='{T}' width='{pw}' height='{ph}' fill='none' stroke='#ccc'/>"
+               f"<line x1='{X(0):.1f}' y1='{Y(0):.1f}' x2='{X(1):.1f}' y2='{Y(1):.1f}' stroke='#adb5bd' stroke-dasharray='2 3'/>")
+    legend = []
+    for layer, (sv, k) in enumerate(zip(curves["s"], curves["heads"])):
+        color = PHASE_PALETTE[layer % len(PHASE_PALETTE)]
+        pts = " ".join(f"{X(b):.1f},{Y(v):.1f}" for b, v in zip(bs, sv))
+        steps = []
+        for i, (b, kk) in enumerate(zip(bs, k)):
+            steps.append(f"{X(b):.1f},{Y(kk / H):.1f}")
+            if i + 1 < len(bs):
+                steps.append(f"{X(bs[i + 1]):.1f},{Y(kk / H):.1f}")
+        tip = escape(f"block {layer}: s from {sv[0]:.3f} to {sv[-1]:.3f}; heads {k[0]} to {k[-1]} of {H}")
+        out.append(f"<polyline points='{pts}' fill='none' stroke='{color}' stroke-width='2'><title>{tip}</title></polyline>"
+                   f"<polyline points='{' '.join(steps)}' fill='none' stroke='{color}' stroke-width='1.5' stroke-dasharray='5 3'/>")
+        legend.append((color, f"block {layer}"))
+    legend.append(("#adb5bd", "s = b"))
+    for i, (color, label) in enumerate(legend):
+        lx, ly = L_ + (i % 3) * (pw / 3), height + 4 + 20 * (i // 3)
+        out.append(f"<line x1='{lx:.1f}' x2='{lx + 18:.1f}' y1='{ly}' y2='{ly}' stroke='{color}' stroke-width='2'/>"
+                   f"<text x='{lx + 24:.1f}' y='{ly + 4}' fill='#333'>{escape(label)}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
 def render_s_by_marks(rows: list[dict], budget: float | None = None) -> go.Figure:
     """Mean s by number of marks at each budget of the card (synthetic_marks): one line per count."""
     fig = go.Figure()

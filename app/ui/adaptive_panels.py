@@ -116,9 +116,9 @@ def explorer(sel, data) -> None:
 
 
 def inspector_panel(sel, text: str, budget: float, ins) -> None:
-    """What each block chose for this input at b (an HTML table: it follows every release), and s(b) per block as
-    a curve over b. The curves do not depend on b, so the plotly chart stays as it is when the slider is released
-    (the live panel above marks the current b on its own s(b))."""
+    """What each block chose for this input at b (an HTML table), and s(b) per block as a curve over b (SVG; the
+    live panel above marks the current b on its own s(b)). Both are drawn in about a millisecond: the fragment
+    they sit in reruns on every release of the slider."""
     left, right = st.columns([1, 1])
     with left:
         st.markdown(f"**What each block chose for this input at b = {budget:.2f}**")
@@ -129,5 +129,4 @@ def inspector_panel(sel, text: str, budget: float, ins) -> None:
         except ValueError:
             return  # the page has already said what is wrong with the text
         st.markdown("**This input's budget per block over every b** (solid: s(b); dashed: heads it runs)")
-        st.plotly_chart(adaptive_figures.render_s_curves(curves, None), key="inspector_adaptive_curves",
-                        config=figures.EXPORT_CONFIG)
+        st.markdown(adaptive_figures.render_s_curves_svg(curves), unsafe_allow_html=True)
