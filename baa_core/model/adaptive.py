@@ -100,12 +100,14 @@ class BudgetCalibration(nn.Module):
         self.set_table(table or [])
 
     def set_table(self, table: list[list[float]]) -> None:
+        # Computed on the CPU, then moved: on the meta device (a skeleton built to check a checkpoint's shapes)
+        # log / cummax run through Python reference kernels whose first use imports ~1 s of torch internals.
         dev = self.knots.device
-        b = torch.tensor([float(r[0]) for r in table], dtype=torch.float64, device=dev)
-        c = torch.tensor([float(r[1]) for r in table], dtype=torch.float64, device=dev)
+        b = torch.tensor([float(r[0]) for r in table], dtype=torch.float64, device="cpu")
+        c = torch.tensor([float(r[1]) for r in table], dtype=torch.float64, device="cpu")
         x = budget_logit(b)
         u = (x + c).cummax(0).values if len(table) else x + c  # rounding never makes u step down
-        self.knots, self.values = x.float(), u.float()
+        self.knots, self.values = x.float().to(dev), u.float().to(dev)
         self.table = [[float(v), float(w)] for v, w in table]
 
     def forward(self, budget: torch.Tensor) -> torch.Tensor:
