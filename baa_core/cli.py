@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="CPU latency of dense vs sliced at several budgets, and the FLOP bound")
     p.add_argument("model", help="checkpoint folder")
-    p.add_argument("--budgets", type=_floats, default=[0.25, 0.5, 0.75])
+    p.add_argument("--budgets", type=_floats, default=None,
+                   help="default 0.25,0.5,0.75; adaptive models with --update-card: only the card's rows at these budgets")
     p.add_argument("--threads", type=_positive_int, default=1)
     p.add_argument("--batch-size", type=_positive_int, default=8)
     p.add_argument("--n-batches", type=_positive_int, default=16)
@@ -175,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--update-card", action="store_true",
                    help="time every head layout in the card's sweeps and write the latency columns back into card.json")
+    p.add_argument("--latency-inputs", type=_positive_int, default=100,
+                   help="adaptive models: test inputs timed at batch 1 per budget (each runs its own heads)")
     _data_args(p)
 
     p = sub.add_parser("analyze", help="BudgetFormer: s by complexity, block x class, entropy of q, ablations, "
@@ -445,7 +448,9 @@ def cmd_bench(args) -> int:
 
     ckpt, prep = _load_for_eval(args)
     cfg = ckpt.config
-    b = bench_layouts(ckpt, prep, args.budgets, from_card=args.update_card, batch_size=args.batch_size,
+    if cfg.gating == "adaptive":  # per-input heads: batch-1 structural path per input, beside dense
+        return _bench_per_input(args, ckpt, prep)
+    b = bench_layouts(ckpt, prep, args.budgets or [0.25, 0.5, 0.75], from_card=args.update_card, batch_size=args.batch_size,
                       n_batches=args.n_batches, rounds=args.rounds, threads=args.threads)
     print(f"{ckpt.name}: {b['batches']} batches of {args.batch_size} test examples (mean padded length "
           f"{b['mean_padded_length']:.1f}), {args.threads} thread(s), {args.rounds} shuffled rounds; speedup = median of "
@@ -461,6 +466,31 @@ def cmd_bench(args) -> int:
             print(json.dumps(r))
     if args.update_card:
         n = write_latency_to_card(args.model, ckpt, b, _command())
+        print(f"updated the latency columns of {n} rows in {args.model}/card.json")
+    return 0
+
+
+def _bench_per_input(args, ckpt, prep) -> int:
+    from .pipeline import bench_per_input, write_per_input_latency_to_card
+
+    budgets = args.budgets or (None if args.update_card else [0.25, 0.5, 0.75])  # None: every budget in the card
+    rows = bench_per_input(ckpt, prep, budgets, n_inputs=args.latency_inputs, threads=args.threads,
+                           progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"{ckpt.name}: {rows[0]['latency_inputs']} test inputs at batch 1, {args.threads} thread(s); each input runs "
+          f"only its own heads (structural path) beside the dense model on the same input; medians over inputs, "
+          f"[95% bootstrap interval of the median]")
+    print(f"{'budget':>7} {'cost':>6} {'ms':>8} {'dense ms':>9} {'speedup':>8} {'95% CI':>16} {'flop_bound':>10} "
+          f"{'measured/predicted':>19}")
+    for r in rows:
+        ci, rc = r["speedup_ci"], r["latency_ratio_ci"]
+        print(f"{r['budget']:7.2f} {r['est_cost']:6.3f} {r['latency_ms']:8.3f} {r['dense_latency_ms']:9.3f} "
+              f"{r['speedup']:8.3f} {f'[{ci[0]:.3f}, {ci[1]:.3f}]':>16} {r['flop_speedup']:10.3f} "
+              f"{r['latency_ratio_to_flop_model']:8.3f} [{rc[0]:.3f}, {rc[1]:.3f}]")
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    if args.update_card:
+        n = write_per_input_latency_to_card(args.model, ckpt, rows, _command())
         print(f"updated the latency columns of {n} rows in {args.model}/card.json")
     return 0
 

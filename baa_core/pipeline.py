@@ -677,6 +677,38 @@ def bench_layouts(ckpt: Checkpoint, prep: Prepared, budgets: list[float], *, fro
             "rounds": rounds, "mean_padded_length": sum(lengths) / len(lengths), "threads": threads}
 
 
+def bench_per_input(ckpt: Checkpoint, prep: Prepared, budgets: list[float] | None, *, n_inputs: int = 100,
+                    threads: int = 1, progress=None) -> list[dict]:
+    """An adaptive model's latency at each budget (the card's sweep budgets when ``budgets`` is None):
+    every sampled test input runs only its own heads (structural path, batch 1) beside the dense model
+    on the same input; accuracy and realised cost from the batched masked path, as ``sweep``."""
+    from .measure.adaptive import adaptive_sweep
+
+    if budgets is None:
+        budgets = sorted({float(r["budget"]) for r in (ckpt.card.get("sweeps") or {}).get("adaptive", [])})
+    if not budgets:
+        raise ValueError(f"{ckpt.name}'s card has no adaptive sweep rows to time; pass --budgets")
+    return adaptive_sweep(ckpt.model, prep.test, budgets, latency_examples=n_inputs, threads=threads, progress=progress)
+
+
+def write_per_input_latency_to_card(folder: str | Path, ckpt: Checkpoint, rows: list[dict], command: str) -> int:
+    """Write ``bench_per_input``'s latency columns into the card's adaptive rows of the same budget."""
+    keys = ("latency_ms", "dense_latency_ms", "speedup", "speedup_ci", "speedup_spread", "flop_speedup",
+            "latency_ratio_to_flop_model", "latency_ratio_ci", "latency_inputs", "latency_protocol", "threads")
+    by_budget = {round(r["budget"], 6): r for r in rows}
+    n = 0
+    for r in (ckpt.card.get("sweeps") or {}).get("adaptive", []):
+        m = by_budget.get(round(float(r["budget"]), 6))
+        if m is not None:
+            r.update({k: m.get(k) for k in keys})
+            n += 1
+    ckpt.card["latency"] = {"command": command, "environment": environment(),
+                            "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+                            "protocol": rows[0].get("latency_protocol") if rows else None}
+    update_card(folder, ckpt.card)
+    return n
+
+
 def timed_rows(card: dict) -> list[dict]:
     """The card's rows that can be timed: a structural head layout (a closed layer, the no-attention
     control, has no sliced model to time)."""

@@ -71,7 +71,8 @@ def method_epochs(method: str, tcfg: TrainConfig) -> float:
     gated = tcfg.budget_epochs + tcfg.hard_epochs
     return float(tcfg.dense_epochs + {"dense": 0.0, "posthoc": 0.0, "baa": gated, "static": gated, "dense_equal": gated,
                                       "no_attention": gated, "recovery": tcfg.recovery_epochs,
-                                      "budgetformer": tcfg.bf_epochs}.get(method, 0.0))
+                                      "budgetformer": tcfg.bf_epochs,
+                                      "adaptive": tcfg.ad_epochs + tcfg.ad_hard_epochs}.get(method, 0.0))
 
 
 def after_warm_start_epochs(method: str, tcfg: TrainConfig) -> float:
@@ -330,6 +331,14 @@ def trained_on(device: str) -> dict:
     return out
 
 
+def _control_accuracy(entry) -> float | None:
+    """A control's accuracy: an entry {"accuracy": ...} (every card written since issue 11), or a bare
+    number (earlier adaptive cards)."""
+    if isinstance(entry, dict):
+        return entry.get("accuracy")
+    return float(entry) if isinstance(entry, (int, float)) and not isinstance(entry, bool) else None
+
+
 def controls_table(cards: list[dict]) -> list[dict]:
     """One row per card with controls: the model's own accuracy at budget 0.5 (or its only row), and the
     no-attention and chance controls beside it (what attention carries on that task at all)."""
@@ -341,11 +350,11 @@ def controls_table(cards: list[dict]) -> list[dict]:
         sweeps = card.get("sweeps") or {}
         own = next((r for r in sweeps.get(card.get("method"), []) if abs(r.get("budget", 1.0) - 0.5) < 1e-9), None)
         own = own or (sweeps.get(card.get("method")) or [None])[0]
-        pick = lambda e: None if not e else e.get("accuracy")  # noqa: E731
+        chance_levels = c.get("chance") if isinstance(c.get("chance"), dict) else {}
         rows.append({"model": card.get("name"), "task": card.get("task"), "method": card.get("method"),
                      "accuracy (method)": own.get("accuracy") if own else None,
-                     "every head closed (evaluated)": pick(c.get("no_attention_eval")),
-                     "trained with no attention": pick(c.get("no_attention_trained")),
-                     "chance (majority class)": (c.get("chance") or {}).get("majority_class_accuracy"),
-                     "chance (1/C)": (c.get("chance") or {}).get("uniform")})
+                     "every head closed (evaluated)": _control_accuracy(c.get("no_attention_eval")),
+                     "trained with no attention": _control_accuracy(c.get("no_attention_trained")),
+                     "chance (majority class)": chance_levels.get("majority_class_accuracy"),
+                     "chance (1/C)": chance_levels.get("uniform")})
     return rows

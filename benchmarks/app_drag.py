@@ -1,10 +1,12 @@
 """The live budget panel under a dragging mouse, on every shipped model, measured in headless Chromium.
 
-For each shipped model with a budget (BAA, static gates), on the Budget explorer page (``--page inspector``:
+For each shipped model with a budget knob (BAA, static gates; adaptive, whose panel draws its card's budgets), on
+the Budget explorer page (``--page inspector``:
 the Per-input inspector, whose panel also moves the default text's class probabilities):
 
 1. Drag: the mouse presses the slider at the low end of the trained range, moves to the high end and back
-   (one move every 8 ms, trusted DevTools mouse events, ~300 moves), without releasing. Measured from the
+   (one move every 8 ms on the clock, trusted DevTools mouse events sent without waiting for each answer, as a
+   real mouse does; ~300 moves), without releasing. Measured from the
    panel's own counters: how often it redrew (``frames_per_s``: redraws / drag time), the gaps between
    redraws (``p95_frame_ms``), and the rerun requests the browser sent to the Streamlit server during the
    drag (``reruns_during_drag``: messages on the app's socket, hooked before the app loads). Also reported: the
@@ -59,10 +61,11 @@ def measure_model(driver, url: str, model: str, releases: int, rng: random.Rando
 
     # 1. the drag, not released
     before, w0 = pd.stats(driver, panel), pd.watch(driver)
-    driver.execute_script("window.__baaWatch.startRaf();")
+    driver.execute_script("window.__baaWatch.startRaf(); window.__baaWatch.inputs = [];")
     t = pd.drag(driver, rect, pd.sweep_path(lo, hi, 150), step_ms=8.0, release=False)
     w1 = pd.watch(driver)  # before the release: every message sent so far was sent during the drag
     raf = driver.execute_script("return window.__baaWatch.stopRaf();")
+    inputs = [x for x in driver.execute_script("return window.__baaWatch.inputs;") if t["press"] <= x <= t["release"]]
     after = pd.stats(driver, panel)
     redraws = after["t"][len(before["t"]):]
     shown = after["shown"][len(before["shown"]):]
@@ -83,6 +86,11 @@ def measure_model(driver, url: str, model: str, releases: int, rng: random.Rando
         "raf_frames_per_s": round(1000 * len(raf) / drag_ms, 1) if drag_ms > 0 else None,
         "raf_p95_ms": round(pd.percentile(_gaps(raf), 0.95), 1),
         "render_ms_p95": round(pd.percentile(render_ms, 0.95), 2),
+        # what the panel was given: the page's input events during the drag (Chromium coalesces mouse moves to at
+        # most one per frame), and how far behind its clock the benchmark sent a move (a busy machine)
+        "input_events_per_s": round(1000 * len(inputs) / drag_ms, 1) if drag_ms > 0 else None,
+        "input_p95_gap_ms": round(pd.percentile(_gaps(inputs), 0.95), 1),
+        "mouse_late_ms_max": round(t["late_ms"], 1),
     }
 
     # 2. release -> final, the long drag's release and short drags to random budgets
@@ -132,7 +140,7 @@ def main() -> int:
         pd.install_ws_hook(driver)
         for model in wanted:
             entry = next((e for e in entries if e.id == model), None)
-            if entry is None or entry.card.get("method") not in ("baa", "static"):
+            if entry is None or entry.card.get("method") not in ("baa", "static", "adaptive"):
                 r = {"model": model, "frames_per_s": None, "p95_frame_ms": None, "reruns_during_drag": None,
                      "release_to_final_ms_p95": None,
                      "note": "not a shipped model" if entry is None else "no global budget slider (BudgetFormer picks heads per input)"}

@@ -193,7 +193,7 @@ def run(model: str, steps: int, paths, shots: Path | None, text: str | None = No
             t = time.perf_counter()
             if new_page:
                 driver.execute_script("window.__baaPhases = [];")
-            slider.send_keys(Keys.ARROW_RIGHT if target > budget else Keys.ARROW_LEFT)
+            bs.press_keys(driver, slider, Keys.ARROW_RIGHT if target > budget else Keys.ARROW_LEFT)  # a keyboard user's step
             state = wait_drawn(driver, state)
             ms = 1000 * (time.perf_counter() - t)
             if new_page:

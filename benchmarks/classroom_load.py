@@ -8,9 +8,12 @@ a timeout, the server is stopped at the end, a training started here is cancelle
 
 Phases (each session is one websocket, with its own budget):
 
-1. cold start: a fresh ``streamlit run`` (empty caches); as soon as its port answers (or ``--arrive-after``
+1. cold start: a fresh ``streamlit run`` (empty caches, in memory and on disk: ``BAA_CACHE_DIR`` is a new
+   empty folder unless ``--cache-dir`` names one); as soon as its port answers (or ``--arrive-after``
    seconds later: the server warms its caches from its start), all sessions open the explorer at once
-   (``?model=...``). Per session: seconds until its first page run finished.
+   (``?model=...``). Per session: seconds until its first page run finished. Phase ``restart`` (after the
+   others): the server is stopped and started again on the same cache folder (what a restart finds on
+   disk: the live accuracies measured by the first server), and a new class arrives the same way.
 2. slider load: each session moves its slider ``--moves`` times (0.05 steps, a short think time between
    moves, ending at its own budget); release -> final = from sending the new value to the end of the
    rerun it causes (every delta received). At the end each session's accuracy, estimated cost and
@@ -24,7 +27,7 @@ Phases (each session is one websocket, with its own budget):
 The driver touches the budget in one place, ``set_budget``: if the explorer's slider is replaced (a
 Components v2 panel), only that function changes.
 
-    python benchmarks/classroom_load.py [--sessions 30] [--moves 8] [--data card|live] [--phases cold,load,train]
+    python benchmarks/classroom_load.py [--sessions 30] [--moves 8] [--data card|live] [--phases cold,load,train,restart]
 
 Prints one JSON object. Nothing is asserted; "goals_met" compares with the issue's goals.
 """
@@ -392,6 +395,12 @@ def live_expected(model_dir: Path, budgets: list[float]) -> dict:
     return {b: compute.live_accuracy(ckpt.model, prep.test, sample, compute.operating_point(ckpt.model, b)) for b in budgets}
 
 
+def panel_live(s: Session) -> list:
+    """The live-sample accuracy at every operating point of the session's panel (None where it has none)."""
+    panel = live_panel(s)
+    return [(p.get("live") or {}).get("v") for p in panel[1].get("points", [])] if panel else []
+
+
 def check_session(s: Session, budget: float, sweep_row: dict, expected: dict) -> list[str]:
     """Mismatches between what this session shows and what its own budget should show: heads and cost from
     ``sweep --json``, accuracy from the card's row (``expected["card"]``) or the live sample (``["live"]``)."""
@@ -495,7 +504,8 @@ async def main_async(args) -> dict:
     model_dir = ROOT / "pretrained" / args.model.split("/", 1)[1] if args.model.startswith("shipped/") else Path(args.model)
     data_dir = args.data_dir or str(ROOT.parent / "shared" / "data")
     user_models = Path(tempfile.mkdtemp(prefix="baa-classroom-"))
-    env = {"BAA_USER_MODELS": str(user_models), "HF_HUB_OFFLINE": "1"}
+    cache_dir = Path(args.cache_dir) if args.cache_dir else Path(tempfile.mkdtemp(prefix="baa-classroom-cache-"))
+    env = {"BAA_USER_MODELS": str(user_models), "HF_HUB_OFFLINE": "1", "BAA_CACHE_DIR": str(cache_dir)}
     if args.data == "card":
         env["BAA_DATA_DIR"] = str(user_models / "no-data")  # no data on hand: the explorer shows the card's numbers
     else:
@@ -515,18 +525,10 @@ async def main_async(args) -> dict:
                                                           if card_acc[b] is not None), 5)
     query = f"model={args.model}"
     log = Path(tempfile.gettempdir()) / "baa_classroom_streamlit.log"
-    t_start = time.perf_counter()
-    proc, port, port_s = start_server(env, log)
+    result["cache_dir"] = str(cache_dir)
+    proc, port, sessions, result["cold_start"] = await arrive_at_start(env, log, args, query, cache_dir)
+    first_live = panel_live(sessions[0])
     try:
-        if args.arrive_after:  # the server was started before the class: it warms its caches meanwhile
-            await asyncio.sleep(args.arrive_after)
-        arrive_cpu = cpu_s(proc.pid)
-        sessions, firsts = await open_sessions(args.sessions, port, query)
-        result["cold_start"] = {"port_open_s": _r(port_s, 2), "sessions_arrived_after_port_open_s": args.arrive_after,
-                                "server_cpu_s_before_arrival": _r(arrive_cpu, 2), "first_page_s": summary(firsts),
-                                "all_within_goal": max(firsts) < GOALS["cold_first_page_s"],
-                                "server_start_to_last_first_page_s": _r(time.perf_counter() - t_start, 2),
-                                "server_cpu_s_until_then": _r(cpu_s(proc.pid), 2)}
         result["memory_before"] = rss_mb(proc.pid)
         if "load" not in args.phases:
             raise _Done
@@ -565,14 +567,21 @@ async def main_async(args) -> dict:
         for s in sessions:
             await s.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
+    if "restart" in args.phases:  # the same server again, on the cache folder the first one filled
+        proc, _, again, result["restart"] = await arrive_at_start(env, log, args, query, cache_dir)
+        # What the restarted server shows must be what the first one measured: the same live accuracy at every point.
+        result["restart"]["sessions_showing_first_start_live_accuracies"] = sum(
+            panel_live(s) == first_live and bool(first_live) for s in again)
+        result["errors"].update({f"restart/{s.name}": s.errors for s in again if s.errors})
+        for s in again:
+            await s.close()
+        stop_server(proc)
     result["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     result["goals_met"] = {"cold_start_all_first_pages_under_15s": result["cold_start"]["all_within_goal"],
                            "no_errors": not result["errors"]}
+    if "restart" in result:
+        result["goals_met"]["restart_all_first_pages_under_15s"] = result["restart"]["all_within_goal"]
     if "slider" in result:
         result["goals_met"]["slider_p95_under_1s"] = (result["slider"]["p95_s"] or 99) < GOALS["slider_p95_s"]
         result["goals_met"]["every_session_its_own_numbers"] = not result["own_numbers"]["sessions_with_mismatch"]
@@ -581,6 +590,37 @@ async def main_async(args) -> dict:
             "slider_p95_during_training_s"]
         result["goals_met"]["second_training_queued_with_position"] = bool(result["while_training"]["second_request_told"])
     return result
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def arrive_at_start(env: dict, log: Path, args, query: str, cache_dir: Path) -> tuple:
+    """Start the server and let the class arrive (at once, or ``--arrive-after`` s after the port opened);
+    returns (process, port, sessions, the cold-start measurements)."""
+    cached = sorted(p.name for p in (cache_dir / "live").glob("*.json")) if (cache_dir / "live").is_dir() else []
+    t_start = time.perf_counter()
+    proc, port, port_s = start_server(env, log)
+    try:
+        if args.arrive_after:  # the server was started before the class: it warms its caches meanwhile
+            await asyncio.sleep(args.arrive_after)
+        arrive_cpu = cpu_s(proc.pid)
+        sessions, firsts = await open_sessions(args.sessions, port, query)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc, port, sessions, {
+        "live_cache_files_at_start": len(cached), "port_open_s": _r(port_s, 2),
+        "sessions_arrived_after_port_open_s": args.arrive_after, "server_cpu_s_before_arrival": _r(arrive_cpu, 2),
+        "first_page_s": summary(firsts),
+        "all_within_goal": max(firsts) < GOALS["cold_first_page_s"],
+        "server_start_to_last_first_page_s": _r(time.perf_counter() - t_start, 2),
+        "server_cpu_s_until_then": _r(cpu_s(proc.pid), 2)}
 
 
 class _Done(Exception):
@@ -595,7 +635,10 @@ def main() -> int:
     p.add_argument("--data", choices=["card", "live"], default="live",
                    help="live: the test data is on hand (the explorer recomputes accuracy on its sample); card: none is")
     p.add_argument("--data-dir", default=None, help="folder with ag_news/ (default: ../shared/data)")
-    p.add_argument("--phases", default="cold,load,train")
+    p.add_argument("--phases", default="cold,load,train",
+                   help="cold (always), load, train, restart: a second start on the cache folder the first one filled")
+    p.add_argument("--cache-dir", default=None,
+                   help="the servers' BAA_CACHE_DIR (default: a new empty folder, so the first start is truly cold)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--arrive-after", type=float, default=0.0,
                    help="seconds between the server's port opening and the sessions arriving (0: at once, empty caches)")

@@ -308,6 +308,52 @@ def claims(cards: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
+def adaptive_table(cards: dict[str, dict]) -> str:
+    """Issue 10's goals, one row per adaptive card: equal-cost comparison with BAA over the card's seeds,
+    tracking, monotonicity, s by complexity and the batch-1 per-input latency."""
+    lines = ["| model (seeds) | realised cost 0.25: adaptive vs BAA, difference | realised cost 0.50: adaptive vs BAA, "
+             "difference | worst \\|realised − b\\| (b ≥ floor) | monotone s_i(b): decreases over (input, block) pairs, per seed | Spearman ρ(complexity, s) at b = 0.3 / 0.5 "
+             "| batch-1 per input at b = 0.25 / 0.5: speedup; measured / FLOP model |", "|---|---|---|---|---|---|---|"]
+    for name, card in cards.items():
+        comp = card.get("comparison") or {}
+        if card.get("method") != "adaptive" or not comp.get("summary"):
+            continue
+        seeds = card.get("seeds") or []
+        cells = []
+        for b in (0.25, 0.5):
+            sm = next((r for r in comp["summary"] if abs(r["budget"] - b) < 1e-9), None)
+            if sm is None:
+                cells.append("-")
+                continue
+            sd = lambda k: "" if sm.get(k + "_std") is None else f" ± {100 * sm[k + '_std']:.2f}"  # noqa: E731
+            cells.append(f"{100 * sm['adaptive_accuracy']:.2f}{sd('adaptive_accuracy')} vs {100 * sm['baa_accuracy']:.2f}"
+                         f"{sd('baa_accuracy')}%; {100 * sm['difference']:+.2f} pt{sd('difference')} ({sm['verdict'].split(': ', 1)[-1]})")
+        analyses = comp.get("analyses") or ([comp["analysis"]] if comp.get("analysis") else [])
+        track, mono, rho = [], [], []
+        tr = (card.get("adaptive") or {}).get("tracking") or {}  # the shipped seed's full tracking table
+        floor = (tr.get("floor") or {}).get("min_realised", 0.0)
+        reachable = [r for r in tr.get("rows", []) if r["budget"] >= floor]
+        if reachable:
+            w = max(reachable, key=lambda r: abs(r["realised_gap"]))
+            track.append(f"{abs(w['realised_gap']):.3f} (b = {w['budget']:g}, seed {card.get('weights_seed', 0)}"
+                         + (f"; below the floor {floor:.3f}, b = 0.1 realises {floor:.3f}" if floor > 0.1 else "") + ")")
+        for a in analyses:
+            m = a.get("monotone") or {}
+            mono.append(f"{m.get('s_decreases', '?')} of {m.get('pairs', '?')}")
+            by_c = {round(x["budget"], 2): x.get("spearman_rho") for x in (a.get("s_by_complexity") or [])}
+            rho.append(" / ".join("-" if by_c.get(b) is None else f"{by_c[b]:.2f}" for b in (0.3, 0.5)))
+        lat = []
+        for b in (0.25, 0.5):
+            r = row_at(card, "adaptive", b) or row_at(card, "adaptive", 0.2 if b == 0.25 else b)
+            if r and r.get("speedup") is not None and r.get("latency_ratio_to_flop_model") is not None:
+                lat.append(f"b = {r['budget']:g}: {speed(r)}; {r['latency_ratio_to_flop_model']:.2f}"
+                           + (f" [{r['latency_ratio_ci'][0]:.2f}, {r['latency_ratio_ci'][1]:.2f}]" if r.get("latency_ratio_ci") else "")
+                           + f" ({r.get('latency_inputs')} inputs)")
+        lines.append(f"| `{name}` ({len(seeds)}) | {cells[0]} | {cells[1]} | {'; '.join(track)} | decreases: {'; '.join(mono)} "
+                     f"| {'; '.join(rho)} | {'; '.join(lat) or 'not timed'} |")
+    return "\n".join(lines)
+
+
 def readme_block(cards: dict[str, dict]) -> str:
     ruled = [n for n, c in cards.items() if c.get("selection")]
     pre = [n for n, c in cards.items() if not c.get("selection")]
@@ -318,6 +364,13 @@ def readme_block(cards: dict[str, dict]) -> str:
              "### Headline: the paper vs here", "",
              "Printed by `python benchmarks/report.py --headline`. Unlike metrics sit in separate cells and say what "
              "they are; MiniLM is not BERT-Mini.", "", headline(cards), "",
+             "### Adaptive vs BAA at equal realised cost (issue 10)", "",
+             "Printed from the adaptive cards' `comparison` (made by `benchmarks/adaptive_vs_baa.py`: one dense warm "
+             "start per seed, BAA and adaptive both trained from it for the same epochs, BAA evaluated at the hard "
+             "budget keeping as many heads as adaptive runs on average; test split; mean ± sd over seeds, and per "
+             "seed the paired bootstrap verdict). Complexity = the dense warm-start model's loss on the true label "
+             "(a separate model). Floor = one head per block. Latency: `bench --update-card` (batch 1, each input "
+             "runs only its own heads, 1 thread, beside the dense model on the same input).", "", adaptive_table(cards), "",
              "### Full tables (from the shipped cards)", "",
              "Printed by `python benchmarks/report.py`; each card names the commands that produced it.", "",
              "<details><summary>Every shipped model's card, as tables (click to open)</summary>", ""]

@@ -8,6 +8,8 @@
     root/pretrained/tiny-bf       BudgetFormer controllers, card with baa_core.measure.analysis data
     root/user_models/broken       a corrupt checkpoint (garbage weights, truncated config.json)
 
+``build_adaptive(folder)`` writes a tiny adaptive model (per-input heads under one budget knob) on its own.
+
 The models are untrained (random weights, seeded): the tests check that the app shows what the
 library computes, not that the models are good. Sweeps and analyses in the cards are measured by
 baa_core on a small synthetic test set, like a real card.
@@ -98,3 +100,50 @@ def csv_bytes(n: int = 60, columns=("text", "label")) -> bytes:
         pool, label = (sports, "sports") if i % 2 == 0 else (money, "business")
         lines.append(f"{pool[i % 4]} {i},{label}")
     return ("\n".join(lines) + "\n").encode()
+
+
+def build_adaptive(folder: Path) -> Path:
+    """A tiny untrained adaptive model (per-input heads under one budget knob) on the synthetic_marks task (its
+    data is generated, so the live sample exists), with a card made by ``adaptive_sweep`` at b = 0.25, 0.5, 0.75."""
+    from baa_core.io.data import iterate_batches, load_task
+    from baa_core.measure.adaptive import adaptive_sweep, tracking
+    from baa_core.methods.adaptive import calibrate
+
+    data = load_task("synthetic_marks", max_train=200, max_test=200)
+    tok = WordTokenizer(synthetic_vocab("synthetic_marks"), lowercase=False)
+    test, val = encode(data.test, tok, 16), encode(data.val, tok, 16)
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=len(tok), n_classes=len(data.label_names), d_model=32, n_heads=4, n_layers=2, d_ffn=32,
+                      max_len=16, dropout=0.0, labels=list(data.label_names), gating="adaptive", controller_hidden=8)
+    model = BudgetedClassifier(cfg).eval()
+    with torch.no_grad():  # inputs differ in s
+        for c in model.controllers:
+            c.budget_out.weight.normal_(0, 1.0)
+    calibrate(model, iterate_batches(val, 64))
+    rows = adaptive_sweep(model, test, [0.25, 0.5, 0.75], latency_examples=2)
+    card = {"name": folder.name, "task": "synthetic_marks", "method": "adaptive", "model_kind": "word",
+            "base_model": None, "architecture": "2 layers x 4 heads, d=32", "labels": list(data.label_names),
+            "data": data.source, "sweeps": {"adaptive": rows}, "command": "tests/app_fixtures.py (tiny test model)",
+            "created": "2026-01-01", "notes": "untrained test fixture",
+            "adaptive": {"tracking": tracking(model, test, [0.25, 0.5, 0.75, 1.0])}}
+    save_checkpoint(folder, model, tok, card)
+    return folder
+
+
+def build_twelve_heads(pre: Path) -> dict[str, Path]:
+    """Two tiny models with 12 heads per block, MiniLM's width: ``tiny-baa12`` (BAA gates, card with a baa sweep)
+    and ``tiny-dense12`` (no gates). For checking that 12-head grids fit the page."""
+    tok = WordTokenizer(synthetic_vocab(), lowercase=False)
+    test = encode(marked_token_task(32, 16, seed=123), tok, 16)
+    torch.manual_seed(3)
+    baa = BudgetedClassifier(tiny_config(gating="baa", n_heads=12, d_model=48)).eval()
+    with torch.no_grad():
+        baa.gate.intercept.copy_(torch.linspace(-2, 2, 24).reshape(2, 12))
+    arch = {"architecture": "2 layers x 12 heads, d=48, ffn=32, max_len=16"}
+    out = {"baa": pre / "tiny-baa12", "dense": pre / "tiny-dense12"}
+    save_checkpoint(out["baa"], baa, tok, {**_card("tiny-baa12", "baa", {"baa": sweep(baa, test, BUDGETS)}), **arch})
+    dense = BudgetedClassifier(tiny_config(gating="dense", n_heads=12, d_model=48)).eval()
+    save_checkpoint(out["dense"], dense, tok,
+                    {**_card("tiny-dense12", "dense", {"dense": sweep(dense, test, [1.0], method="dense",
+                                                                       mask_for=lambda b: torch.ones(2, 12))}), **arch})
+    return out

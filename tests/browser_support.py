@@ -168,3 +168,13 @@ def error_boxes(driver) -> list[str]:
 
 def severe_console(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+def press_keys(driver, element, *keys) -> None:
+    """Focus ``element`` and press ``keys`` on it. Streamlit's slider keeps its input visually hidden inside the
+    thumb (react-aria), which Selenium's ``send_keys`` refuses as "not interactable"; a keyboard user tabs to
+    it and presses the keys on the focused element, which is what this does."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    driver.execute_script("arguments[0].focus();", element)
+    ActionChains(driver).send_keys(*keys).perform()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
@@ -9,6 +10,9 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The app keeps live accuracies on disk between server starts (app/ui/live_store.py): tests keep theirs
+# in a folder of their own, not in the checkout's .cache/.
+os.environ.setdefault("BAA_CACHE_DIR", tempfile.mkdtemp(prefix="baa-test-cache-"))
 
 from baa_core.model.config import ModelConfig  # noqa: E402
 from baa_core.model.encoder import BudgetedClassifier  # noqa: E402

@@ -4,6 +4,15 @@ Shared by tests/test_live_panel_browser.py and benchmarks/app_drag.py. Mouse eve
 DevTools protocol (``Input.dispatchMouseEvent``): they are trusted events, so the native range input
 moves its thumb and fires ``input`` while dragging and ``change`` on release, as with a real mouse.
 
+A drag's moves are sent on a clock, like a real mouse's, over a DevTools connection of our own to the
+page (``DevToolsMouse``), without waiting for each one to be answered. Sent one at a time through
+Selenium instead, each move waits for an HTTP round trip to chromedriver and for Chromium's answer,
+which comes only after the next animation frame: the mouse then moves at most once per frame, and on a
+busy machine every missed round trip shows up as a 33 ms gap between the panel's redraws that the
+panel did not cause (measured: 16.7 ms per call on an idle page). Chromium itself coalesces a real
+mouse's moves to one ``input`` event per frame; the page's ``input`` events are recorded
+(``window.__baaWatch.inputs``) so a benchmark can print the gaps it was given beside the gaps it drew.
+
 What the page did is read from two places:
 * ``window.__baaLivePanel[<panel id>]``, the panel's own counters (app/static/live_panel/panel.js):
   a timestamp per redraw, the budget shown, render time, commits;
@@ -15,7 +24,9 @@ What the page did is read from two places:
 """
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 
 WS_HOOK = """
 (() => {
@@ -36,7 +47,9 @@ WS_HOOK = """
 
 WATCH = """
 if (!window.__baaWatch) {
-  const w = window.__baaWatch = {last: performance.now(), raf: [], rafOn: false};
+  const w = window.__baaWatch = {last: performance.now(), raf: [], rafOn: false, inputs: []};
+  // every input event the page gets (they are composed: a capturing listener here sees the panel's, in its shadow root)
+  document.addEventListener('input', (e) => { w.inputs.push(e.timeStamp); }, true);
   new MutationObserver(() => { w.last = performance.now(); })
     .observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
   const tick = (t) => { if (w.rafOn) { w.raf.push(t); requestAnimationFrame(tick); } };
@@ -105,23 +118,66 @@ def x_of(rect: dict, budget: float, thumb: float = 16.0) -> float:
     return rect["x"] + thumb / 2 + frac * (rect["w"] - thumb)
 
 
+class DevToolsMouse:
+    """Mouse events sent straight to the page's DevTools socket (Chromium's, at chromedriver's
+    ``debuggerAddress``), pipelined: ``send`` does not wait for the answer; ``flush`` waits for all of them,
+    so whatever is sent afterwards (through Selenium too) comes after every event sent here."""
+
+    def __init__(self, driver):
+        import websocket  # websocket-client, a dependency of selenium
+
+        addr = driver.capabilities["goog:chromeOptions"]["debuggerAddress"]
+        with urllib.request.urlopen(f"http://{addr}/json/list", timeout=10) as r:
+            pages = [t for t in json.load(r) if t.get("type") == "page"]
+        url = driver.current_url
+        page = next((t for t in pages if t.get("url") == url), pages[0])
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        self.sent = self.answered = 0
+
+    def send(self, kind: str, x: float, y: float) -> None:
+        self.sent += 1
+        params = {"type": kind, "x": float(x), "y": float(y), "button": "left", "clickCount": 1,
+                  "buttons": 0 if kind == "mouseReleased" else 1}
+        self.ws.send(json.dumps({"id": self.sent, "method": "Input.dispatchMouseEvent", "params": params}))
+
+    def flush(self) -> None:
+        while self.answered < self.sent:
+            msg = json.loads(self.ws.recv())
+            if "error" in msg:
+                raise RuntimeError(f"DevTools refused a mouse event: {msg['error']}")
+            if "id" in msg:
+                self.answered += 1
+
+    def close(self) -> None:
+        self.ws.close()
+
+
 def drag(driver, rect: dict, path: list[float], step_ms: float = 8.0, release: bool = True) -> dict:
-    """Press at path[0], move through the budgets in ``path`` one mouse move every ``step_ms``, release.
-    Returns page-clock times of the press and the release (performance.now())."""
+    """Press at path[0], move through the budgets in ``path`` one mouse move every ``step_ms`` (on the
+    clock, not waiting for the page), release. Returns page-clock times of the press and of the end of
+    the moves (performance.now()), and ``late_ms``: the latest any move was sent behind its schedule."""
     y = rect["y"]
-    t_press = driver.execute_script("return performance.now();")
-    _mouse(driver, "mousePressed", x_of(rect, path[0]), y)
-    next_at = time.perf_counter()
-    for b in path[1:]:
-        next_at += step_ms / 1000
-        pause = next_at - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
-        _mouse(driver, "mouseMoved", x_of(rect, b), y)
-    t_release = driver.execute_script("return performance.now();")
-    if release:
-        _mouse(driver, "mouseReleased", x_of(rect, path[-1]), y)
-    return {"press": t_press, "release": t_release}
+    mouse = DevToolsMouse(driver)
+    try:
+        t_press = driver.execute_script("return performance.now();")
+        mouse.send("mousePressed", x_of(rect, path[0]), y)
+        start = next_at = time.perf_counter()
+        late = 0.0
+        for b in path[1:]:
+            next_at += step_ms / 1000
+            pause = next_at - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            late = max(late, -pause)
+            mouse.send("mouseMoved", x_of(rect, b), y)
+        mouse.flush()  # every move has reached the page
+        t_release = driver.execute_script("return performance.now();")
+        if release:
+            mouse.send("mouseReleased", x_of(rect, path[-1]), y)
+            mouse.flush()
+    finally:
+        mouse.close()
+    return {"press": t_press, "release": t_release, "late_ms": 1000 * late, "send_ms": 1000 * (next_at - start)}
 
 
 def sweep_path(lo: float, hi: float, steps: int) -> list[float]:

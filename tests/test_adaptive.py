@@ -15,16 +15,18 @@ from baa_core.model.structural import SlicedHeadCache, structural_forward
 from .conftest import padded_batch, tiny_config
 
 
-def _random_adaptive(reads: str = "embedding", seed: int = 0, n_heads: int = 4) -> BudgetedClassifier:
+def _random_adaptive(reads: str = "embedding", seed: int = 0, n_heads: int = 4, scores: str = "input") -> BudgetedClassifier:
     torch.manual_seed(seed)
     model = BudgetedClassifier(tiny_config(gating="adaptive", controller_hidden=16, adaptive_input=reads,
-                                           n_heads=n_heads, d_model=8 * n_heads)).eval()
+                                           adaptive_scores=scores, n_heads=n_heads, d_model=8 * n_heads)).eval()
     with torch.no_grad():  # spread offsets, sensitivities and scores so inputs differ
         for c in model.controllers:
             c.input.weight.normal_(0, 1.0)  # head scores far apart
             c.input.weight[: c.hidden].normal_(0, c.input.in_features ** -0.5)  # f(h) of order 1: s not saturated
             c.budget_out.weight.normal_(0, 2 * c.hidden ** -0.5)
             c.raw_alpha.fill_(float(torch.randn(())))
+            if c.score_slope is not None:  # budget-dependent ranking: which heads run changes with b
+                c.score_slope.normal_(0, 3.0)
     return model
 
 
@@ -37,9 +39,10 @@ def _dataset(n: int = 40, T: int = 12, seed: int = 0) -> EncodedDataset:
     return EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(n)], torch.randint(0, 3, (n,)))
 
 
+@pytest.mark.parametrize("scores", ["input", "input+budget"])
 @pytest.mark.parametrize("table", [[], [[0.1, -2.0], [0.5, 0.3], [0.9, 3.0]]])
-def test_s_is_monotone_in_the_budget_for_every_input_and_block(table):
-    model = _random_adaptive("embedding")
+def test_s_is_monotone_in_the_budget_for_every_input_and_block(table, scores):
+    model = _random_adaptive("embedding", scores=scores)
     if table:
         set_calibration(model, table)
     data = _dataset()
@@ -58,9 +61,9 @@ def test_block_input_mode_is_monotone_in_its_first_block():
     assert bool((s[1:] >= s[:-1] - 1e-6).all())
 
 
-@pytest.mark.parametrize("reads", ["embedding", "block"])
-def test_batched_masked_and_structural_per_input_paths_agree(reads):
-    model = _random_adaptive(reads)
+@pytest.mark.parametrize("reads,scores", [("embedding", "input"), ("block", "input"), ("embedding", "input+budget")])
+def test_batched_masked_and_structural_per_input_paths_agree(reads, scores):
+    model = _random_adaptive(reads, scores=scores)
     data = _dataset(n=8)
     cache = SlicedHeadCache(model)
     seen = set()
@@ -74,6 +77,48 @@ def test_batched_masked_and_structural_per_input_paths_agree(reads):
             assert int(logits.argmax()) == int(batched["pred"][i])
             seen.add(str(heads))
     assert len(seen) > 3, "inputs and budgets should not all pick the same heads in this test"
+
+
+def test_budget_dependent_scores_change_which_heads_run_but_never_how_many_fall():
+    """adaptive_scores="input+budget": the head ranking moves with b (as BAA's gates do); the count
+    ceil(s_i(b) * H) still never falls as b rises, so the slider never takes heads away from an input.
+    (Later blocks read a block input that depends on the earlier blocks' heads at b, so only the first
+    block's sets are nested with input-only scores.)"""
+    data = _dataset()
+    fixed, moving = _random_adaptive(scores="input"), _random_adaptive(scores="input+budget")
+    swaps = {"input": 0, "input+budget": 0}
+    for name, model in (("input", fixed), ("input+budget", moving)):
+        prev = None
+        for b in CALIBRATION_GRID:
+            mask = adaptive_outputs(model, data, b)["mask"].bool()  # (N, L, H)
+            if prev is not None:
+                assert bool((mask.sum(-1) >= prev.sum(-1)).all())
+                # block 0 (its input does not depend on b): did an input lose a head it ran at a lower b?
+                swaps[name] += int((prev[:, 0] & ~mask[:, 0]).any(-1).sum())
+            prev = mask
+    assert swaps["input"] == 0, "with input-only scores the first block's kept heads are nested in b"
+    assert swaps["input+budget"] > 0, "the budget-dependent ranking should reorder heads somewhere in this test"
+
+
+def test_hard_adaptation_can_distil_from_the_dense_model():
+    from baa_core.methods.adaptive import AdaptiveObjective, plan
+    from baa_core.methods.base import TrainConfig
+    from baa_core.model.config import ConfigError as CE
+
+    torch.manual_seed(0)
+    dense = BudgetedClassifier(tiny_config(n_heads=4, d_model=32))
+    cfg = TrainConfig(ad_teacher="dense", ad_hard_lr_scale=0.5, ad_epochs=1, ad_hard_epochs=1)
+    model, phases = plan(dense, cfg)
+    assert [p.name for p in phases] == ["adaptive", "adaptive-hard"] and phases[1].lr == pytest.approx(cfg.phase_lr * 0.5)
+    objective = phases[1].objective(model)
+    assert isinstance(objective, AdaptiveObjective) and objective.teacher.config.gating != "adaptive"
+    ids, mask = padded_batch(B=6)
+    ctx = type("Ctx", (), {"progress": 0.5, "generator": torch.Generator().manual_seed(0)})()
+    loss, info = objective(model.train(), {"input_ids": ids, "attention_mask": mask, "labels": torch.zeros(6, dtype=torch.long)}, ctx)
+    loss.backward()
+    assert torch.isfinite(loss) and "distill" in info
+    with pytest.raises(CE, match="teacher must be"):
+        TrainConfig(ad_teacher="oracle")
 
 
 def test_an_adaptive_model_asks_for_a_budget():
@@ -191,6 +236,26 @@ def test_train_and_sweep_json_for_an_adaptive_checkpoint(adaptive_checkpoint, ca
         assert r["method"] == "adaptive" and r["total_heads"] == 16 and r["speedup"] > 0
         assert 0 < r["est_cost"] <= 1 and 0 < r["s_mean"] < 1 and r["s_std"] >= 0
     assert rows[0]["est_cost"] <= rows[1]["est_cost"]
+
+
+def test_bench_update_card_times_an_adaptive_model_per_input(adaptive_checkpoint, tmp_path, capsys):
+    """``bench --update-card`` on a per-input model: each of the card's adaptive rows gets batch-1
+    latency with an interval and the measured / FLOP-predicted ratio; the command is recorded."""
+    import shutil
+
+    from baa_core.cli import main
+
+    folder = tmp_path / "m"
+    shutil.copytree(adaptive_checkpoint, folder)
+    budgets = [r["budget"] for r in json.loads((folder / "card.json").read_text())["sweeps"]["adaptive"]]
+    assert main(["bench", str(folder), "--update-card", "--latency-inputs", "3"]) == 0
+    assert f"updated the latency columns of {len(budgets)} rows" in capsys.readouterr().out
+    card = json.loads((folder / "card.json").read_text())
+    assert "bench" in card["latency"]["command"] and card["latency"]["environment"]
+    for r in card["sweeps"]["adaptive"]:
+        assert r["latency_inputs"] == 3 and r["speedup"] > 0 and r["latency_ratio_to_flop_model"] > 0
+        lo, hi = r["speedup_ci"]
+        assert lo <= r["speedup"] <= hi
 
 
 def _shipped_adaptive():

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -18,33 +17,10 @@ MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 
 @pytest.fixture(scope="module")
 def adaptive_dirs(tmp_path_factory):
-    from baa_core.io.checkpoint import save_checkpoint
-    from baa_core.io.data import encode, iterate_batches, load_task, synthetic_vocab
-    from baa_core.io.tokenizers import WordTokenizer
-    from baa_core.measure.adaptive import adaptive_sweep, tracking
-    from baa_core.methods.adaptive import calibrate
-    from baa_core.model.config import ModelConfig
-    from baa_core.model.encoder import BudgetedClassifier
+    from tests.app_fixtures import build_adaptive
 
     root = tmp_path_factory.mktemp("adaptive_app")
-    data = load_task("synthetic_marks", max_train=200, max_test=200)
-    tok = WordTokenizer(synthetic_vocab("synthetic_marks"), lowercase=False)
-    test, val = encode(data.test, tok, 16), encode(data.val, tok, 16)
-    torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=len(tok), n_classes=len(data.label_names), d_model=32, n_heads=4, n_layers=2, d_ffn=32,
-                      max_len=16, dropout=0.0, labels=list(data.label_names), gating="adaptive", controller_hidden=8)
-    model = BudgetedClassifier(cfg).eval()
-    with torch.no_grad():  # inputs differ in s
-        for c in model.controllers:
-            c.budget_out.weight.normal_(0, 1.0)
-    calibrate(model, iterate_batches(val, 64))
-    rows = adaptive_sweep(model, test, [0.25, 0.5, 0.75], latency_examples=2)
-    card = {"name": "tiny-adaptive", "task": "synthetic_marks", "method": "adaptive", "model_kind": "word",
-            "base_model": None, "architecture": "2 layers x 4 heads, d=32", "labels": list(data.label_names),
-            "data": data.source, "sweeps": {"adaptive": rows}, "command": "tests/test_adaptive_app.py (tiny test model)",
-            "created": "2026-01-01", "notes": "untrained test fixture",
-            "adaptive": {"tracking": tracking(model, test, [0.25, 0.5, 0.75, 1.0])}}
-    save_checkpoint(root / "pretrained" / "tiny-adaptive", model, tok, card)
+    build_adaptive(root / "pretrained" / "tiny-adaptive")
     (root / "user_models").mkdir()
     return root
 
@@ -75,30 +51,131 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+def panel(at: AppTest, key: str = "explorer_live") -> dict:
+    """The live panel's payload as the page sent it to the browser."""
+    import json
+
+    for el in at.get("bidi_component"):
+        proto = el.proto
+        data = json.loads(proto.mixed.json if proto.HasField("mixed") else proto.json)
+        if data.get("id") == key:
+            return data
+    raise LookupError(f"no live panel {key!r} on the page")
+
+
 def test_the_slider_moves_every_inputs_budget(env):
+    """The explorer's live panel carries every budget of the card (the browser redraws from it while dragging);
+    a release (here: the session's budget, which the panel's commit sets) moves the live sample's numbers."""
+    from app.ui import state
+    from baa_core.io.checkpoint import load_checkpoint
+
     at = new_app("budget_explorer")
     assert_clean(at)
+    card = load_checkpoint(env / "pretrained" / "tiny-adaptive").card
+    rows = {r["budget"]: r for r in card["sweeps"]["adaptive"]}
+    data = panel(at)
+    assert [p["b"] for p in data["points"]] == sorted(rows) and data["stops"] == [0, 1, 2] and data["range"] == [0.25, 0.75]
+    for p in data["points"]:  # the card's numbers, with a 95% interval, and per-block mean heads for the grid
+        r = rows[p["b"]]
+        assert p["acc"]["v"] == pytest.approx(r["accuracy"]) and p["acc"]["lo"] <= p["acc"]["v"] <= p["acc"]["hi"]
+        assert p["cost"] == pytest.approx(r["est_cost"], abs=1e-5) and p["mask"] is None and len(p["hpl"]) == 2
+        assert sum(p["hpl"]) == pytest.approx(r["active_heads"], abs=0.02)
+    assert data["budget"] == 0.5  # the session's default budget
     seen = {}
     for budget in (0.25, 0.75):
-        at.slider(key="explorer_budget").set_value(budget).run()
+        at.session_state[state.BUDGET_KEY] = budget
+        at.run()
         assert_clean(at)
-        seen[budget] = float(metric(at, "realised cost"))
-        assert metric(at, "accuracy").endswith("%")
-        assert any(f"Budget **{budget:.2f}**" in c.value and "live" in c.value for c in at.caption)
+        assert panel(at)["budget"] == budget
+        seen[budget] = float(metric(at, "realised cost, live"))
+        assert any(f"Budget **{budget:.2f}**" in c.value for c in at.caption)
     assert seen[0.25] < seen[0.75]
-    assert any("<svg" in m.value and "now: b=0.75" in m.value for m in at.markdown)  # the Pareto point
-    assert len(at.get("plotly_chart")) >= 1  # the histogram of s_i(b)
+    assert any("<svg" in m.value and "s_i(b)" in m.value and "b = 0.75" in m.value for m in at.markdown)  # the histogram
     at.radio(key="explorer_adaptive_colour").set_value("number of marks").run()
     assert_clean(at)
 
 
-def test_the_inspector_draws_s_of_b_per_block_and_other_pages_get_a_budget(env):
+def test_adaptive_payload_is_pure_and_compares_with_every_head():
+    from app.ui.live_panel import adaptive_payload
+
+    rows = [{"budget": b, "accuracy": 0.8 + b / 10, "est_cost": b, "active_heads": 16 * b, "total_heads": 16, "n": 1000,
+             "heads_per_layer": [8 * b, 8 * b]} for b in (0.1, 0.5, 1.0)]
+    rows[1].update(latency_ms=1.0, dense_latency_ms=2.0, speedup=2.0, latency_inputs=40)
+    data = adaptive_payload({"sweeps": {"adaptive": rows}}, panel_id="x", layers=2, heads=8)
+    assert data["range"] == [0.1, 1.0] and [p["k"] for p in data["points"]] == [1.6, 8.0, 16.0]
+    assert data["points"][1]["lat"]["speedup"] == 2.0 and data["points"][0]["lat"] is None
+    assert "beyond noise" in data["points"][0]["vs_all"] and data["points"][2]["vs_all"].startswith("the highest budget")
+    assert adaptive_payload({"sweeps": {}}, panel_id="x", layers=2, heads=8)["points"] == []
+
+
+def test_the_inspector_draws_s_of_b_per_block_and_other_pages_get_a_budget(env, monkeypatch):
+    from app.ui import state
+
     at = new_app("inspector")
     assert_clean(at)
-    assert at.slider(key="inspector_budget").value == pytest.approx(0.5)
-    assert any("as the slider moves" in m.value for m in at.markdown)
-    at.slider(key="inspector_budget").set_value(0.2).run()
+    data = panel(at, "inspector_live")  # the live panel: this text's own heads, probabilities and s at every budget
+    assert data["budget"] == 0.5 and len(data["input"]["at"]) == len(data["points"]) == 3
+    for a in data["input"]["at"]:
+        assert len(a["mask"]) == 8 and len(a["s"]) == 2 and sum(a["probs"]) == pytest.approx(1, abs=1e-3)
+    heads = [sum(a["mask"]) for a in data["input"]["at"]]
+    assert heads == sorted(heads) and heads[0] < heads[-1]  # s_i(b) never falls as b rises: nor do its heads
+    assert any("<svg" in m.value and "s(b) per block" in m.value for m in at.markdown)  # the s(b) curves
+    sq = [h.proto.body for h in at.get("html") if "budget s" in h.proto.body]  # what each block chose, as a table
+    assert sq and sq[0].count("<tr>") == 3 and "✓" in sq[0]
+    def no_model_run(*args, **kwargs):
+        raise AssertionError("a release ran the model: the panel's run of this text has every budget")
+
+    monkeypatch.setattr(state, "inspect_cached", no_model_run)
+    at.session_state[state.BUDGET_KEY] = 0.25  # what the panel's release does
+    at.run()
     assert_clean(at)
+    assert panel(at, "inspector_live")["budget"] == 0.25
+    assert any("b = 0.25" in c.value for c in at.caption)
     for page in ("attention", "overview", "paper"):
         at.switch_page(f"app_pages/{page}.py").run()
         assert_clean(at)
+
+
+def test_a_model_too_big_for_the_live_sample_waits_for_the_button(env, tmp_path, monkeypatch):
+    """A release must answer at once: where one budget's live sample costs seconds (MiniLM), the explorer runs
+    it only on request, and the panel's card numbers stay."""
+    import shutil
+
+    from app.ui import compute
+
+    shutil.copytree(env / "pretrained" / "tiny-adaptive", tmp_path / "pretrained" / "big-adaptive")
+    (tmp_path / "user_models").mkdir()
+    monkeypatch.setenv("BAA_PRETRAINED_DIR", str(tmp_path / "pretrained"))
+    monkeypatch.setenv("BAA_USER_MODELS", str(tmp_path / "user_models"))
+    monkeypatch.setattr(compute, "LIVE_AUTO_FLOPS", 0.0)  # every model counts as too big
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    at.selectbox(key="model_id").set_value("shipped/big-adaptive").run()
+    at.switch_page("app_pages/budget_explorer.py").run()
+    assert_clean(at)
+    assert panel(at)["points"] and not [m for m in at.metric if m.label == "realised cost, live"]
+    at.button(key="explorer_adaptive_live_btn").click().run()
+    assert_clean(at)
+    assert float(metric(at, "realised cost, live")) > 0
+
+
+def test_the_server_warms_every_card_budget_of_a_small_adaptive_model(env, monkeypatch):
+    """So that the first release at each budget answers at once (state._warm_caches runs at server start)."""
+    from app.ui import adaptive_panels, state
+
+    seen = []
+    monkeypatch.setattr(adaptive_panels, "live_point", lambda path, version, b, ckpt, data: seen.append(b))
+    state._warm_caches()
+    assert seen == [0.25, 0.5, 0.75]
+
+
+def test_s_histogram_svg_counts_every_input_once_in_its_bin():
+    import re
+
+    from app.ui.adaptive_figures import render_s_histogram_svg
+
+    xs, groups = [0.1, 0.11, 0.5, 0.5, 0.5, 0.999, 1.0], [0, 1, 0, 0, 1, 1, 0]
+    svg = render_s_histogram_svg({"s": xs, "label": groups, "budget": 0.5}, groups, ["x<y", "z"])
+    counts = [int(n) for n in re.findall(r"</?title>?[^<]*?: (\d+) inputs", svg)]
+    assert sum(counts) == len(xs) and "x&lt;y" in svg and "x<y" not in svg  # labels are escaped
+    assert "b = 0.50" in svg and f"mean {sum(xs) / len(xs):.3f}" in svg

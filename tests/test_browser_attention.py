@@ -135,7 +135,7 @@ def test_attention_views_draw_off_heads_as_off_and_redraw_on_a_budget_step(app):
     driver.save_screenshot(str(shots / "attention_views.png"))
 
     slider = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSlider"] input[type="range"]')
-    slider.send_keys(Keys.ARROW_LEFT, Keys.ARROW_LEFT, Keys.ARROW_LEFT, Keys.ARROW_LEFT, Keys.ARROW_LEFT)  # 0.50 -> 0.25
+    bs.press_keys(driver, slider, *[Keys.ARROW_LEFT] * 5)  # 0.50 -> 0.25
     after = wait_for(driver, VIEWS, lambda v: drawn(v) and v["id"] != first["id"], 60)
     bs.wait_idle(driver)
     assert after["offThumbs"] > first["offThumbs"]

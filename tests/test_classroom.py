@@ -240,3 +240,24 @@ def test_train_page_resets_the_recipe_and_name_when_task_model_or_method_change(
         assert at.text_input(key="train_name").value == expected
         assert any(f"{_preset(task, kind, method)['train_dense_epochs']:g}" in c.value for c in at.caption
                    if c.value.startswith("Defaults"))
+
+
+def test_marker_labels_at_the_top_of_a_plot_stay_below_the_plotly_toolbar():
+    """A vertical line's label ("b = 0.75") sits at the top of the plot, where plotly's toolbar appears on hover."""
+    from app.ui import adaptive_figures, figures
+
+    hist = adaptive_figures.render_s_histogram({"s": [0.5, 0.7], "label": [0, 1], "budget": 0.75})
+    curves = adaptive_figures.render_s_curves({"budgets": [0.1, 1.0], "s": [[0.1, 0.9]], "heads": [[1, 4]], "n_heads": 4}, 0.75)
+    for fig in (hist, curves):
+        assert any(a.text == "b = 0.75" for a in fig.layout.annotations)
+        assert fig.layout.margin.t >= figures.MODEBAR_PX
+
+
+def test_s_q_table_ranks_heads_by_raw_score_and_fits_its_column():
+    import re
+
+    from app.ui import figures
+
+    html = figures.render_s_q_html([0.5], [[1.0, 0.0, 0.0, 0.0]], [[1, 1, 0, 0]], 4, scores=[[0.1, 0.9, 0.5, 0.2]])
+    assert [c for c, _ in re.findall(r">#(\d)( ✓)?</td>", html)] == ["4", "1", "2", "3"]  # by r, not by q or index
+    assert "table-layout:fixed" in html and "0.500 → 2/4" in html

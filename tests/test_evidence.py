@@ -237,3 +237,42 @@ def test_merge_joins_seeds_and_controls_and_records_every_command(tmp_path, tiny
     _results(tmp_path / "other.json", 2, task="ag_news")
     with pytest.raises(ValueError, match="cannot merge"):
         merge_results([files[0], str(tmp_path / "other.json")])
+
+
+def test_every_shipped_card_carries_selection_controls_and_intervals():
+    """Issue 11, goal 1, on what ships: selection, the three controls as entries with intervals, and an
+    accuracy interval on every row (a speedup interval on every timed row)."""
+    import json
+    from pathlib import Path
+
+    cards = sorted(Path(__file__).resolve().parents[1].glob("pretrained/*/card.json"))
+    assert cards, "no shipped checkpoints found"
+    for path in cards:
+        card = json.loads(path.read_text())
+        name = path.parent.name
+        assert card.get("selection"), f"{name}: no selection"
+        c = card["controls"]
+        for key in ("no_attention_eval", "no_attention_trained"):
+            assert isinstance(c.get(key), dict) and 0 <= c[key]["accuracy"] <= 1, f"{name}: {key}"
+            lo, hi = c[key]["accuracy_ci"]
+            assert lo <= c[key]["accuracy"] <= hi, f"{name}: {key} interval"
+        assert 0 < c["chance"]["uniform"] < 1, f"{name}: chance"
+        for method, rows in card["sweeps"].items():
+            for r in rows:
+                assert r.get("accuracy_ci"), f"{name}/{method}: a row without an accuracy interval"
+                if r.get("speedup") is not None:
+                    assert r.get("speedup_ci"), f"{name}/{method}: a timed row without a speedup interval"
+
+
+def test_controls_table_reads_entries_and_bare_numbers():
+    from baa_core.protocol import controls_table
+
+    entry = {"name": "a", "task": "t", "method": "baa", "sweeps": {"baa": [{"budget": 0.5, "accuracy": 0.9}]},
+             "controls": {"no_attention_eval": {"accuracy": 0.4}, "no_attention_trained": {"accuracy": 0.6},
+                          "chance": {"uniform": 0.25, "majority_class_accuracy": 0.3}}}
+    bare = {"name": "b", "task": "t", "method": "adaptive", "sweeps": {"adaptive": [{"budget": 0.5, "accuracy": 0.8}]},
+            "controls": {"no_attention_eval": 0.45, "chance": 0.25}}
+    rows = controls_table([entry, bare])
+    assert rows[0]["every head closed (evaluated)"] == 0.4 and rows[0]["trained with no attention"] == 0.6
+    assert rows[1]["every head closed (evaluated)"] == 0.45 and rows[1]["trained with no attention"] is None
+    assert rows[1]["chance (1/C)"] is None and rows[0]["accuracy (method)"] == 0.9

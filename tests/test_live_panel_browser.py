@@ -4,7 +4,9 @@ A real mouse drag across the slider (trusted DevTools events): the panel redraws
 the drag while Streamlit runs nothing; the release commits the budget with exactly one rerun, and the
 server-side part of the page follows. The same on the Per-input inspector (the text's class probabilities
 move with the drag) and on the Overview's own small slider (which never reruns anything). A key press
-steps to the next operating point and commits it. Screenshots of each page go to ``$BAA_SCREENSHOTS`` or
+steps to the next operating point and commits it. An adaptive model (per-input heads under one knob) gets the
+same panel, from its card's budgets: its mean heads per block move with the drag. 12-head grids (MiniLM's
+width) fit a narrow window on the inspector. Screenshots of each page go to ``$BAA_SCREENSHOTS`` or
 ``screenshots/`` (gitignored).
 
 Skipped (not failed) when Chromium is not installed and cannot be installed here, or with BAA_SKIP_BROWSER=1.
@@ -21,7 +23,7 @@ import pytest
 
 from tests import browser_support as bs
 from tests import panel_driver as pd
-from tests.app_fixtures import build_model_dirs
+from tests.app_fixtures import build_adaptive, build_model_dirs, build_twelve_heads
 
 pytestmark = pytest.mark.browser
 BUDGET_RE = "var m = document.body.innerText.match(/Budget (\\d\\.\\d\\d) ·/); return m ? m[1] : null;"
@@ -41,6 +43,8 @@ def browser_paths():
 def app(browser_paths, tmp_path_factory):
     root = tmp_path_factory.mktemp("live_panel")
     dirs = build_model_dirs(root / "models")
+    build_adaptive(dirs["pretrained"] / "tiny-adaptive")
+    build_twelve_heads(dirs["pretrained"])
     env = {"BAA_PRETRAINED_DIR": str(dirs["pretrained"]), "BAA_USER_MODELS": str(dirs["user_models"]), "HF_HUB_OFFLINE": "1",
            "BAA_DATA_DIR": str(root / "no-data-here")}
     with bs.streamlit_server(env, log_path=root / "streamlit.log") as (url, _), bs.chrome(*browser_paths) as driver:
@@ -123,10 +127,13 @@ def test_drag_redraws_in_the_browser_and_release_commits_once(app, shots):
     assert stepped < 0.75 and driver.execute_script(BUDGET_RE) == f"{stepped:.2f}"
 
 
-def test_inspector_probabilities_move_with_the_drag(app, shots):
+@pytest.mark.parametrize("model, top", [("tiny-baa", "1.00"), ("tiny-adaptive", "0.75")])
+def test_inspector_probabilities_move_with_the_drag(app, shots, model, top):
+    """BAA: the text's probabilities at every operating point; adaptive: also its own heads and s(b) at each budget."""
     url, driver = app
-    open_page(driver, url, "shipped/tiny-baa", "Per-input inspector", "Per-input inspector")
-    driver.save_screenshot(str(shots / "live_inspector.png"))
+    open_page(driver, url, f"shipped/{model}", "Per-input inspector", "Per-input inspector")
+    suffix = "" if model == "tiny-baa" else "_adaptive"
+    driver.save_screenshot(str(shots / f"live_inspector{suffix}.png"))
     read_bars = ("for (const h of document.querySelectorAll('[data-testid^=\"stBidiComponent\"]')) {"
                  " const r = h.shadowRoot || h; const p = r.querySelector('.bl-inspector'); "
                  " if (p) return Array.from(p.querySelectorAll('.bl-bval')).map(e => e.innerText).join('|') + p.querySelector('.bl-pred').innerText; }"
@@ -142,8 +149,9 @@ def test_inspector_probabilities_move_with_the_drag(app, shots):
     assert pd.watch(driver)["sent"] == w0["sent"]
     pd._mouse(driver, "mouseReleased", pd.x_of(rect, rect["max"]), rect["y"])
     pd.wait_final(driver, w0)
-    assert "At the committed budget b = 1.00" in driver.find_element("tag name", "body").text
-    driver.save_screenshot(str(shots / "live_inspector_released.png"))
+    assert f"At the committed budget b = {top}" in driver.find_element("tag name", "body").text
+    assert not bs.error_boxes(driver) and not bs.severe_console(driver)
+    driver.save_screenshot(str(shots / f"live_inspector{suffix}_released.png"))
 
 
 def test_overview_grid_lights_up_without_reruns(app, shots):
@@ -161,3 +169,68 @@ def test_overview_grid_lights_up_without_reruns(app, shots):
         " const r = h.shadowRoot || h; const p = r.querySelector('.bl-overview'); if (p) return p.querySelectorAll('.bl-on').length; }")
     assert cells_on == 2  # the lowest budget of the 2 x 4 fixture: one head per block
     driver.save_screenshot(str(shots / "live_overview.png"))
+
+
+GRID_NUMBERS = ("for (const h of document.querySelectorAll('[data-testid^=\"stBidiComponent\"]')) {"
+                " const r = h.shadowRoot || h; const p = r.querySelector('.bl-explorer');"
+                " if (p) return Array.from(p.querySelectorAll('.bl-cell')).map(c => c.innerText + (c.classList.contains('bl-on') ? '+' : '')).join('|'); }"
+                " return null;")
+
+
+def test_adaptive_explorer_moves_with_the_drag_and_commits_on_release(app, shots):
+    url, driver = app
+    open_page(driver, url, "shipped/tiny-adaptive", "Budget explorer", "Budget explorer")
+    driver.save_screenshot(str(shots / "live_explorer_adaptive.png"))
+    committed = driver.execute_script(BUDGET_RE)
+    rect = pd.range_rect(driver, "explorer")
+    assert (rect["min"], rect["max"]) == (0.25, 0.75)  # the budgets the card measured
+    grids, w0 = set(), pd.watch(driver)
+    pd._mouse(driver, "mousePressed", pd.x_of(rect, rect["min"]), rect["y"])
+    for i in range(1, 21):
+        pd._mouse(driver, "mouseMoved", pd.x_of(rect, rect["min"] + (rect["max"] - rect["min"]) * i / 20), rect["y"])
+        grids.add(driver.execute_script(GRID_NUMBERS))
+    shown = pd.stats(driver, "explorer_live")["shown"]
+    assert {0.25, 0.5, 0.75} <= set(shown), f"the panel did not move through the card's budgets: {sorted(set(shown))}"
+    assert len(grids) >= 2, "the per-block mean heads did not change during the drag"
+    time.sleep(0.5)
+    assert pd.watch(driver)["sent"] == w0["sent"], "Streamlit ran the script during the drag"
+    assert driver.execute_script(BUDGET_RE) == committed
+    pd._mouse(driver, "mouseReleased", pd.x_of(rect, rect["max"]), rect["y"])
+    pd.wait_final(driver, w0)
+    assert pd.watch(driver)["sent"] - w0["sent"] == 1 and driver.execute_script(BUDGET_RE) == "0.75"
+    body = driver.find_element("tag name", "body").text
+    assert "realised cost, live" in body  # the live sample follows the committed budget
+    assert not bs.error_boxes(driver) and not bs.severe_console(driver)
+    driver.save_screenshot(str(shots / "live_explorer_adaptive_released.png"))
+
+
+OVERFLOW = """
+const out = [], main = document.querySelector('[data-testid="stMainBlockContainer"]').getBoundingClientRect();
+for (const h of document.querySelectorAll('[data-testid^="stBidiComponent"]')) {
+  const r = h.shadowRoot || h;
+  r.querySelectorAll('.bl-grid').forEach((g) => out.push({what: 'panel grid', right: g.getBoundingClientRect().right,
+    cells: g.querySelectorAll('.bl-cell').length, over: g.scrollWidth - g.clientWidth}));
+}
+document.querySelectorAll('table').forEach((t) => {
+  if (t.querySelector('td[title^="block"]')) out.push({what: 'head table', right: t.getBoundingClientRect().right,
+    cells: t.querySelectorAll('td').length, over: t.scrollWidth - t.clientWidth});
+});
+return {grids: out, mainRight: main.right, pageOver: document.documentElement.scrollWidth - window.innerWidth};
+"""
+
+
+@pytest.mark.parametrize("model", ["tiny-baa12", "tiny-dense12"])
+def test_twelve_head_grids_fit_a_narrow_window(app, shots, model):
+    url, driver = app
+    driver.set_window_size(1024, 1400)
+    try:
+        open_page(driver, url, f"shipped/{model}", "Per-input inspector", "Per-input inspector")
+        found = driver.execute_script(OVERFLOW)
+        driver.save_screenshot(str(shots / f"inspector_12_heads_{model}.png"))
+    finally:
+        driver.set_window_size(1400, 2000)
+    grids = found["grids"]
+    assert grids and all(g["cells"] == 24 for g in grids), found  # the 2 x 12 grid is on the page
+    for g in grids:
+        assert g["over"] <= 1 and g["right"] <= found["mainRight"] + 1, f"{g['what']} runs off the page: {found}"
+    assert found["pageOver"] <= 0, found

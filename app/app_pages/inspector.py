@@ -22,17 +22,21 @@ text, index = state.text_input(card, data, key="inspector")
 @st.fragment
 def one_input():
     """The live panel and everything about the text at the committed budget: a release reruns only this."""
-    budget = point = None
-    if adaptive:
-        budget = state.budget_widget(model, key="inspector_budget")
+    budget = point = panel_ins = None
+    truth = data.labels[index] if index is not None and data is not None else None
+    if adaptive:  # the panel from the card's budgets, with this text's own heads, probabilities and s(b) at each
+        budget, panel_ins = live_panel.show_adaptive(sel, key="inspector_live", mode="inspector", text=text, truth=truth)
+        if budget is None:
+            budget = state.budget_widget(model, key="inspector_budget")
     elif compute.has_budget(model):
-        truth = data.labels[index] if index is not None else None
         points, budget, point, stops = live_panel.show(sel, data, key="inspector_live", mode="inspector", text=text, truth=truth)
     # Timing takes 14+ forward passes (up to a second): on request, so a release of the slider answers at once
     # (without it, a budget model's numbers come from the panel's one batch per text: no model run on release).
     timed = st.toggle("Time this input on this CPU (batch 1, beside the dense model)", key="inspector_time")
     if point is not None and not timed:
         ins = live_panel.inspection_or_stop(sel, text, points, stops, point)
+    elif panel_ins is not None and not timed:  # adaptive: the panel's run of this text at the committed budget
+        ins = panel_ins
     else:
         ins = state.inspect_or_stop(sel, text, budget, attentions=False, latency=timed, nothing="Nothing to inspect")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.ui import adaptive_figures, catalog, compute, figures, state
+from app.ui import adaptive_figures, catalog, figures
 from baa_core import methods
 
 
@@ -52,38 +52,41 @@ def _sibling_rows(card: dict, method: str) -> list[dict]:
 
 
 def explorer(sel, data) -> None:
-    """The budget explorer for an adaptive model."""
-    model, card = sel.model, sel.card
-    rows = compute.card_rows(card) + [r for r in _sibling_rows(card, "budgetformer") if r.get("est_cost") is not None]
-    budget = state.budget_widget(model, key="explorer_budget", label="Budget b (the share of heads to spend on average)")
-    row = next((r for r in (card.get("sweeps") or {}).get("adaptive") or [] if abs(r["budget"] - budget) < 1e-6), None)
-    point = live_point(*sel.key, budget, sel.ckpt, data) if data else None
-    if point is not None:
-        acc, cost, s_mean = point["accuracy"], point["est_cost"], point["s_mean"]
-        src = f"live, {len(point['s'])} test examples"
-    elif row is not None:
-        acc, cost, s_mean = row["accuracy"], row["est_cost"], row["s_mean"]
-        src = f"card, {row.get('n', '?')} test examples"
-    else:
-        acc = cost = s_mean = None
-        src = "not measured at this budget (no data here, and the card has no row for it)"
-    c = st.columns(4)
-    c[0].metric("accuracy", "-" if acc is None else f"{acc:.2%}", help=f"source: {src}")
-    c[1].metric("realised cost", "-" if cost is None else f"{cost:.3f}",
-                help="share of heads that run, averaged over inputs and blocks: mean of ceil(s·H)/H")
-    c[2].metric("mean s_i(b)", "-" if s_mean is None else f"{s_mean:.3f}",
-                help="the controllers' predicted budget, averaged over inputs and blocks (heads run = ceil(s·H) ≥ s·H)")
-    if row is not None and row.get("speedup"):
-        c[3].metric("speedup, batch 1", f"{row['speedup']:.2f}x",
-                    help=f"card: median over {row.get('latency_inputs', '?')} test inputs, each run alone with only its "
-                         f"heads' weights, beside the dense model; {row.get('threads', 1)} thread(s)")
-    else:
-        c[3].metric("speedup, batch 1", "-", help="not in the card at this budget")
-    st.caption(f"Budget **{budget:.2f}** · numbers: {src}. Each input gets its own share of heads; the slider sets the "
-               f"average. s_i(b) never falls as b rises, for any input.")
-    left, right = st.columns([3, 2])
-    with left:
+    """The budget explorer for an adaptive model: the live panel (card numbers, redrawn in the browser while
+    the slider is dragged) and, for the committed budget, the live sample's per-input budgets."""
+    from app.ui import live_panel
+
+    card = sel.card
+    siblings = [r for r in _sibling_rows(card, "budgetformer") if r.get("est_cost") is not None]
+
+    @st.fragment
+    def live_part():
+        """The panel and what depends on the committed budget: a release reruns only this."""
+        budget, _ = live_panel.show_adaptive(sel, key="explorer_live", sibling_rows=siblings)
+        if budget is None:
+            st.info("This model's card has no measured budget to show, so there is nothing to slide over.")
+            return
+        # Small models: the live sample at every budget of the card, computed once (the server warms it at its start),
+        # so a release answers at once. Bigger ones (MiniLM: seconds per budget) wait for the button, as BAA's explorer.
+        point = None
+        if data:
+            wanted = data.live_accuracy_auto or st.session_state.get("explorer_adaptive_live_at") == budget
+            if not wanted and st.button(f"Run the controllers on the live sample at b = {budget:.2f}", key="explorer_adaptive_live_btn",
+                                        help="Each input's s_i(b) over the evaluation sample: seconds on a model this size."):
+                st.session_state["explorer_adaptive_live_at"] = wanted = budget
+            if wanted:
+                point = live_point(*sel.key, budget, sel.ckpt, data)
+        st.caption(f"Budget **{budget:.2f}** · set for this session: the other pages start from it. The panel's numbers are "
+                   f"the card's (full test split); each input gets its own share of heads and the slider sets the average. "
+                   f"s_i(b) never falls as b rises, for any input.")
+        c = st.columns(3)
         if point is not None:
+            n = len(point["s"])
+            c[0].metric(f"accuracy, live ({n} test examples)", f"{point['accuracy']:.2%}", help="this sample, computed here now")
+            c[1].metric("realised cost, live", f"{point['est_cost']:.3f}",
+                        help="share of heads that run, averaged over inputs and blocks: mean of ceil(s·H)/H")
+            c[2].metric("mean s_i(b), live", f"{point['s_mean']:.3f}",
+                        help="the controllers' predicted budget, averaged over inputs and blocks (heads run = ceil(s·H) ≥ s·H)")
             marks = card.get("task") == "synthetic_marks"
             options = ["number of marks", "class", "correct?"] if marks else ["class", "correct?"]
             by = st.radio("Colour by", options, horizontal=True, key="explorer_adaptive_colour")
@@ -97,13 +100,11 @@ def explorer(sel, data) -> None:
                 names = [labels[k] if k < len(labels) else str(k) for k in sorted(set(groups))]
             else:
                 groups, names, kind = point["correct"], ["wrong", "correct"], "correct"
-            st.plotly_chart(adaptive_figures.render_s_histogram(point, groups, names, title_group=kind),
-                            key="explorer_adaptive_hist", config=figures.EXPORT_CONFIG)
-        else:
+            st.markdown(adaptive_figures.render_s_histogram_svg(point, groups, names, title_group=kind), unsafe_allow_html=True)
+        elif not data:
             st.info("No evaluation data on this machine, so the per-input budgets cannot be drawn; the numbers are the card's.")
-    with right:
-        current = None if acc is None else {"est_cost": cost, "accuracy": acc, "label": f"now: b={budget:.2f}"}
-        st.markdown(figures.render_pareto_svg(rows, current), unsafe_allow_html=True)
+
+    live_part()
     tracking = (card.get("adaptive") or {}).get("tracking")
     if tracking:
         with st.expander("Does the realised cost follow the slider? (card, test split)"):
@@ -115,17 +116,17 @@ def explorer(sel, data) -> None:
 
 
 def inspector_panel(sel, text: str, budget: float, ins) -> None:
-    """What each block chose for this input at b, and s(b) per block as a curve over b (b marked)."""
+    """What each block chose for this input at b (an HTML table), and s(b) per block as a curve over b (SVG; the
+    live panel above marks the current b on its own s(b)). Both are drawn in about a millisecond: the fragment
+    they sit in reruns on every release of the slider."""
     left, right = st.columns([1, 1])
     with left:
         st.markdown(f"**What each block chose for this input at b = {budget:.2f}**")
-        st.plotly_chart(figures.render_s_q(ins.s, ins.q.tolist(), ins.head_weights.tolist(), sel.model.config.n_heads),
-                        key="inspector_adaptive_sq", config=figures.EXPORT_CONFIG)
+        st.html(figures.render_s_q_html(ins.s, ins.q.tolist(), ins.head_weights.tolist(), sel.model.config.n_heads))
     with right:
         try:
             curves = curves_for(*sel.key, text, sel.ckpt)
         except ValueError:
             return  # the page has already said what is wrong with the text
-        st.markdown("**This input's budget per block as the slider moves** (solid: s(b); dashed: heads it runs)")
-        st.plotly_chart(adaptive_figures.render_s_curves(curves, budget), key="inspector_adaptive_curves",
-                        config=figures.EXPORT_CONFIG)
+        st.markdown("**This input's budget per block over every b** (solid: s(b); dashed: heads it runs)")
+        st.markdown(adaptive_figures.render_s_curves_svg(curves), unsafe_allow_html=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +111,12 @@ def _stamp(folder: Path) -> tuple:
     return tuple(out)
 
 
+# lru_cache does not stop two threads computing the same missing entry: 30 sessions arriving at a cold
+# server each built every checkpoint's skeleton (tens of seconds of CPU). Looking under one lock computes
+# each folder once; a hit holds it for microseconds.
+_LOOK_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=256)
 def _look(folder: str, stamp: tuple) -> tuple[Card, str | None, str | None, bool]:
     """The validated card, the obvious faults of one folder (found without loading the weights: config,
@@ -168,7 +175,8 @@ def scan(folder: Path, source: str) -> list[ModelEntry]:
         return []
     out = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        card, problem, external, hf = _look(str(sub), _stamp(sub))
+        with _LOOK_LOCK:  # one thread looks at a new folder; sessions arriving together wait for its answer
+            card, problem, external, hf = _look(str(sub), _stamp(sub))
         needs = None
         if external and not problem:  # checked at each listing: the network can come and go
             why = hub_source_problem(external)

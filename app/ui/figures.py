@@ -36,6 +36,9 @@ def _layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
     legend = len(fig.data) > 1 and fig.layout.showlegend is not False
     subplot_titles = any(a.yref and str(a.yref).endswith("paper") and a.yanchor == "bottom" for a in fig.layout.annotations)
     top = (MODEBAR_PX + 26 if title else 10 if not subplot_titles else MODEBAR_PX) + (24 if subplot_titles else 0)
+    # a marker's label at the top of the plot ("b = 0.75" on a vertical line) would sit under the toolbar too
+    if any(str(a.yref or "").endswith("domain") and a.y == 1 for a in fig.layout.annotations):
+        top = max(top, MODEBAR_PX)
     fig.update_layout(height=height + (90 if legend else 0) + max(0, top - 40),
                       margin=dict(l=10, r=10, t=top, b=110 if legend else 10),
                       title=None if title is None else dict(text=title, x=0, xanchor="left", yref="container", y=1,
@@ -51,18 +54,26 @@ def render_head_grid(mask, values=None, value_name: str = "gate") -> str:
     browser next to nothing to draw (a plotly heat map costs ~100 ms of a 300 ms budget).
     """
     L, H = len(mask), len(mask[0])
-    head = "".join(f"<th style='font-weight:normal;padding:2px 6px;color:#555'>head {h}</th>" for h in range(H))
+    # The table takes the width it is given and splits it evenly (fixed layout, no minimum cell width), so a
+    # 12-head grid fits a column or a narrow window instead of running off the page; text that does not fit a
+    # cell is cut, and the full text is in each cell's tooltip.
+    clip = "overflow:hidden;white-space:nowrap;text-overflow:clip"
+    head = "".join(f"<th style='font-weight:normal;padding:2px 0;color:#555;{clip}'>{'h' if H > 6 else 'head '}{h}</th>" for h in range(H))
     rows = []
     for layer in range(L):
         cells = []
         for h in range(H):
             on = mask[layer][h] > 0
-            value = "" if values is None else f"<br><span style='font-size:0.8em'>{value_name} {float(values[layer][h]):.3f}</span>"
-            style = (f"background:{ON if on else OFF};color:{'white' if on else '#333'};padding:6px 4px;text-align:center;"
-                     "border-radius:4px;min-width:58px")
-            cells.append(f"<td style='{style}' title='block {layer}, head {h}: {'on' if on else 'off'}'>{'on' if on else 'off'}{value}</td>")
-        rows.append(f"<tr><th style='font-weight:normal;padding-right:8px;color:#555;text-align:right'>block {layer}</th>{''.join(cells)}</tr>")
-    return (f"<table style='border-collapse:separate;border-spacing:4px;font-size:0.85em'><tr><th></th>{head}</tr>"
+            v = None if values is None else float(values[layer][h])
+            value = "" if v is None else f"<br><span style='font-size:0.8em'>{v:.{2 if H > 6 else 3}f}</span>"
+            style = (f"background:{ON if on else OFF};color:{'white' if on else '#333'};padding:6px 0;text-align:center;"
+                     f"border-radius:4px;{clip}")
+            tip = f"block {layer}, head {h}: {'on' if on else 'off'}" + ("" if v is None else f", {value_name} {v:.3f}")
+            cells.append(f"<td style='{style}' title='{tip}'>{'on' if on else 'off'}{value}</td>")
+        rows.append(f"<tr><th style='font-weight:normal;padding-right:8px;color:#555;text-align:right;{clip}'>block {layer}</th>"
+                    f"{''.join(cells)}</tr>")
+    return (f"<table style='border-collapse:separate;border-spacing:3px;font-size:0.85em;width:100%;max-width:{90 + 64 * H}px;"
+            f"table-layout:fixed'><colgroup><col style='width:64px'>{'<col>' * H}</colgroup><tr><th></th>{head}</tr>"
             + "".join(rows) + "</table>")
 
 
@@ -215,6 +226,42 @@ def render_s_q(s: list[float], q, mask, n_heads: int, scores=None) -> go.Figure:
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=2)
     return _layout(fig, 90 + 40 * L)
+
+
+def render_s_q_html(s: list[float], q, mask, n_heads: int, scores=None) -> str:
+    """``render_s_q`` as an HTML table: per block its budget s (a bar, with ceil(s*H)/H heads) and each head's
+    rank by the raw score r (by q when not given; ✓ = runs), shaded by q. HTML, not plotly, because it
+    follows every release of the slider on the inspector: a table draws in about a millisecond where a plotly
+    chart remounts in 150-400 ms here. Fixed table layout: a 12-head row fits the column it is given."""
+    from html import escape
+
+    ranks = head_ranks(scores if scores is not None else q)
+    r = scores if scores is not None else q
+    clip = "overflow:hidden;white-space:nowrap"
+    head = "".join(f"<th style='font-weight:normal;color:#555;{clip}'>h{h}</th>" for h in range(n_heads))
+    rows = []
+    for layer, sv in enumerate(s):
+        k = max(1, math.ceil(float(sv) * n_heads - 1e-6))
+        bar = (f"<div style='background:#eef0f2;border-radius:3px;height:16px;position:relative' title='block {layer}: s = {float(sv):.3f}'>"
+               f"<div style='background:{ACCENT};opacity:0.8;height:100%;width:{100 * min(1.0, float(sv)):.1f}%;border-radius:3px'></div>"
+               f"<span style='position:absolute;left:4px;top:0;font-size:0.8em;line-height:16px'>{float(sv):.3f} → {k}/{n_heads}</span></div>")
+        cells = []
+        for h in range(n_heads):
+            qv = float(q[layer][h])
+            on = mask[layer][h] > 0
+            shade = f"rgba(230,85,13,{0.12 + 0.88 * max(0.0, min(1.0, qv)):.2f})"  # Oranges, by q
+            tip = escape(f"block {layer} head {h}: rank {ranks[layer][h]} by score, q={qv:.3g}, r={float(r[layer][h]):.3f}"
+                         + (", runs" if on else ", off"))
+            cells.append(f"<td style='background:{shade};color:{'white' if qv > 0.6 else '#212529'};text-align:center;padding:4px 0;"
+                         f"border-radius:3px;font-size:0.8em;{clip}{';font-weight:600' if on else ''}' title='{tip}'>"
+                         f"#{ranks[layer][h]}{' ✓' if on else ''}</td>")
+        rows.append(f"<tr><th style='font-weight:normal;color:#555;text-align:right;padding-right:6px;{clip}'>block {layer}</th>"
+                    f"<td style='padding-right:8px'>{bar}</td>{''.join(cells)}</tr>")
+    return (f"<table style='border-collapse:separate;border-spacing:3px;width:100%;table-layout:fixed;font-size:0.85em'>"
+            f"<colgroup><col style='width:58px'><col style='width:26%'>{'<col>' * n_heads}</colgroup>"
+            f"<tr><th></th><th style='font-weight:normal;color:#555;text-align:left'>budget s</th>{head}</tr>"
+            + "".join(rows) + "</table><div style='font-size:0.8em;color:#6c757d'>cells: each head's rank by its relevance "
+            "score r (#1 = most relevant; ✓ = runs), shaded by q</div>")
 
 
 def render_attention_heatmaps(attn, tokens: list[str], order: list[int], active: list[bool], block: int,

@@ -18,6 +18,11 @@ The payload (plain JSON; ``panel_payload`` builds it, pure):
      "series": [{"name", "color", "dash", "pts": [[cost, acc, lo, hi, label]]}], "y": [lo, hi],
      "input": null | {"labels", "truth", "at": [null | {"probs": [...], "mask"?: [L*H], "s"?: [per block]}]}}
 
+Per-input models under one knob (``adaptive``) get the same panel from their card (``adaptive_payload``):
+one point per measured budget, ``mask``/``gates`` null (each input picks its own heads; the grid shows the
+mean heads per block, ``hpl``), and optional ``metric_labels``, ``cost_sub``, ``grid_caption``, ``ktxt``
+and ``lat.sub`` to name what differs.
+
 ``input.at`` is aligned with ``points``: one entry per operating point for the current text. ``mask`` and
 ``s`` are optional per-input fields (a per-input method such as ``adaptive`` sets each input's heads and
 budget s as a function of b; the panel then draws s(b) and that input's own heads).
@@ -156,6 +161,61 @@ def panel_payload(points: list, *, panel_id: str, mode: str, card: dict, own_met
     return payload
 
 
+def adaptive_payload(card: dict, *, panel_id: str, layers: int, heads: int, sibling_rows: list[dict] | None = None,
+                     mode: str = "explorer") -> dict:
+    """The panel's data for a per-input model under one budget knob (``adaptive``), from its card's sweep: one
+    point per measured budget (full test split, 95% interval), realised cost, mean heads per input and per
+    block, latency where the card timed it. No mask: each input picks its own heads, so the grid shows how
+    many heads an input runs per block on average. ``sibling_rows``: other models' rows drawn on the chart
+    (BudgetFormer of the same task)."""
+    from baa_core.measure.operating_points import card_accuracy
+
+    rows = sorted((r for r in (card.get("sweeps") or {}).get("adaptive") or []
+                   if r.get("accuracy") is not None and r.get("est_cost") is not None and r.get("budget") is not None),
+                  key=lambda r: r["budget"])
+    accs = [card_accuracy(card, r) for r in rows]
+    full = accs[-1] if accs else None
+    points = []
+    for r, a in zip(rows, accs):
+        b, total = float(r["budget"]), int(r.get("total_heads") or layers * heads)
+        hpl = [round(float(v), 2) for v in (r.get("heads_per_layer") or r.get("mean_heads_per_layer") or [])]
+        if len(hpl) != layers:  # an older card without per-block means: spread the mean evenly
+            hpl = [round(float(r.get("active_heads") or r["est_cost"] * total) / layers, 2)] * layers
+        k = round(float(r.get("active_heads") or sum(hpl)), 1)
+        lat = None
+        if r.get("speedup") and r.get("latency_ms") and r.get("dense_latency_ms"):
+            lat = {"ms": r["latency_ms"], "dense_ms": r["dense_latency_ms"], "speedup": r["speedup"], "threads": r.get("threads") or 1,
+                   "sub": f"card, batch 1: median over {r.get('latency_inputs', '?')} test inputs"}
+        if a is full:
+            vs = f"the highest budget the card measured (b = {rows[-1]['budget']:.2f})"
+        elif full is not None:
+            vs = (f"vs b = {rows[-1]['budget']:.2f}, the highest measured (card): {100 * (a.value - full.value):+.2f} pt, "
+                  + ("a tie: the 95% intervals overlap" if a.ties(full) else "beyond noise: the 95% intervals do not overlap"))
+        else:
+            vs = ""
+        points.append({"b": b, "lo": b, "hi": b, "k": k, "total": total, "cost": round(float(r["est_cost"]), 5), "hpl": hpl,
+                       "mask": None, "gates": None, "acc": _acc(a), "live": None, "lat": lat,
+                       "flop": None if r.get("flop_speedup") is None else round(float(r["flop_speedup"]), 4), "vs_all": vs,
+                       "ktxt": f"{k:.1f} of {total} heads per input, on average"})
+    chart_card = {**card, "sweeps": {**(card.get("sweeps") or {}), **({"budgetformer": sibling_rows} if sibling_rows else {})}}
+    series = chart_series(chart_card, "adaptive", [], "live") if points and mode == "explorer" else []
+    ys = [(pt[1], pt[2], pt[3]) for s_ in series for pt in s_["pts"]]
+    lo_hi = [points[0]["b"], points[-1]["b"]] if points else [0.0, 1.0]
+    payload = {"id": panel_id, "mode": mode, "commit": True, "layers": int(layers), "heads": int(heads), "range": lo_hi,
+               "range_note": (f"The slider covers the budgets this model was trained for, {lo_hi[0]:.2f} to {lo_hi[1]:.2f}, and stops "
+                              f"at the {len(points)} budgets its card measured on the full test split. Each input picks its own "
+                              f"heads: b sets the average share, and every number is a mean over test inputs."),
+               "points": points, "stops": list(range(len(points))), "series": series, "y": accuracy_axis(ys),
+               "metric_labels": ["accuracy", "realised cost", "heads per input (mean)", "latency, ms/input",
+                                 "speedup vs dense", "FLOP-model bound"],
+               "cost_sub": "mean share of heads run over inputs and blocks",
+               "grid_caption": ("Heads an input runs per block at this budget, on average (the number; lit cells count them, "
+                                "the last one in part). Which heads run varies by input: see the Per-input inspector."
+                                if mode != "inspector" else "The heads this text runs at this budget: blue runs, grey is off")}
+    payload["sig"] = hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    return payload
+
+
 # ---------------------------------------------------------------- cached per model
 @st.cache_resource(show_spinner="Measuring every operating point of the model (once)…", max_entries=8)
 def points_cached(path: str, version: float, live: bool, _ckpt, _data):
@@ -233,6 +293,57 @@ def show(sel, data, *, key: str, mode: str = "explorer", text: str | None = None
             pass
     _COMPONENT(key=key, data=payload, on_commit_change=lambda: _on_commit(key))
     return points, (None if point is None else point.budget), point, base["stops"]
+
+
+def show_adaptive(sel, *, key: str, mode: str = "explorer", sibling_rows: list[dict] | None = None, text: str | None = None,
+                  truth: int | None = None):
+    """The live panel for an adaptive model (card numbers, see ``adaptive_payload``). Returns (the committed
+    budget, the text's ``Inspection`` at it): the budget is the session's shared budget snapped to a budget the
+    card measured (None: the card has none); ``mode="inspector"`` with a ``text`` also draws the text's own
+    heads, class probabilities and s(b) at every budget, and the inspection comes from that same run (so a
+    release of the slider runs no model); otherwise it is None."""
+    cfg = sel.model.config
+    base = adaptive_payload(sel.ckpt.typed_card.as_dict(), panel_id=key, layers=cfg.n_layers, heads=cfg.n_heads,
+                            sibling_rows=sibling_rows, mode=mode)
+    if not base["points"]:
+        return None, None
+    shared = st.session_state.get(state.BUDGET_KEY)
+    shared = 0.5 if shared is None else float(shared)
+    budgets = [p["b"] for p in base["points"]]
+    budget = min(budgets, key=lambda b: (abs(b - shared), b))
+    payload, ins = {**base, "budget": budget}, None
+    if mode == "inspector" and text is not None:
+        try:
+            per = adaptive_input_at(*sel.key, text, tuple(budgets), sel.ckpt)
+            payload["input"] = {"labels": per["labels"], "at": per["at"], "truth": truth}
+            ins = per["inspections"][budgets.index(budget)]
+        except ValueError:  # empty or unusable text (InputError): the page says why below the panel
+            pass
+    _COMPONENT(key=key, data=payload, on_commit_change=lambda: _on_commit(key))
+    return budget, ins
+
+
+@st.cache_data(show_spinner="Running this text at every budget…", max_entries=32)
+def adaptive_input_at(path: str, version: float, text: str, budgets: tuple[float, ...], _ckpt) -> dict:
+    """The per-input part of an adaptive model's panel: at each budget, the text's class probabilities, the heads it
+    runs (its own mask) and s per block; and the whole ``Inspection`` at each budget (what the inspector shows at
+    the committed one). One forward pass per budget (``inspect_text``, one torch thread)."""
+    import torch
+
+    from baa_core.measure.inspection import inspect_text
+    from baa_core.measure.latency import TIMING_LOCK
+
+    with TIMING_LOCK:  # the thread count is process-wide: set it as the Attention page does, under the timings' lock
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            inspections = [inspect_text(_ckpt.model, _ckpt.tokenizer, text, budget=b, attentions=False, latency=False,
+                                        label_names=_ckpt.typed_card.labels or None) for b in budgets]
+        finally:
+            torch.set_num_threads(threads)
+    at = [{"probs": [round(v, 5) for v in ins.probs], "mask": [int(v > 0) for v in ins.head_weights.flatten().tolist()],
+           "s": [round(float(v), 4) for v in (ins.s or [])]} for ins in inspections]
+    return {"labels": list(inspections[0].label_names) if inspections else [], "at": at, "inspections": inspections}
 
 
 def inspection_or_stop(sel, text: str, points: list, stops: list[int], point):

@@ -17,7 +17,7 @@ import streamlit as st
 
 from baa_core import methods
 
-from . import catalog, compute, safe
+from . import catalog, compute, live_store, safe
 
 MODEL_KEY = "model_id"  # the sidebar picker's widget key
 NEXT_MODEL_KEY = "model_id_next"  # a model to select at the next run (the picker's key is fixed once it is drawn)
@@ -51,6 +51,7 @@ def server_start() -> dict:
     import torch
 
     removed = uploads.clean_leftovers(catalog.user_models_dir())
+    live_store.clean_leftovers()
     offline = go_offline_if_unreachable()
     # Many sessions share this process: each runs its own torch work in its own thread, so one thread per
     # operation keeps two cores busy without the threads of one operation waiting on each other
@@ -91,7 +92,13 @@ def _warm_caches() -> None:
 
     from . import live_panel
 
-    for entry in small + [e for e in first if e not in small]:
+    # The model a new session opens (catalog.default_entry) first: a class arriving together waits for it
+    # alone, not for the other models' sweeps queued ahead of it.
+    default = catalog.default_entry([e for e in listed if not e.problem and not e.needs])
+    order = ([default] if default is not None else []) + small + first
+    for entry in [e for i, e in enumerate(order) if e not in order[:i]]:
+        if entry is not default:
+            _lower_priority_of_this_thread()
         try:
             path, version = str(entry.path), entry.version
             ckpt = load_checkpoint_cached(path, version)
@@ -101,6 +108,14 @@ def _warm_caches() -> None:
                     live_panel.points_cached(path, version, False, ckpt, None)
                 continue
             data = eval_data(path, version, ckpt)
+            from . import adaptive_panels
+
+            if adaptive_panels.applies(ckpt.model):
+                if data.live_accuracy_auto:  # the explorer's live sample at every budget its panel stops at
+                    for row in (ckpt.typed_card.as_dict().get("sweeps") or {}).get("adaptive") or []:
+                        if row.get("budget") is not None:
+                            adaptive_panels.live_point(path, version, float(row["budget"]), ckpt, data)
+                continue
             if slides and data.live_accuracy_auto:
                 # Every operating point's live accuracy, from the top down: a page measuring the same points
                 # from the bottom up meets this thread half way, the two on two cores (each computed once).
@@ -109,6 +124,18 @@ def _warm_caches() -> None:
                 live_panel.points_cached(path, version, True, ckpt, data)
         except Exception:  # a model that cannot be warmed is loaded (and its fault shown) when a page asks for it
             continue
+
+
+def _lower_priority_of_this_thread(niceness: int = 10) -> None:
+    """Once the default model is warm, the warm-up goes on with the other models at a lower CPU priority
+    (Linux: a thread's own nice value), so the pages of a class arriving meanwhile are drawn first."""
+    import os
+
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
+    except (AttributeError, OSError):  # not Linux, or not allowed: the warm-up just runs at the server's priority
+        pass
 
 
 # ---------------------------------------------------------------- loaders
@@ -154,6 +181,7 @@ class EvalData:
     source: str
     live_accuracy_auto: bool  # accuracy on the sample is cheap enough to compute at every slider move
     live_latency_auto: bool  # timing a head layout takes ~0.1 s: done without being asked
+    digest: str = ""  # sha256 of the sample (indices, token ids, labels): part of the on-disk live cache's key
 
 
 def data_unavailable_reason(card: dict, folder: Path | None = None) -> str | None:
@@ -195,7 +223,8 @@ def eval_data(path: str, version: float, _ckpt) -> EvalData:
     model = _ckpt.model
     return EvalData(prep.data.test.texts, list(prep.data.test.labels), prep.test, sample, batches, prep.data.source,
                     compute.dense_flops(model, [lengths[i] for i in sample]) < compute.LIVE_AUTO_FLOPS,
-                    compute.dense_flops(model, padded_lengths(batches)) * 16 < compute.LIVE_AUTO_FLOPS / 10)
+                    compute.dense_flops(model, padded_lengths(batches)) * 16 < compute.LIVE_AUTO_FLOPS / 10,
+                    live_store.data_digest(prep.test.ids, prep.test.labels, sample))
 
 
 def get_eval_data(entry: catalog.ModelEntry, ckpt) -> tuple[EvalData | None, str | None]:
@@ -211,12 +240,30 @@ def get_eval_data(entry: catalog.ModelEntry, ckpt) -> tuple[EvalData | None, str
         return None, f"the evaluation data could not be prepared ({type(exc).__name__}: {str(exc)[:200]})"
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _live_store(path: str, version: float, data_digest: str) -> live_store.LiveStore | None:
+    """The on-disk live accuracies of one (checkpoint, sample), keyed by their contents (``live_store``);
+    None when there is nothing to key them by (no folder, no sample digest) or the folder cannot be read."""
+    if not data_digest or not Path(path).is_dir():
+        return None
+    try:
+        return live_store.LiveStore(live_store.make_key(live_store.checkpoint_digest(path), data_digest))
+    except OSError:
+        return None
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
 def live_accuracy_cached(path: str, version: float, mask_key: tuple, _ckpt, _data: EvalData) -> float:
+    """Accuracy on the live sample with these heads: measured once per server (Streamlit's cache: sessions
+    asking meanwhile wait for it) and once per (weights, sample, code) across restarts (the disk store)."""
     import torch
 
-    point = compute.OperatingPoint(None, torch.tensor(mask_key, dtype=torch.float32), None)
-    return compute.live_accuracy(_ckpt.model, _data.test, _data.sample, point)
+    def measure() -> float:
+        point = compute.OperatingPoint(None, torch.tensor(mask_key, dtype=torch.float32), None)
+        return compute.live_accuracy(_ckpt.model, _data.test, _data.sample, point)
+
+    store = _live_store(path, version, _data.digest)
+    return measure() if store is None else store.get_or_measure(mask_key, measure)
 
 
 @st.cache_data(show_spinner="Timing dense vs sliced on this CPU…", max_entries=256)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..io.data import iterate_batches
 from ..model.adaptive import CALIBRATION_GRID, realised_fraction
+from .intervals import bootstrap_ci  # one interval rule for every accuracy in the project
 
 @torch.no_grad()
 def adaptive_outputs(model, data, budget, batch_size: int = 128, device: str = "cpu", mode: str = "hard") -> dict:
@@ -106,9 +107,11 @@ def adaptive_sweep(model, test, budgets, *, method: str = "adaptive", latency_ex
             model.to(device)
             row.update(latency_ms=statistics.median(r["latency_ms"] for r in lat["examples"]),
                        dense_latency_ms=statistics.median(r["dense_ms"] for r in lat["examples"]),
-                       speedup=lat["median_speedup"], flop_speedup=lat["median_flop_speedup"],
-                       latency_ratio_to_flop_model=lat["median_ratio"], latency_inputs=lat["n"],
-                       latency_protocol="batch 1 per input, structural path vs dense on the same input, medians")
+                       speedup=lat["median_speedup"], speedup_ci=lat["speedup_ci"], speedup_spread=lat["speedup_spread"],
+                       flop_speedup=lat["median_flop_speedup"], latency_ratio_to_flop_model=lat["median_ratio"],
+                       latency_ratio_ci=lat["ratio_ci"], latency_inputs=lat["n"],
+                       latency_protocol="batch 1 per input, structural path vs dense on the same input, medians over "
+                                        "inputs; _ci: 95% bootstrap interval of the median over inputs")
         if progress:
             progress(f"{method} budget {b:g}: accuracy {row['accuracy']:.4f}, realised cost {row['est_cost']:.3f}, "
                      f"mean s {row['s_mean']:.3f}")
@@ -168,18 +171,6 @@ def s_curves(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
 
 
 # ---------------------------------------------------------------- intervals and the card
-def bootstrap_ci(values: torch.Tensor, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (N,) over resampled test rows.
-    Paired differences: pass the per-row difference (e.g. correct_a - correct_b)."""
-    v = values.double().flatten()
-    if len(v) == 0:
-        return (float("nan"), float("nan"))
-    g = torch.Generator().manual_seed(seed)
-    means = torch.stack([v[torch.randint(len(v), (len(v),), generator=g)].mean() for _ in range(n_boot)])
-    lo, hi = torch.quantile(means, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)).tolist()
-    return (lo, hi)
-
-
 def adaptive_card(prep, model, dense, budgets, tcfg, *, threads: int = 1, latency_examples: int = 0, progress=None,
                   tracking_budgets=None, recalibrate: bool = True) -> tuple[list[dict], dict]:
     """Everything an adaptive model's card holds: sweep rows (with bootstrap intervals) and the analyses.

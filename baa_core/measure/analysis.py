@@ -25,7 +25,7 @@ from ..model.gates import entropy
 from ..model.structural import SlicedHeadCache, structural_forward
 from ..model.surgery import slice_heads
 from .cost import model_flops
-from .latency import TIMING_LOCK
+from .latency import TIMING_LOCK, median_ci, percentile_spread
 from .perinput import attention_flop_fraction, controller_outputs, total_flop_fraction
 
 BUCKETS = ("Simple", "Medium", "Hard")
@@ -181,8 +181,10 @@ def per_example_latency(model, data: EncodedDataset, n: int = 200, threads: int 
                                  "ratio": sm / (dm * frac), "speedup": dm / sm, "flop_fraction": frac})
         finally:
             torch.set_num_threads(prev)
-    return {"examples": rows, "median_ratio": statistics.median(r["ratio"] for r in rows),
-            "median_speedup": statistics.median(r["speedup"] for r in rows),
+    speedups, ratios = [r["speedup"] for r in rows], [r["ratio"] for r in rows]
+    return {"examples": rows, "median_ratio": statistics.median(ratios), "ratio_ci": list(median_ci(ratios)),
+            "median_speedup": statistics.median(speedups), "speedup_ci": list(median_ci(speedups)),
+            "speedup_spread": list(percentile_spread(speedups)),
             "median_flop_speedup": statistics.median(1 / r["flop_fraction"] for r in rows),
             "cache": {"hits": cache.hits, "misses": cache.misses, "head_sets": len(cache.entries)}, "threads": threads, "n": len(rows)}
 

@@ -26,7 +26,8 @@ Choices for what is open (each a ``ModelConfig`` / ``TrainConfig`` field, so car
   its last 20%), then ``ad_hard_epochs`` of hard adaptation (forward with the hard top-ceil(sH)
   masks, backward through the soft weights) distilled from a frozen copy of the soft model, at a
   tenth of the phase learning rate (half of it, as BAA uses, lost 3-14 points of validation accuracy
-  on the synthetic task in this phase).
+  on the synthetic task in this phase; ``ad_hard_lr_scale``), or, with ``ad_teacher="dense"``, distilled
+  from the dense warm start with every head on.
 * Calibration on the validation split (``calibrate``): for each b on ``CALIBRATION_GRID`` the
   calibrated logit u(b) is solved by bisection so that the realised mean head fraction (mean over
   inputs and blocks of ceil(s * H) / H, the heads that run) equals b; u is made non-decreasing over
@@ -97,7 +98,11 @@ class AdaptiveObjective:
         loss = task + penalty
         if self.teacher is not None:
             with torch.no_grad():
-                t_logits = self.teacher(batch["input_ids"], batch["attention_mask"], budget=b, controller_mode="soft").logits
+                if self.cfg.ad_teacher == "dense":  # the dense warm start, every head on: the same target at every b
+                    t_logits = self.teacher(batch["input_ids"], batch["attention_mask"]).logits
+                else:
+                    t_logits = self.teacher(batch["input_ids"], batch["attention_mask"], budget=b,
+                                            controller_mode="soft").logits
             T, a = self.cfg.distill_temperature, self.cfg.distill_alpha
             kd = F.kl_div(F.log_softmax(out.logits / T, -1), F.log_softmax(t_logits / T, -1), log_target=True,
                           reduction="batchmean")
@@ -133,8 +138,11 @@ def plan(dense, cfg: TrainConfig, budget: float | None = None):
     phases = [Phase("adaptive", cfg.ad_epochs, lambda m: AdaptiveObjective(cfg), cfg.phase_lr, seed_offset=5,
                     param_groups=groups, validate=True, evals_per_epoch=2, eval_at_start=True, after=_final_schedule(cfg))]
     if cfg.ad_hard_epochs > 0:
-        phases.append(Phase("adaptive-hard", cfg.ad_hard_epochs, lambda m: AdaptiveObjective(cfg, _teacher(m)),
-                            cfg.phase_lr * 0.1, seed_offset=6, param_groups=groups, validate=True, evals_per_epoch=2,
+        # The dense teacher is copied now (the phases train ``model``, a copy with controllers added).
+        dense_teacher = copy.deepcopy(dense).eval().requires_grad_(False) if cfg.ad_teacher == "dense" else None
+        teacher = (lambda m: dense_teacher.to(next(m.parameters()).device)) if dense_teacher is not None else _teacher
+        phases.append(Phase("adaptive-hard", cfg.ad_hard_epochs, lambda m: AdaptiveObjective(cfg, teacher(m)),
+                            cfg.phase_lr * cfg.ad_hard_lr_scale, seed_offset=6, param_groups=groups, validate=True, evals_per_epoch=2,
                             after=_final_schedule(cfg)))
     return model, phases
 

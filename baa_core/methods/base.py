@@ -84,6 +84,11 @@ class TrainConfig:
     ad_groups: int = 4
     ad_lambda_overshoot: float = 1.0
     ad_lambda_gap: float = 0.1
+    # Hard adaptation: its learning rate as a share of the phase rate (0.1 chosen on synthetic_marks
+    # validation; BAA's hard phase uses 0.5), and its teacher: "soft" (a frozen copy of the soft
+    # adaptive model, at the same budgets, as BAA does) or "dense" (the dense warm start, every head on).
+    ad_hard_lr_scale: float = 0.1
+    ad_teacher: str = "soft"
 
     def __post_init__(self):
         _check_int("batch_size", self.batch_size, 1, 1_000_000)
@@ -96,6 +101,9 @@ class TrainConfig:
             _check_number("adapt_lr", self.adapt_lr, 0.0, 100.0, low_open=True)
         for name in ("lambda_mass", "lambda_overshoot", "weight_decay", "bf_lambda_budget", "bf_lambda_entropy"):
             _check_number(name, getattr(self, name), 0.0, 1e6)
+        _check_number("ad_hard_lr_scale", self.ad_hard_lr_scale, 0.0, 10.0, low_open=True)
+        if self.ad_teacher not in ("soft", "dense"):
+            raise ConfigError(f"the adaptive hard phase's teacher must be 'soft' or 'dense', not {self.ad_teacher!r}")
         if not 0.0 < self.min_budget <= self.max_budget <= 1.0:
             raise ConfigError("budgets must satisfy 0 < min_budget <= max_budget <= 1")
         if any(not 0.0 < b <= 1.0 for b in self.budgets):

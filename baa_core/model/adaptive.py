@@ -26,9 +26,13 @@ CALIBRATION_GRID = [round(0.05 * i, 2) for i in range(1, 21)]  # 0.05 .. 1.00: w
 class AdaptiveController(HeadController):
     """BudgetFormer's controller (scorer, soft/hard rules, temperatures), told the budget."""
 
-    def __init__(self, d_model: int, n_heads: int, hidden: int = 64, reads: str = "embedding"):
+    def __init__(self, d_model: int, n_heads: int, hidden: int = 64, reads: str = "embedding", scores: str = "input"):
         super().__init__(d_model, n_heads, hidden)
         self.reads = reads
+        # "input+budget": each head's score also moves with the budget logit (starts flat: the same
+        # ranking at every b), so the heads an input runs may change with b as BAA's do; s_i(b), the
+        # count, stays monotone either way.
+        self.score_slope = nn.Parameter(torch.zeros(n_heads)) if scores == "input+budget" else None
         self.raw_alpha = nn.Parameter(torch.tensor(math.log(math.expm1(1.0))))  # softplus(alpha) = 1
         # The block's shared level, apart from the per-input offset (see ``offset``).
         self.level = nn.Parameter(torch.zeros(()))
@@ -61,6 +65,9 @@ class AdaptiveController(HeadController):
                 pooled: torch.Tensor = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = x.mean(1) if attention_mask is None else masked_mean(x, attention_mask)  # (B, d) block input
         scores = F.linear(h, self.input.weight[self.hidden :], self.input.bias[self.hidden :])  # (B, H)
+        if self.score_slope is not None:
+            u = budget_logit.reshape(-1, 1) if budget_logit.dim() else budget_logit  # (B, 1) or ()
+            scores = scores + self.score_slope * u  # (B, H)
         f = self.offset(pooled if self.reads == "embedding" else h)  # (B,)
         s = torch.sigmoid(f + self.sensitivity() * budget_logit)  # (B,); budget_logit () or (B,)
         return s, scores
@@ -93,12 +100,14 @@ class BudgetCalibration(nn.Module):
         self.set_table(table or [])
 
     def set_table(self, table: list[list[float]]) -> None:
+        # Computed on the CPU, then moved: on the meta device (a skeleton built to check a checkpoint's shapes)
+        # log / cummax run through Python reference kernels whose first use imports ~1 s of torch internals.
         dev = self.knots.device
-        b = torch.tensor([float(r[0]) for r in table], dtype=torch.float64, device=dev)
-        c = torch.tensor([float(r[1]) for r in table], dtype=torch.float64, device=dev)
+        b = torch.tensor([float(r[0]) for r in table], dtype=torch.float64, device="cpu")
+        c = torch.tensor([float(r[1]) for r in table], dtype=torch.float64, device="cpu")
         x = budget_logit(b)
         u = (x + c).cummax(0).values if len(table) else x + c  # rounding never makes u step down
-        self.knots, self.values = x.float(), u.float()
+        self.knots, self.values = x.float().to(dev), u.float().to(dev)
         self.table = [[float(v), float(w)] for v, w in table]
 
     def forward(self, budget: torch.Tensor) -> torch.Tensor:

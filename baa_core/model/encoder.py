@@ -135,7 +135,8 @@ class BudgetedClassifier(nn.Module):
             )
         elif cfg.gating == "adaptive":  # issue 10: BudgetFormer's controllers, told the budget b
             self.controllers = nn.ModuleList(
-                AdaptiveController(cfg.d_model, cfg.n_heads, cfg.controller_hidden, cfg.adaptive_input)
+                AdaptiveController(cfg.d_model, cfg.n_heads, cfg.controller_hidden, cfg.adaptive_input,
+                                   cfg.adaptive_scores)
                 for _ in range(cfg.n_layers)
             )
             self.calibration = BudgetCalibration(cfg.budget_calibration)

@@ -108,9 +108,10 @@ function build(root, data) {
     `<div class="bl-sliderwrap"><input type="range" class="bl-range" min="${lo}" max="${hi}" step="0.001" aria-label="attention budget"/>`,
     `<div class="bl-ticks">${ticks}</div><div class="bl-ends"><span>${lo.toFixed(2)}</span><span>${hi.toFixed(2)}</span></div></div>`,
     `<div class="bl-note">${esc(data.range_note)}</div>`,
-    mode === "overview" ? "" : `<div class="bl-metrics">${["accuracy", "estimated attention cost", "active heads", "latency, ms/batch",
-      "speedup vs dense", "FLOP-model bound"].map(metricBox).join("")}</div><div class="bl-noise"></div>`,
-    `<div class="bl-body">${inputBlock}<div class="bl-gridbox"><div class="bl-cap">Heads at this budget: blue runs, grey is off; the number is the soft gate g(b)</div>`,
+    mode === "overview" ? "" : `<div class="bl-metrics">${(data.metric_labels || ["accuracy", "estimated attention cost", "active heads",
+      "latency, ms/batch", "speedup vs dense", "FLOP-model bound"]).map(metricBox).join("")}</div><div class="bl-noise"></div>`,
+    `<div class="bl-body">${inputBlock}<div class="bl-gridbox"><div class="bl-cap">${esc(data.grid_caption ||
+      "Heads at this budget: blue runs, grey is off; the number is the soft gate g(b)")}</div>`,
     `<div class="bl-grid" style="grid-template-columns: max-content repeat(${H}, minmax(0, 1fr))">${head.join("")}${cells.join("")}</div></div>`,
     chart ? `<div class="bl-chartbox"><div class="bl-cap">Accuracy vs cost, every method in the card; the star is the slider's point</div>${chart.html}</div>` : "",
     `</div>`,
@@ -185,14 +186,28 @@ function render(inst, idx, raw) {
     inst.idx = idx;
     stats.pointChanges += 1;
     inst.bText.textContent = `b = ${fmtB(p.b)}`;
-    inst.kText.textContent = `${p.k} of ${p.total} heads run`;
+    inst.kText.textContent = p.ktxt || `${p.k} of ${p.total} heads run`;
     const gates = p.gates, mask = p.mask;
     const own = data.input && data.input.at && data.input.at[idx] && data.input.at[idx].mask;
     const cellsMask = own || mask;
-    for (let i = 0; i < inst.cells.length; i++) {
-      const c = inst.cells[i], on = cellsMask[i] > 0;
-      c.className = on ? "bl-cell bl-on" : "bl-cell";
-      c.textContent = gates[i].toFixed(2);
+    if (cellsMask) {
+      for (let i = 0; i < inst.cells.length; i++) {
+        const c = inst.cells[i], on = cellsMask[i] > 0;
+        c.className = on ? "bl-cell bl-on" : "bl-cell";
+        c.textContent = gates ? gates[i].toFixed(2) : "";
+        c.style.opacity = "";
+      }
+    } else {
+      // Per-input heads (no one mask for every input): block l's row shows how many heads an input runs there
+      // on average, hpl[l], as that many cells from the left (the last one partly lit). Which heads varies by input.
+      const H = data.heads;
+      for (let i = 0; i < inst.cells.length; i++) {
+        const c = inst.cells[i], n = p.hpl[Math.floor(i / H)], h = i % H;
+        const part = Math.max(0, Math.min(1, n - h));
+        c.className = part > 0 ? "bl-cell bl-on" : "bl-cell";
+        c.style.opacity = part > 0 && part < 1 ? (0.25 + 0.75 * part).toFixed(2) : "";
+        c.textContent = h === 0 ? n.toFixed(1) : "";
+      }
     }
     inst.ticks.forEach((t, j) => t.classList.toggle("bl-current", data.stops[j] === idx));
     if (inst.metrics.length) {
@@ -200,12 +215,12 @@ function render(inst, idx, raw) {
       setMetric(inst.metrics[0], a ? pct(a.v) : "not measured",
         a ? `95% interval ${pct(a.lo, 1)}–${pct(a.hi, 1)} · ${a.src === "card" ? "card" : "live sample"}, ${a.n.toLocaleString()} ex.` : "no measured accuracy here",
         a ? a.detail : "");
-      setMetric(inst.metrics[1], p.cost.toFixed(3), "active heads / all heads");
+      setMetric(inst.metrics[1], p.cost.toFixed(3), data.cost_sub || "active heads / all heads");
       setMetric(inst.metrics[2], `${p.k} / ${p.total}`, `per block: ${p.hpl.join(" · ")}`);
       const lat = p.lat;
       setMetric(inst.metrics[3], lat ? lat.ms.toFixed(2) : "not measured",
         lat ? `dense ${lat.dense_ms.toFixed(2)} ms · card, ${lat.threads} thread${lat.threads > 1 ? "s" : ""}` : "the card has no timing of this head layout");
-      setMetric(inst.metrics[4], lat ? lat.speedup.toFixed(2) + "x" : "not measured", lat ? "measured, CPU, batches of 8" : "");
+      setMetric(inst.metrics[4], lat ? lat.speedup.toFixed(2) + "x" : "not measured", lat ? lat.sub || "measured, CPU, batches of 8" : "");
       setMetric(inst.metrics[5], p.flop == null ? "-" : p.flop.toFixed(2) + "x", "dense FLOPs / these heads' FLOPs");
       inst.noise.textContent = p.vs_all || "";
       if (inst.chart) {
