@@ -188,9 +188,13 @@ def card_section(card: dict) -> str:
     lat = card.get("latency")
     if lat:
         env = lat.get("environment") or {}
-        out.append(f"CPU latency: `{lat['command']}` ({lat['batches']} batches of {lat['batch_size']} test examples, mean padded "
-                   f"length {lat['mean_padded_length']:.1f}, {lat['rounds']} rounds; {env.get('processor', '')}, "
-                   f"torch {env.get('torch', '?')}).  ")
+        if "batches" in lat:  # sliced layouts timed in batches (bench on a BAA / static card)
+            out.append(f"CPU latency: `{lat['command']}` ({lat['batches']} batches of {lat['batch_size']} test examples, mean "
+                       f"padded length {lat['mean_padded_length']:.1f}, {lat['rounds']} rounds; {env.get('processor', '')}, "
+                       f"torch {env.get('torch', '?')}).  ")
+        else:  # per-input models: batch 1, each input beside the dense model (bench on an adaptive card)
+            out.append(f"CPU latency: `{lat['command']}` ({lat.get('protocol') or 'per input, batch 1'}; "
+                       f"{env.get('processor', '')}, torch {env.get('torch', '?')}).  ")
     sel = card.get("selection")
     if sel is None:
         out.append(f"Selection: none recorded — {PRE_RULES}.  ")

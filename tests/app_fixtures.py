@@ -147,3 +147,13 @@ def build_twelve_heads(pre: Path) -> dict[str, Path]:
                     {**_card("tiny-dense12", "dense", {"dense": sweep(dense, test, [1.0], method="dense",
                                                                        mask_for=lambda b: torch.ones(2, 12))}), **arch})
     return out
+
+
+def panel(at, key: str = "explorer_live") -> dict:
+    """The live panel's payload as the page sent it to the browser (an AppTest run's bidi component)."""
+    for el in at.get("bidi_component"):
+        proto = el.proto
+        data = json.loads(proto.mixed.json if proto.HasField("mixed") else proto.json)
+        if data.get("id") == key:
+            return data
+    raise LookupError(f"no live panel {key!r} on the page")

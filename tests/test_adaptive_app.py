@@ -12,6 +12,8 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from tests.app_fixtures import panel  # noqa: E402
+
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 
 
@@ -49,18 +51,6 @@ def assert_clean(at: AppTest) -> None:
 
 def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
-
-
-def panel(at: AppTest, key: str = "explorer_live") -> dict:
-    """The live panel's payload as the page sent it to the browser."""
-    import json
-
-    for el in at.get("bidi_component"):
-        proto = el.proto
-        data = json.loads(proto.mixed.json if proto.HasField("mixed") else proto.json)
-        if data.get("id") == key:
-            return data
-    raise LookupError(f"no live panel {key!r} on the page")
 
 
 def test_the_slider_moves_every_inputs_budget(env):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.app_fixtures import build_model_dirs, csv_bytes
+from tests.app_fixtures import build_model_dirs, csv_bytes, panel
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -102,16 +102,6 @@ def expected_at(dirs, budget: float) -> tuple[int, float]:
     ckpt, prep, sample = _live_setup(str(dirs["pretrained"]))
     point = compute.operating_point(ckpt.model, budget)
     return int(ckpt.model.gate.hard(budget).sum()), compute.live_accuracy(ckpt.model, prep.test, sample, point)
-
-
-def panel(at: AppTest, key: str = "explorer_live") -> dict:
-    """The live panel's payload as the page sent it to the browser."""
-    for el in at.get("bidi_component"):
-        proto = el.proto
-        data = json.loads(proto.mixed.json if proto.HasField("mixed") else proto.json)
-        if data.get("id") == key:
-            return data
-    raise LookupError(f"no live panel {key!r} on the page")
 
 
 def shown(data: dict) -> dict:
