@@ -25,9 +25,10 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import threading
 from pathlib import Path
+
+from baa_core.io.atomic import atomic_write  # noqa: F401 (also this module's name for it)
 
 FORMAT = "baa-live-accuracies"
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,24 +161,6 @@ class LiveStore:
 def _valid(mask: object, value: object) -> bool:
     return (isinstance(mask, str) and bool(mask) and set(mask) <= {"0", "1", "/"}
             and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0.0 <= value <= 1.0)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def clean_leftovers(folder: Path | None = None, older_than_s: float = 600.0) -> int:

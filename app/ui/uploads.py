@@ -15,8 +15,9 @@ import hashlib
 import os
 import shutil
 import time
-import uuid
 from pathlib import Path
+
+from baa_core.io.atomic import atomic_write
 
 UPLOADS = ".uploads"
 LEFTOVER_AGE_S = 600.0  # a save takes seconds: anything this old is from a process that died
@@ -52,15 +53,7 @@ def store_upload(content: bytes, folder: Path, digest: str | None = None, name: 
                 return path
         except OSError:
             pass
-    tmp = path.parent / f".partial-{uuid.uuid4().hex[:8]}-{path.name}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, content, tmp_prefix=".partial-")  # the leftover cleaner knows ".partial-" files
     return path
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
 from .card import Card
 from ..model.config import ConfigError, ModelConfig
 from ..model.encoder import BudgetedClassifier
@@ -197,13 +198,7 @@ def replace_folder(tmp: Path, folder: Path) -> None:
 
 def update_card(folder: str | Path, card: dict) -> None:
     """Replace a checkpoint's card.json atomically (write beside it, then rename over it)."""
-    folder = Path(folder)
-    tmp = folder / f".card.json.{uuid.uuid4().hex[:8]}"
-    try:
-        _write_json(tmp, card)
-        os.replace(tmp, folder / "card.json")
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(Path(folder) / "card.json", json.dumps(card, indent=1), tmp_prefix=".card.json.")
 
 
 def _read_json(path: Path, what: str) -> dict:
