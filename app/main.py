@@ -25,21 +25,21 @@ if __name__ != "__main__":
     from app.ui.server import BackendBaseUrl
 
     def _server_start() -> None:
-        from app.ui import state
+        from app.ui import warmup
 
-        state.server_start()
+        warmup.server_start()
 
     @contextlib.asynccontextmanager
     async def warm_at_start(_app):
         """At server start (the runtime is up, no session yet): clean leftovers, check the Hub, warm the caches
-        (``state.server_start``), in a thread, so the port opens at once and a class arriving together finds the
+        (``warmup.server_start``), in a thread, so the port opens at once and a class arriving together finds the
         work already under way."""
         threading.Thread(target=_server_start, name="baa-server-start", daemon=True).start()
         yield
 
     app = st.App(__file__, middleware=[Middleware(BackendBaseUrl)], lifespan=warm_at_start)
 else:
-    from app.ui import state
+    from app.ui import state, warmup
 
     st.set_page_config(page_title="Budgeted Attention Explorer", page_icon=str(ROOT / "app" / "static" / "icon.png"), layout="wide")
 
@@ -53,6 +53,6 @@ else:
     ]
 
     page = st.navigation(PAGES)
-    state.server_start()  # done already when the server started it; AppTest and bare runs start it here (once)
+    warmup.server_start()  # done already when the server started it; AppTest and bare runs start it here (once)
     state.model_picker()
     page.run()

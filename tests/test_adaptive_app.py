@@ -150,12 +150,12 @@ def test_a_model_too_big_for_the_live_sample_waits_for_the_button(env, tmp_path,
 
 
 def test_the_server_warms_every_card_budget_of_a_small_adaptive_model(env, monkeypatch):
-    """So that the first release at each budget answers at once (state._warm_caches runs at server start)."""
-    from app.ui import adaptive_panels, state
+    """So that the first release at each budget answers at once (warmup._warm_caches runs at server start)."""
+    from app.ui import adaptive_panels, warmup
 
     seen = []
     monkeypatch.setattr(adaptive_panels, "live_point", lambda path, version, b, ckpt, data: seen.append(b))
-    state._warm_caches()
+    warmup._warm_caches()
     assert seen == [0.25, 0.5, 0.75]
 
 

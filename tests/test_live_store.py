@@ -221,7 +221,7 @@ def test_the_warm_up_starts_with_the_default_model_then_lowers_its_own_priority(
     """A class arriving at a cold server waits for the model it opens, not for the sweeps of smaller models
     queued ahead of it; the rest of the warm-up runs niced, so their pages are drawn first."""
     pytest.importorskip("streamlit")
-    from app.ui import catalog, state
+    from app.ui import catalog, state, warmup
     from tests.app_fixtures import build_model_dirs
 
     dirs = build_model_dirs(tmp_path)
@@ -237,7 +237,7 @@ def test_the_warm_up_starts_with_the_default_model_then_lowers_its_own_priority(
         raise RuntimeError("not loaded in this test")  # the warm-up goes on to the next model
 
     monkeypatch.setattr(state, "load_checkpoint_cached", record)
-    warm = threading.Thread(target=state._warm_caches)
+    warm = threading.Thread(target=warmup._warm_caches)
     warm.start()
     warm.join()
     before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
