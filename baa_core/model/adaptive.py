@@ -64,19 +64,48 @@ class AdaptiveController(HeadController):
     def predict(self, x: torch.Tensor, attention_mask: torch.Tensor | None, budget_logit: torch.Tensor = None,
                 pooled: torch.Tensor = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = x.mean(1) if attention_mask is None else masked_mean(x, attention_mask)  # (B, d) block input
+        scores = self.head_scores(h, budget_logit)  # (B, H)
+        f = self.offset(pooled if self.reads == "embedding" else h)  # (B,)
+        s = torch.sigmoid(f + self.sensitivity() * budget_logit)  # (B,); budget_logit () or (B,)
+        return s, scores
+
+    def head_scores(self, h: torch.Tensor, budget_logit: torch.Tensor) -> torch.Tensor:
+        """(B, d) pooled block input -> (B, H) head scores (which heads; the share s says how many)."""
         scores = F.linear(h, self.input.weight[self.hidden :], self.input.bias[self.hidden :])  # (B, H)
         if self.score_slope is not None:
             u = budget_logit.reshape(-1, 1) if budget_logit.dim() else budget_logit  # (B, 1) or ()
             scores = scores + self.score_slope * u  # (B, H)
-        f = self.offset(pooled if self.reads == "embedding" else h)  # (B,)
-        s = torch.sigmoid(f + self.sensitivity() * budget_logit)  # (B,); budget_logit () or (B,)
-        return s, scores
+        return scores
 
     def forward(self, x, attention_mask, mode: str = "hard", target=None, budget_logit=None, pooled=None):
         s, scores = self.predict(x, attention_mask, budget_logit, pooled)
         if target is not None:
             s = target.expand_as(s).to(s.dtype)
         return self.head_weights(s, scores, mode)
+
+
+class StackedShares:
+    """Every block's share s^l(b) at once, for ``adaptive_input="embedding"`` (all blocks read the same
+    pooled embedding output): the blocks' budget FFNs stacked into one batched matmul. Inference only (a
+    snapshot of the weights): per-input execution at batch 1 would otherwise spend more time in six tiny
+    FFNs than the heads it skips save. Same arithmetic as ``AdaptiveController.offset`` + ``predict``."""
+
+    def __init__(self, controllers):
+        hid = controllers[0].hidden
+        with torch.no_grad():
+            self.w1 = torch.stack([c.input.weight[:hid] for c in controllers])  # (L, hidden, d)
+            self.b1 = torch.stack([c.input.bias[:hid] for c in controllers])  # (L, hidden)
+            self.w2 = torch.stack([c.budget_out.weight[0] for c in controllers])  # (L, hidden)
+            self.b2 = torch.stack([c.budget_out.bias[0] for c in controllers])  # (L,)
+            self.shift = torch.stack([c.level - c.offset_mean for c in controllers])  # (L,)
+            self.alpha = torch.stack([c.sensitivity() for c in controllers])  # (L,)
+
+    def __call__(self, pooled: torch.Tensor, budget_logit: torch.Tensor) -> torch.Tensor:
+        """(B, d) pooled embedding output, () or (B,) calibrated budget logit -> (B, L) shares."""
+        z = F.gelu(torch.einsum("bd,lhd->blh", pooled, self.w1) + self.b1)  # (B, L, hidden)
+        f = (z * self.w2).sum(-1) + self.b2 + self.shift  # (B, L)
+        u = budget_logit.reshape(-1, 1) if budget_logit.dim() else budget_logit
+        return torch.sigmoid(f + self.alpha * u)  # (B, L)
 
 
 def _interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:

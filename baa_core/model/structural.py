@@ -10,8 +10,9 @@ from collections import OrderedDict
 
 import torch
 
-from .attention import attention_bias
-from .gates import hard_head_mask
+from .adaptive import StackedShares
+from .attention import attention_bias, masked_mean
+from .gates import as_budget_tensor, hard_head_mask
 
 
 class SlicedHeadCache:
@@ -26,6 +27,20 @@ class SlicedHeadCache:
         self.model, self.max_entries = model, max_entries
         self.entries: OrderedDict = OrderedDict()
         self.hits = self.misses = 0
+        self._shares = None  # adaptive, embedding-read controllers: every block's share in one op
+        self._budget_logits: dict[float, torch.Tensor] = {}  # u(b) per slider position
+
+    def stacked_shares(self):
+        if self._shares is None:
+            self._shares = StackedShares(self.model.controllers)
+        return self._shares
+
+    def budget_logit(self, budget: float, device) -> torch.Tensor:
+        """The calibrated budget logit u(b), computed once per budget (the table is fixed at inference)."""
+        key = float(budget)
+        if key not in self._budget_logits:
+            self._budget_logits[key] = self.model.calibration(as_budget_tensor(key, device))
+        return self._budget_logits[key]
 
     def get(self, layer: int, heads: tuple[int, ...]):
         key = (layer, heads)
@@ -57,6 +72,9 @@ def structural_forward(model, input_ids: torch.Tensor, cache: SlicedHeadCache, a
     x = model.embeddings(input_ids)  # (1, T, d)
     bias = attention_bias(attention_mask, x.dtype)
     pool_mask = None if bias is None else attention_mask  # no padding at batch 1: a plain mean
+    cfg = model.config
+    if cfg.gating == "adaptive" and cfg.adaptive_input == "embedding" and isinstance(budget, (int, float)):
+        return _adaptive_forward(model, x, bias, pool_mask, attention_mask, cache, budget)
     context = model.controller_context(x, pool_mask, budget)  # {} for BudgetFormer
     chosen = []
     for layer, block in enumerate(model.blocks):
@@ -66,3 +84,23 @@ def structural_forward(model, input_ids: torch.Tensor, cache: SlicedHeadCache, a
         x, _ = block(x, bias, attention=cache.get(layer, heads))
     logits = model.classify(x, attention_mask)  # the model's own head (mean or first-token pooling)
     return logits, chosen
+
+
+def _adaptive_forward(model, x, bias, pool_mask, attention_mask, cache: SlicedHeadCache, budget: float):
+    """``structural_forward`` for an adaptive model whose shares read the pooled embedding output: every
+    block's share comes from one stacked op before the blocks run, and u(b) once per budget; each block
+    then only scores its heads. Same rule as the batched path (``hard_head_mask``): the top ceil(s * H)
+    heads (>= 1) in stable descending order of score."""
+    H = model.config.n_heads
+    u = cache.budget_logit(budget, x.device)
+    pooled = x.mean(1) if pool_mask is None else masked_mean(x, pool_mask)  # (1, d)
+    shares = cache.stacked_shares()(pooled, u)[0]  # (L,)
+    ks = torch.ceil(shares * H - 1e-6).clamp(1, H).long().tolist()
+    chosen = []
+    for layer, (block, s) in enumerate(zip(model.blocks, shares.tolist())):
+        h = x.mean(1) if pool_mask is None else masked_mean(x, pool_mask)  # (1, d) this block's input
+        scores = model.controllers[layer].head_scores(h, u)  # (1, H)
+        heads = tuple(sorted(scores[0].argsort(descending=True, stable=True)[: ks[layer]].tolist()))
+        chosen.append({"heads": heads, "s": s})
+        x, _ = block(x, bias, attention=cache.get(layer, heads))
+    return model.classify(x, attention_mask), chosen
