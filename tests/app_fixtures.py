@@ -157,3 +157,14 @@ def panel(at, key: str = "explorer_live") -> dict:
         if data.get("id") == key:
             return data
     raise LookupError(f"no live panel {key!r} on the page")
+
+
+def assert_clean(at) -> None:
+    """An AppTest run showed no exception and no st.error."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric(at, label: str) -> str:
+    """The value of the st.metric labelled ``label``."""
+    return next(m.value for m in at.metric if m.label == label)

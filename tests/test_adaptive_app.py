@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from tests.app_fixtures import panel  # noqa: E402
+from tests.app_fixtures import assert_clean, metric, panel  # noqa: E402
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 
@@ -42,15 +42,6 @@ def new_app(page: str) -> AppTest:
     at.selectbox(key="model_id").set_value("shipped/tiny-adaptive").run()
     at.switch_page(f"app_pages/{page}.py").run()
     return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
 
 
 def test_the_slider_moves_every_inputs_budget(env):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.app_fixtures import build_model_dirs, csv_bytes, panel
+from tests.app_fixtures import assert_clean, build_model_dirs, csv_bytes, metric, panel
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -46,15 +46,6 @@ def new_app(model: str = "shipped/tiny-baa", page: str | None = None) -> AppTest
     if page:
         at.switch_page(f"app_pages/{page}.py").run()
     return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
 
 
 def load(dirs, name):
