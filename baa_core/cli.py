@@ -643,12 +643,15 @@ def cmd_bench_deploy(args) -> int:
     r0 = rows[0]
     print(f"{ckpt.name} at budget {budget}: {r0['n_batches']} batches of {r0['batch_size']} ({r0['inputs']}, mean padded "
           f"length {r0['mean_padded_length']}), {r0['threads']} thread(s), {r0['rounds']} rounds; speedup vs {r0['reference']}")
-    print(f"{'variant':<17} {'ms/batch':>9} {'speedup':>8} {'95% CI':>14} {'accuracy':>9} {'max|dlogit|':>11}")
+    print(f"{'variant':<17} {'ms/batch':>9} {'speedup':>8} {'95% CI':>14} {'accuracy':>9} {'max|dlogit|':>11}  "
+          f"ONNX file vs its torch model [95% CI]")
     for r in rows:
         acc, diff = r["accuracy"], r["max_abs_logit_diff"]
+        vs_torch = "" if r["vs_torch"] is None else \
+            f"{r['speedup_vs_torch']:.2f}x {r['vs_torch']} [{r['speedup_vs_torch_ci'][0]:.2f}, {r['speedup_vs_torch_ci'][1]:.2f}]"
         print(f"{r['variant']:<17} {r['ms_per_batch']:9.2f} {r['speedup_vs_reference']:8.2f} "
               f"{'[{:.2f}, {:.2f}]'.format(*r['speedup_ci']):>14} {'-' if acc is None else format(acc, '.4f'):>9} "
-              f"{'-' if diff is None else format(diff, '.2g'):>11}")
+              f"{'-' if diff is None else format(diff, '.2g'):>11}  {vs_torch}")
     return 0
 
 

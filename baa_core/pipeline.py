@@ -957,6 +957,7 @@ def _export_card(ckpt: Checkpoint, cfg: ModelConfig, mask: torch.Tensor, budget,
                  command: str) -> dict:
     """The exported model's card: the source's identity, the operating point, and what was measured after export
     (a one-row sweep in the card's usual keys, so the app shows it like any model)."""
+    from .model.runtimes import ONNX_OPSET
     from .model.surgery import kept_heads
 
     src = ckpt.card
@@ -1000,7 +1001,8 @@ def _export_card(ckpt: Checkpoint, cfg: ModelConfig, mask: torch.Tensor, budget,
                 "file": files["onnx"], "int8_file": files.get("onnx_int8"),
                 "inputs": {"input_ids": "int64 (batch, length)", "attention_mask": "int64 (batch, length): 1 token, 0 padding"},
                 "outputs": {"logits": f"float32 (batch, {cfg.n_classes})"}, "pad_id": cfg.pad_id, "max_length": cfg.max_len,
-                "tokenizer": files["tokenizer"]},
+                "tokenizer": files["tokenizer"], "opset": ONNX_OPSET,
+                "runtime": f"any ONNX runtime with opset {ONNX_OPSET} (its Attention op); measured with ONNX Runtime"},
         },
         "notes": (f"Exported from {ckpt.name} with all of its heads (it has no budget gates)." if budget is None else
                   f"Sliced from {ckpt.name} at budget {budget}: only the kept heads' weights are stored.")

@@ -99,6 +99,14 @@ def test_export_card_records_budget_heads_and_measurements_after_export(exported
     config = json.loads((exported.folder / "config.json").read_text())
     assert config["model_type"] == "bert" and config["heads_per_layer"] == e["heads_per_layer"]
     assert config["id2label"]["0"] == SYNTH_VALUES[0]
+    if HAVE_ONNX:  # a user running the file elsewhere needs to know which opset it asks for
+        assert e["onnx"]["opset"] == 23 and "Attention" in {n.op_type for n in _onnx_nodes(exported.folder / e["onnx"]["file"])}
+
+
+def _onnx_nodes(path):
+    import onnx
+
+    return onnx.load(str(path)).graph.node
 
 
 def test_export_config_reads_as_a_hugging_face_config(exported):
@@ -349,6 +357,12 @@ def test_bench_deploy_rows_and_json_lines(word_ckpt, test_split, capsys):
     for r in rows:
         lo, hi = r["speedup_ci"]
         assert r["ms_per_batch"] > 0 and lo <= r["speedup_vs_hf_dense"] <= hi
+    if HAVE_ONNX:  # each ONNX file against the torch model it was exported from, per round
+        twins = {r["variant"]: r["vs_torch"] for r in rows if r["vs_torch"]}
+        assert twins == {"onnx_dense": "dense", "onnx_sliced": "sliced", "onnx_sliced_int8": "sliced_int8"}
+        onnx_sliced = by["onnx_sliced"]
+        lo, hi = onnx_sliced["speedup_vs_torch_ci"]
+        assert lo <= onnx_sliced["speedup_vs_torch"] <= hi
     assert main(["bench-deploy", str(word_ckpt.path), "--budget", "0.5", "--json", "--rounds", "1", "--n-batches", "1",
                  "--limit", "16", "--no-onnx"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]

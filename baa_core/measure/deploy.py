@@ -10,6 +10,7 @@ interval of the median per-round ratio and the spread of single rounds.
 from __future__ import annotations
 
 import copy
+import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,12 +22,14 @@ from ..methods import operating_point
 from ..model.encoder import BudgetedClassifier
 from ..model.runtimes import OnnxRunner, export_onnx, hf_reference, logits_of, onnx_missing, quantize_int8, quantize_onnx_int8
 from ..model.surgery import all_heads_mask, kept_heads, layout_mask, slice_heads
-from .latency import compare_latency, latency_batches, padded_lengths
+from .latency import compare_latency, latency_batches, median_ci, padded_lengths
 
 VARIANTS = ("hf_dense", "dense", "sliced", "dense_int8", "sliced_int8", "onnx_dense", "onnx_sliced", "onnx_sliced_int8")
 # Each variant's fp32 counterpart with the same heads: the logits it is compared with.
 FP32_OF = {"hf_dense": "dense", "dense_int8": "dense", "sliced_int8": "sliced", "onnx_dense": "dense", "onnx_sliced": "sliced",
            "onnx_sliced_int8": "sliced"}
+# The torch model each ONNX Runtime file was exported from: "is the export at least as fast?"
+TORCH_OF = {"onnx_dense": "dense", "onnx_sliced": "sliced", "onnx_sliced_int8": "sliced_int8"}
 
 
 # ---------------------------------------------------------------- the operating point
@@ -190,6 +193,14 @@ def measure_variants(runners: dict[str, Callable], reference: str, *, batches: l
         row["speedup"] = c.speedup[name]
         row["speedup_ci"] = list(c.speedup_ci(name))  # 95% bootstrap interval of the median per-round ratio
         row["speedup_spread"] = list(c.speedup_spread(name))  # 2.5-97.5 percentiles of single rounds
+        torch_twin = TORCH_OF.get(name)
+        if torch_twin in runners:
+            # Both were timed beside the reference in every round: the ratio of their two ratios is the
+            # ONNX file's speedup over its torch model in that round.
+            per_round = [a / b for a, b in zip(c.ratios[name], c.ratios[torch_twin])] if torch_twin != reference \
+                else list(c.ratios[name])
+            row["vs_torch"], row["speedup_vs_torch"] = torch_twin, statistics.median(per_round)
+            row["speedup_vs_torch_ci"] = list(median_ci(per_round))
     return out
 
 
@@ -258,6 +269,8 @@ def bench_deploy(model: BudgetedClassifier, budget: float | None, test: EncodedD
             "heads_per_layer": [len(k) for k in kept_heads(mask)] if is_sliced else dense.config.layer_heads,
             "int8_backend": ("onnxruntime" if name.startswith("onnx") else int8_backend) if name.endswith("int8") else None,
             "reference": reference, "speedup_vs_reference": r["speedup"], "threads": threads,
+            "vs_torch": r.get("vs_torch"), "speedup_vs_torch": r.get("speedup_vs_torch"),
+            "speedup_vs_torch_ci": r.get("speedup_vs_torch_ci"),
             "accuracy_threads": accuracy_threads or torch.get_num_threads(), "batch_size": batch_size,
             "n_batches": len(batches), "rounds": rounds, "mean_padded_length": round(sum(lengths) / len(lengths), 1),
             "inputs": "test examples at their real lengths" if have_data else "random tokens (no test data)",
