@@ -71,6 +71,19 @@ SELECTION = {
          "by": "highest mean validation difference; every variant is within the noise of one seed on 1,197 rows "
                "(paired 95% intervals about +-1 pt; BAA's own validation accuracy varied 90.1-91.1% between these "
                "identical GPU runs), so the test rows were not re-run"},
+        {"what": "marginal-value surrogate (TrainConfig.ad_fd_weight): each input's offset moved by the finite difference "
+                 "of its own hard-path loss at budget logits u +- 0.5, centred within budget groups "
+                 "(benchmarks/adaptive_marks_select.py)",
+         "grid": {"0 (shipped recipe)": {"rho_marks_s_at_0.3_by_seed": [-0.20, 0.12, 0.21],
+                                         "accuracy_at_0.3_by_seed": [1.0, 0.998, 0.999]},
+                  "1": {"rho_marks_s_at_0.3_by_seed": [0.13, None, None]},
+                  "5": {"rho_marks_s_at_0.3_by_seed": [0.12, -0.18, -0.18], "accuracy_at_0.3_by_seed": [1.0, 0.998, 0.999]},
+                  "20": {"rho_marks_s_at_0.3_by_seed": [-0.08, None, None]},
+                  "5, delta 1.0": {"rho_marks_s_at_0.3_by_seed": [-0.20, None, None]}},
+         "chosen": "0 (off)",
+         "by": "synthetic_marks validation (1,000 rows), seeds 0-2: the sign of Spearman rho(number of marks, s) follows "
+               "the seed, not the recipe, with or without it (every input is right at b >= 0.2 with few heads, so no input "
+               "gains more from heads than another); accuracy is the same"},
     ],
     "not_tuned": "everything else: BudgetFormer's schedule, the BAA recipe's epochs and rates, the model shapes",
 }

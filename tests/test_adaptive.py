@@ -282,3 +282,32 @@ def test_shipped_adaptive_models_are_monotone_in_the_budget_for_every_input():
         data = EncodedDataset(ids, torch.zeros(64, dtype=torch.long), cfg.pad_id)
         v = monotone_violations(model, data, [0.01] + CALIBRATION_GRID)
         assert v["s_decreases"] == 0 and v["heads_decrease"] == 0, (folder.name, v)
+
+
+def test_marginal_value_moves_only_the_per_input_offsets():
+    """The finite-difference surrogate (TrainConfig.ad_fd_weight) is centred within each budget group:
+    the shared level and alpha get no gradient from it, each input's offset network does."""
+    from baa_core.methods.adaptive import marginal_value
+    from baa_core.methods.base import TrainConfig
+
+    model = _random_adaptive(n_heads=4).train()
+    ids, mask = padded_batch(B=8)
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": torch.arange(8) % 2}
+    b = torch.full((8,), 0.5)
+    group = torch.tensor([0, 1] * 4)
+    out = model(ids, mask, budget=b, controller_mode="soft")
+    s_logits = [torch.logit(r["s"], eps=1e-6) for r in out.controller]
+    cfg = TrainConfig(ad_fd_weight=1.0)
+    loss, info = marginal_value(model, batch, b, group, s_logits, cfg)
+    loss.backward()
+    for c in model.controllers:
+        assert abs(float(c.level.grad)) < 1e-6 and abs(float(c.raw_alpha.grad)) < 1e-6
+    assert any(float(c.budget_out.weight.grad.abs().sum()) > 0 for c in model.controllers)
+    assert info["fd_spread"] >= 0
+    z = torch.zeros(8, requires_grad=True)  # a leaf in place of logit(s): its gradient is the centred g / B
+    marginal_value(model, batch, b, group, [z], cfg)[0].backward()
+    for g in (0, 1):
+        assert abs(float(z.grad[group == g].sum())) < 1e-6
+    assert TrainConfig().ad_fd_weight == 0.0  # off unless asked for (not adopted: see the cards' selection)
+    with pytest.raises(ConfigError):
+        TrainConfig(ad_fd_delta=0.0)

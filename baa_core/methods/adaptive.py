@@ -69,6 +69,35 @@ def cost_penalty(weights: torch.Tensor, group: torch.Tensor, bg: torch.Tensor, c
     return cfg.ad_lambda_overshoot * over + cfg.ad_lambda_gap * gap, {"overshoot": over.item(), "gap": gap.item()}
 
 
+def marginal_value(model, batch, b: torch.Tensor, group: torch.Tensor, s_logits: list[torch.Tensor],
+                   cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+    """Surrogate whose gradient moves each input's offsets by how much its own loss falls with more heads.
+
+    The soft relaxation's gradient says little about which inputs gain from heads: once the schedule
+    is cold it reaches only the boundary head, and most training inputs are already right at most
+    budgets. Here each input's loss is measured on the hard path (the heads that would really run)
+    at budget logits u - delta and u + delta: g_i = (loss_i(u + delta) - loss_i(u - delta)) / (2 delta)
+    estimates d loss_i / d u, and since s_i^l = sigmoid(f^l(h_i) + level^l + alpha^l u) it also says
+    which way f should move. g is centred within each budget group, so the shared level and alpha get
+    nothing from it (the cost penalty keeps those); the surrogate mean_i sum_l g_i * logit(s_i^l) then
+    pushes inputs whose loss falls fastest with heads up and the rest down, until the marginal values
+    are equal: the allocation that minimises the summed loss at the group's mean cost."""
+    delta = cfg.ad_fd_delta
+    with torch.no_grad():
+        u = budget_logit(b.float())
+        losses = []
+        for sign in (-1.0, 1.0):
+            out = model(batch["input_ids"], batch["attention_mask"], budget=torch.sigmoid(u + sign * delta),
+                        controller_mode="hard")
+            losses.append(F.cross_entropy(out.logits.float(), batch["labels"], reduction="none"))
+        g = (losses[1] - losses[0]) / (2 * delta)  # (B,) d loss_i / d u on the hard path; <= 0 where heads help
+        G = int(group.max()) + 1
+        count = torch.zeros(G, device=g.device).index_add_(0, group, torch.ones_like(g))
+        g = g - (torch.zeros(G, device=g.device).index_add_(0, group, g) / count.clamp_min(1))[group]
+    surrogate = sum((g * z).mean() for z in s_logits)
+    return cfg.ad_fd_weight * surrogate, {"fd_spread": float(g.abs().mean())}
+
+
 class AdaptiveObjective:
     """Task loss + per-budget cost penalty, under BudgetFormer's explore -> exploit schedule.
 
@@ -96,6 +125,10 @@ class AdaptiveObjective:
         task = F.cross_entropy(out.logits, labels)
         penalty, info = cost_penalty(out.head_weights, group, bg, self.cfg)
         loss = task + penalty
+        if self.cfg.ad_fd_weight > 0:
+            s_logits = [torch.logit(r["s"].float(), eps=1e-6) for r in out.controller]  # (B,) per block
+            fd, fd_info = marginal_value(model, batch, b, group, s_logits, self.cfg)
+            loss, info = loss + fd, {**info, **fd_info}
         if self.teacher is not None:
             with torch.no_grad():
                 if self.cfg.ad_teacher == "dense":  # the dense warm start, every head on: the same target at every b

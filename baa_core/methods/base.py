@@ -89,6 +89,12 @@ class TrainConfig:
     # adaptive model, at the same budgets, as BAA does) or "dense" (the dense warm start, every head on).
     ad_hard_lr_scale: float = 0.1
     ad_teacher: str = "soft"
+    # Marginal value of heads per input, measured on the hard path (methods/adaptive.py,
+    # ``marginal_value``): weight of the surrogate that moves each input's offset by the finite
+    # difference of its own hard-mask loss at budget logits u +- ad_fd_delta (0: off), centred within
+    # each budget group so only the per-input part learns from it.
+    ad_fd_weight: float = 0.0
+    ad_fd_delta: float = 0.5
 
     def __post_init__(self):
         _check_int("batch_size", self.batch_size, 1, 1_000_000)
@@ -102,6 +108,8 @@ class TrainConfig:
         for name in ("lambda_mass", "lambda_overshoot", "weight_decay", "bf_lambda_budget", "bf_lambda_entropy"):
             _check_number(name, getattr(self, name), 0.0, 1e6)
         _check_number("ad_hard_lr_scale", self.ad_hard_lr_scale, 0.0, 10.0, low_open=True)
+        _check_number("ad_fd_weight", self.ad_fd_weight, 0.0, 1e6)
+        _check_number("ad_fd_delta", self.ad_fd_delta, 0.0, 10.0, low_open=True)
         if self.ad_teacher not in ("soft", "dense"):
             raise ConfigError(f"the adaptive hard phase's teacher must be 'soft' or 'dense', not {self.ad_teacher!r}")
         if not 0.0 < self.min_budget <= self.max_budget <= 1.0:
