@@ -76,10 +76,11 @@ SELECTION = {
                  "(benchmarks/adaptive_marks_select.py)",
          "grid": {"0 (shipped recipe)": {"rho_marks_s_at_0.3_by_seed": [-0.20, 0.12, 0.21],
                                          "accuracy_at_0.3_by_seed": [1.0, 0.998, 0.999]},
-                  "1": {"rho_marks_s_at_0.3_by_seed": [0.13, None, None]},
-                  "5": {"rho_marks_s_at_0.3_by_seed": [0.12, -0.18, -0.18], "accuracy_at_0.3_by_seed": [1.0, 0.998, 0.999]},
-                  "20": {"rho_marks_s_at_0.3_by_seed": [-0.08, None, None]},
-                  "5, delta 1.0": {"rho_marks_s_at_0.3_by_seed": [-0.20, None, None]}},
+                  "5 (both phases, the two passes with the same dropout masks)": {
+                      "rho_marks_s_at_0.3_by_seed": [-0.14, 0.05, 0.03], "accuracy_at_0.3_by_seed": [0.99, 1.0, 0.999]},
+                  "soft phase only (a bug, since fixed: the hard phase dropped the term), 1 / 5 / 20 / 5 with delta 1.0": {
+                      "rho_marks_s_at_0.3_by_seed": {"1": [0.13], "5": [0.12, -0.18, -0.18], "20": [-0.08],
+                                                     "5, delta 1.0": [-0.20]}}},
          "chosen": "0 (off)",
          "by": "synthetic_marks validation (1,000 rows), seeds 0-2: the sign of Spearman rho(number of marks, s) follows "
                "the seed, not the recipe, with or without it (every input is right at b >= 0.2 with few heads, so no input "

@@ -373,6 +373,28 @@ def test_bench_deploy_rows_and_json_lines(word_ckpt, test_split, capsys):
     assert lines[0]["accuracy"] == lines[1]["accuracy"]  # HF's BERT runs the same fp32 weights: dense's accuracy
 
 
+def test_onnx_speedup_over_its_torch_model_is_the_ratio_of_the_two_per_round_ratios(monkeypatch):
+    """Per round, ONNX's speedup over HF divided by its torch twin's: 4x and 2x over HF -> 2x over torch
+    (not 0.5x); with the twin as the reference, the ONNX file's own ratio."""
+    import baa_core.measure.deploy as deploy
+    from baa_core.measure.latency import Comparison
+
+    ratios = {"sliced": [2.0, 2.0, 2.0], "onnx_sliced": [4.0, 3.0, 5.0], "onnx_dense": [0.9, 0.9, 0.9]}
+    fake = Comparison({k: 1.0 for k in ["hf_dense", *ratios]}, {k: 1.0 for k in ["hf_dense", *ratios]}, 3, 1, ratios)
+    monkeypatch.setattr(deploy, "compare_latency", lambda *a, **k: fake)
+    runners = {name: (lambda i, m: torch.zeros(len(i), 2)) for name in ["hf_dense", *ratios]}
+    batches = [{"input_ids": torch.ones(1, 3, dtype=torch.long), "attention_mask": torch.ones(1, 3, dtype=torch.long)}]
+    out = deploy.measure_variants(runners, "hf_dense", batches=batches, test=None)
+    assert out["onnx_sliced"]["vs_torch"] == "sliced" and out["onnx_sliced"]["speedup_vs_torch"] == 2.0
+    assert "vs_torch" not in out["onnx_dense"]  # its torch twin ("dense") was not timed here
+    twin_is_reference = Comparison({"sliced": 1.0, "onnx_sliced": 1.0}, {"sliced": 1.0, "onnx_sliced": 1.5}, 3, 1,
+                                   {"onnx_sliced": [1.5, 1.5, 1.5]})
+    monkeypatch.setattr(deploy, "compare_latency", lambda *a, **k: twin_is_reference)
+    out = deploy.measure_variants({"sliced": runners["sliced"], "onnx_sliced": runners["onnx_sliced"]}, "sliced",
+                                  batches=batches, test=None)
+    assert out["onnx_sliced"]["speedup_vs_torch"] == 1.5
+
+
 def test_accuracy_is_shared_only_by_variants_that_compute_the_same_logits(word_ckpt, test_split):
     from baa_core.measure.deploy import measure_variants, sliced_at
 

@@ -83,12 +83,18 @@ def marginal_value(model, batch, b: torch.Tensor, group: torch.Tensor, s_logits:
     pushes inputs whose loss falls fastest with heads up and the rest down, until the marginal values
     are equal: the allocation that minimises the summed loss at the group's mean cost."""
     delta = cfg.ad_fd_delta
+    ids = batch["input_ids"]
+    cuda = [ids.device] if ids.device.type == "cuda" else []
     with torch.no_grad():
         u = budget_logit(b.float())
         losses = []
         for sign in (-1.0, 1.0):
-            out = model(batch["input_ids"], batch["attention_mask"], budget=torch.sigmoid(u + sign * delta),
-                        controller_mode="hard")
+            # Both passes draw the same dropout masks (and leave the training stream as it was), so
+            # their difference is the heads' effect, not dropout's. They run in training mode like the
+            # step itself: the offsets are centred on the same batch mean (its running mean gets the
+            # same value twice more).
+            with torch.random.fork_rng(devices=cuda):
+                out = model(ids, batch["attention_mask"], budget=torch.sigmoid(u + sign * delta), controller_mode="hard")
             losses.append(F.cross_entropy(out.logits.float(), batch["labels"], reduction="none"))
         g = (losses[1] - losses[0]) / (2 * delta)  # (B,) d loss_i / d u on the hard path; <= 0 where heads help
         G = int(group.max()) + 1
@@ -124,11 +130,11 @@ class AdaptiveObjective:
         out = model(batch["input_ids"], batch["attention_mask"], budget=b, controller_mode="soft")
         task = F.cross_entropy(out.logits, labels)
         penalty, info = cost_penalty(out.head_weights, group, bg, self.cfg)
-        loss = task + penalty
-        if self.cfg.ad_fd_weight > 0:
+        if self.cfg.ad_fd_weight > 0:  # in both phases
             s_logits = [torch.logit(r["s"].float(), eps=1e-6) for r in out.controller]  # (B,) per block
             fd, fd_info = marginal_value(model, batch, b, group, s_logits, self.cfg)
-            loss, info = loss + fd, {**info, **fd_info}
+            penalty, info = penalty + fd, {**info, **fd_info}
+        loss = task + penalty
         if self.teacher is not None:
             with torch.no_grad():
                 if self.cfg.ad_teacher == "dense":  # the dense warm start, every head on: the same target at every b

@@ -92,7 +92,8 @@ class TrainConfig:
     # Marginal value of heads per input, measured on the hard path (methods/adaptive.py,
     # ``marginal_value``): weight of the surrogate that moves each input's offset by the finite
     # difference of its own hard-mask loss at budget logits u +- ad_fd_delta (0: off), centred within
-    # each budget group so only the per-input part learns from it.
+    # each budget group so the shared level and alpha get nothing from it (the offset network, and
+    # through the pooled input the embeddings, do).
     ad_fd_weight: float = 0.0
     ad_fd_delta: float = 0.5
 

@@ -46,8 +46,8 @@ class SlicedHeadCache:
 
     def head_scorers(self, budget: float, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per block, (W, c) with head scores = W h + c at this budget: ``AdaptiveController.head_scores``
-        with the weight views and the budget term folded once (six blocks' slicing and adds per input
-        cost more than the heads' own small matmuls save at batch 1)."""
+        with the weight views and the budget term folded once per slider position instead of per input
+        and block (at batch 1 such small ops are a visible part of the path's overhead)."""
         key = float(budget)
         if key not in self._scorers:
             u = self.budget_logit(key, device)
