@@ -29,7 +29,8 @@ from baa_core.measure.adaptive import adaptive_outputs  # noqa: E402
 from baa_core.measure.analysis import spearman  # noqa: E402
 from baa_core.methods.adaptive import calibrate  # noqa: E402
 from baa_core.measure.evaluate import evaluate  # noqa: E402
-from baa_core.pipeline import WORD_PRESETS, default_train_config, fit, fit_dense, prepare, round_weights, storage_dtype  # noqa: E402
+from baa_core.pipeline import (WORD_PRESETS, default_train_config, fit, fit_dense, prepare, round_weights,  # noqa: E402
+                               storage_dtype)
 
 
 def _variant(text: str) -> tuple[str, dict]:
@@ -52,8 +53,9 @@ def main() -> int:
         base_cfg = default_train_config("synthetic_marks", "word", seed=seed, **args.dense)
         t0 = time.perf_counter()
         dense = fit_dense(prep, base_cfg, []).cpu().eval()
-        print(json.dumps({"dense": args.dense, "shape": args.shape, "seed": seed, "val_accuracy": evaluate(dense, prep.val).accuracy,
-                          "train_s": round(time.perf_counter() - t0, 1)}), flush=True)
+        print(json.dumps({"dense": args.dense, "shape": args.shape, "seed": seed,
+                          "val_accuracy": evaluate(dense, prep.val).accuracy, "train_s": round(time.perf_counter() - t0, 1)}),
+              flush=True)
         for name, overrides in args.variant:
             t0 = time.perf_counter()
             cfg = default_train_config("synthetic_marks", "word", seed=seed, **{**args.dense, **overrides})
