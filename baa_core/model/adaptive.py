@@ -91,21 +91,28 @@ class StackedShares:
     FFNs than the heads it skips save. Same arithmetic as ``AdaptiveController.offset`` + ``predict``."""
 
     def __init__(self, controllers):
-        hid = controllers[0].hidden
+        self.n_blocks, self.hidden = len(controllers), controllers[0].hidden
+        hid = self.hidden
         with torch.no_grad():
-            self.w1 = torch.stack([c.input.weight[:hid] for c in controllers])  # (L, hidden, d)
-            self.b1 = torch.stack([c.input.bias[:hid] for c in controllers])  # (L, hidden)
+            # every block's first layer as one (L * hidden, d) matrix: one GEMV for all blocks
+            self.w1 = torch.cat([c.input.weight[:hid] for c in controllers])  # (L * hidden, d)
+            self.b1 = torch.cat([c.input.bias[:hid] for c in controllers])  # (L * hidden,)
             self.w2 = torch.stack([c.budget_out.weight[0] for c in controllers])  # (L, hidden)
             self.b2 = torch.stack([c.budget_out.bias[0] for c in controllers])  # (L,)
             self.shift = torch.stack([c.level - c.offset_mean for c in controllers])  # (L,)
             self.alpha = torch.stack([c.sensitivity() for c in controllers])  # (L,)
 
-    def __call__(self, pooled: torch.Tensor, budget_logit: torch.Tensor) -> torch.Tensor:
-        """(B, d) pooled embedding output, () or (B,) calibrated budget logit -> (B, L) shares."""
-        z = F.gelu(torch.einsum("bd,lhd->blh", pooled, self.w1) + self.b1)  # (B, L, hidden)
-        f = (z * self.w2).sum(-1) + self.b2 + self.shift  # (B, L)
+    def constant(self, budget_logit: torch.Tensor) -> torch.Tensor:
+        """What the shares add to every input's f at this calibrated budget logit: (L,), or (B, L) for (B,)."""
         u = budget_logit.reshape(-1, 1) if budget_logit.dim() else budget_logit
-        return torch.sigmoid(f + self.alpha * u)  # (B, L)
+        return self.b2 + self.shift + self.alpha * u
+
+    def __call__(self, pooled: torch.Tensor, budget_logit: torch.Tensor, constant: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, d) pooled embedding output, () or (B,) calibrated budget logit -> (B, L) shares. ``constant``:
+        ``self.constant(budget_logit)`` when the caller keeps it per budget."""
+        z = F.gelu(F.linear(pooled, self.w1, self.b1)).view(-1, self.n_blocks, self.hidden)  # (B, L, hidden)
+        c = self.constant(budget_logit) if constant is None else constant
+        return torch.sigmoid((z * self.w2).sum(-1) + c)  # (B, L)
 
 
 def _interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:

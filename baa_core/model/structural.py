@@ -29,7 +29,7 @@ class SlicedHeadCache:
         self.entries: OrderedDict = OrderedDict()
         self.hits = self.misses = 0
         self._shares = None  # adaptive, embedding-read controllers: every block's share in one op
-        self._budget_logits: dict[float, torch.Tensor] = {}  # u(b) per slider position
+        self._budget_logits: dict = {}  # u(b) and the shares' constant per slider position
         self._scorers: dict[float, list] = {}  # per slider position: each block's head-score weights
 
     def stacked_shares(self):
@@ -42,6 +42,13 @@ class SlicedHeadCache:
         key = float(budget)
         if key not in self._budget_logits:
             self._budget_logits[key] = self.model.calibration(as_budget_tensor(key, device))
+        return self._budget_logits[key]
+
+    def share_constant(self, budget: float, device) -> torch.Tensor:
+        """``StackedShares.constant`` at this budget, computed once per slider position."""
+        key = ("shares", float(budget))
+        if key not in self._budget_logits:
+            self._budget_logits[key] = self.stacked_shares().constant(self.budget_logit(budget, device))
         return self._budget_logits[key]
 
     def head_scorers(self, budget: float, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -110,7 +117,7 @@ def _adaptive_forward(model, x, bias, pool_mask, attention_mask, cache: SlicedHe
     H = model.config.n_heads
     u = cache.budget_logit(budget, x.device)
     pooled = x.mean(1) if pool_mask is None else masked_mean(x, pool_mask)  # (1, d)
-    shares = cache.stacked_shares()(pooled, u)[0]  # (L,)
+    shares = cache.stacked_shares()(pooled, u, cache.share_constant(budget, x.device))[0]  # (L,)
     ks = torch.ceil(shares * H - 1e-6).clamp(1, H).long().tolist()
     order = range(H)
     chosen = []
