@@ -29,7 +29,8 @@ class SlicedHeadCache:
         self.entries: OrderedDict = OrderedDict()
         self.hits = self.misses = 0
         self._shares = None  # adaptive, embedding-read controllers: every block's share in one op
-        self._budget_logits: dict = {}  # u(b) and the shares' constant per slider position
+        self._budget_logits: dict[float, torch.Tensor] = {}  # u(b) per slider position
+        self._share_constants: dict[float, torch.Tensor] = {}  # the shares' constant term per slider position
         self._scorers: dict[float, list] = {}  # per slider position: each block's head-score weights
 
     def stacked_shares(self):
@@ -46,10 +47,10 @@ class SlicedHeadCache:
 
     def share_constant(self, budget: float, device) -> torch.Tensor:
         """``StackedShares.constant`` at this budget, computed once per slider position."""
-        key = ("shares", float(budget))
-        if key not in self._budget_logits:
-            self._budget_logits[key] = self.stacked_shares().constant(self.budget_logit(budget, device))
-        return self._budget_logits[key]
+        key = float(budget)
+        if key not in self._share_constants:
+            self._share_constants[key] = self.stacked_shares().constant(self.budget_logit(key, device))
+        return self._share_constants[key]
 
     def head_scorers(self, budget: float, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per block, (W, c) with head scores = W h + c at this budget: ``AdaptiveController.head_scores``
