@@ -59,12 +59,16 @@ def group_budgets(B: int, cfg: TrainConfig, generator: torch.Generator, device):
     return bg[group].to(device), group.to(device), bg.to(device)
 
 
+def group_means(values: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Mean of ``values`` (B,) within each budget group: (n_groups,) (0 for an empty group)."""
+    count = torch.zeros(n_groups, device=values.device).index_add_(0, group, torch.ones_like(values))
+    return torch.zeros(n_groups, device=values.device, dtype=values.dtype).index_add_(0, group, values) / count.clamp_min(1)
+
+
 def cost_penalty(weights: torch.Tensor, group: torch.Tensor, bg: torch.Tensor, cfg: TrainConfig):
     """Per budget group: ad_lambda_overshoot * max(0, r - b) + ad_lambda_gap * |r - b|, r = mean head weight."""
     frac = weights.mean(dim=(1, 2))  # (B,) realised head fraction per example (soft, or hard via straight-through)
-    G = len(bg)
-    count = torch.zeros(G, device=frac.device).index_add_(0, group, torch.ones_like(frac))
-    r = torch.zeros(G, device=frac.device, dtype=frac.dtype).index_add_(0, group, frac) / count.clamp_min(1)
+    r = group_means(frac, group, len(bg))
     over, gap = F.relu(r - bg).mean(), (r - bg).abs().mean()
     return cfg.ad_lambda_overshoot * over + cfg.ad_lambda_gap * gap, {"overshoot": over.item(), "gap": gap.item()}
 
@@ -97,9 +101,7 @@ def marginal_value(model, batch, b: torch.Tensor, group: torch.Tensor, s_logits:
                 out = model(ids, batch["attention_mask"], budget=torch.sigmoid(u + sign * delta), controller_mode="hard")
             losses.append(F.cross_entropy(out.logits.float(), batch["labels"], reduction="none"))
         g = (losses[1] - losses[0]) / (2 * delta)  # (B,) d loss_i / d u on the hard path; <= 0 where heads help
-        G = int(group.max()) + 1
-        count = torch.zeros(G, device=g.device).index_add_(0, group, torch.ones_like(g))
-        g = g - (torch.zeros(G, device=g.device).index_add_(0, group, g) / count.clamp_min(1))[group]
+        g = g - group_means(g, group, int(group.max()) + 1)[group]
     surrogate = sum((g * z).mean() for z in s_logits)
     return cfg.ad_fd_weight * surrogate, {"fd_spread": float(g.abs().mean())}
 

@@ -107,12 +107,10 @@ class StackedShares:
         u = budget_logit.reshape(-1, 1) if budget_logit.dim() else budget_logit
         return self.b2 + self.shift + self.alpha * u
 
-    def __call__(self, pooled: torch.Tensor, budget_logit: torch.Tensor, constant: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, d) pooled embedding output, () or (B,) calibrated budget logit -> (B, L) shares. ``constant``:
-        ``self.constant(budget_logit)`` when the caller keeps it per budget."""
+    def __call__(self, pooled: torch.Tensor, constant: torch.Tensor) -> torch.Tensor:
+        """(B, d) pooled embedding output and ``self.constant(u)`` -> (B, L) shares."""
         z = F.gelu(F.linear(pooled, self.w1, self.b1)).view(-1, self.n_blocks, self.hidden)  # (B, L, hidden)
-        c = self.constant(budget_logit) if constant is None else constant
-        return torch.sigmoid((z * self.w2).sum(-1) + c)  # (B, L)
+        return torch.sigmoid((z * self.w2).sum(-1) + constant)  # (B, L)
 
 
 def _interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:

@@ -29,42 +29,25 @@ class SlicedHeadCache:
         self.entries: OrderedDict = OrderedDict()
         self.hits = self.misses = 0
         self._shares = None  # adaptive, embedding-read controllers: every block's share in one op
-        self._budget_logits: dict[float, torch.Tensor] = {}  # u(b) per slider position
-        self._share_constants: dict[float, torch.Tensor] = {}  # the shares' constant term per slider position
-        self._scorers: dict[float, list] = {}  # per slider position: each block's head-score weights
+        self._budgets: dict[float, tuple] = {}  # per slider position: what the controllers add for it
 
-    def stacked_shares(self):
-        if self._shares is None:
-            self._shares = StackedShares(self.model.controllers)
-        return self._shares
-
-    def budget_logit(self, budget: float, device) -> torch.Tensor:
-        """The calibrated budget logit u(b), computed once per budget (the table is fixed at inference)."""
+    def budget_terms(self, budget: float, device) -> tuple[StackedShares, torch.Tensor, list]:
+        """For an adaptive model at this budget, computed once per slider position (the weights and the
+        calibration are fixed at inference): the stacked shares, their constant term (``StackedShares.constant``
+        of u(b)), and per block (W, c) with head scores = W h + c (``AdaptiveController.head_scores`` with
+        the weight views and the budget term folded in). Per input and block, these small ops are a
+        visible part of the path's overhead at batch 1."""
         key = float(budget)
-        if key not in self._budget_logits:
-            self._budget_logits[key] = self.model.calibration(as_budget_tensor(key, device))
-        return self._budget_logits[key]
-
-    def share_constant(self, budget: float, device) -> torch.Tensor:
-        """``StackedShares.constant`` at this budget, computed once per slider position."""
-        key = float(budget)
-        if key not in self._share_constants:
-            self._share_constants[key] = self.stacked_shares().constant(self.budget_logit(key, device))
-        return self._share_constants[key]
-
-    def head_scorers(self, budget: float, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per block, (W, c) with head scores = W h + c at this budget: ``AdaptiveController.head_scores``
-        with the weight views and the budget term folded once per slider position instead of per input
-        and block (at batch 1 such small ops are a visible part of the path's overhead)."""
-        key = float(budget)
-        if key not in self._scorers:
-            u = self.budget_logit(key, device)
-            rows = []
+        if key not in self._budgets:
+            if self._shares is None:
+                self._shares = StackedShares(self.model.controllers)
+            u = self.model.calibration(as_budget_tensor(key, device))  # the calibrated budget logit u(b)
+            scorers = []
             for c in self.model.controllers:
                 w, b = c.input.weight[c.hidden:].detach().clone(), c.input.bias[c.hidden:].detach()
-                rows.append((w, (b + c.score_slope * u if c.score_slope is not None else b).detach().clone()))
-            self._scorers[key] = rows
-        return self._scorers[key]
+                scorers.append((w, (b + c.score_slope * u if c.score_slope is not None else b).detach().clone()))
+            self._budgets[key] = (self._shares, self._shares.constant(u), scorers)
+        return self._budgets[key]
 
     def get(self, layer: int, heads: tuple[int, ...]):
         key = (layer, heads)
@@ -116,13 +99,13 @@ def _adaptive_forward(model, x, bias, pool_mask, attention_mask, cache: SlicedHe
     then only scores its heads. Same rule as the batched path (``hard_head_mask``): the top ceil(s * H)
     heads (>= 1) in stable descending order of score."""
     H = model.config.n_heads
-    u = cache.budget_logit(budget, x.device)
+    stacked, constant, scorers = cache.budget_terms(budget, x.device)
     pooled = x.mean(1) if pool_mask is None else masked_mean(x, pool_mask)  # (1, d)
-    shares = cache.stacked_shares()(pooled, u, cache.share_constant(budget, x.device))[0]  # (L,)
+    shares = stacked(pooled, constant)[0]  # (L,)
     ks = torch.ceil(shares * H - 1e-6).clamp(1, H).long().tolist()
     order = range(H)
     chosen = []
-    for layer, (block, s, (w, c)) in enumerate(zip(model.blocks, shares.tolist(), cache.head_scorers(budget, x.device))):
+    for layer, (block, s, (w, c)) in enumerate(zip(model.blocks, shares.tolist(), scorers)):
         h = x.mean(1) if pool_mask is None else masked_mean(x, pool_mask)  # (1, d) this block's input
         scores = F.linear(h, w, c)[0].tolist()  # (H,) as Python floats: ranking 12 numbers is cheaper here
         # sorted() is stable: ties keep head order, as argsort(descending=True, stable=True) does
