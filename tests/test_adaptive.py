@@ -79,6 +79,33 @@ def test_batched_masked_and_structural_per_input_paths_agree(reads, scores):
     assert len(seen) > 3, "inputs and budgets should not all pick the same heads in this test"
 
 
+def test_structural_path_with_padding_at_batch_1_matches_the_unpadded_input():
+    # a padded single input takes its means over the real tokens only, as the batched path does
+    model = _random_adaptive("embedding")
+    cache = SlicedHeadCache(model)
+    for x in _dataset(n=6).ids:
+        ids = torch.tensor([x + [0] * 5])
+        mask = torch.tensor([[1] * len(x) + [0] * 5])
+        plain_logits, plain = structural_forward(model, torch.tensor([x]), cache, budget=0.4)
+        logits, padded = structural_forward(model, ids, cache, budget=0.4, attention_mask=mask)
+        assert [c["heads"] for c in padded] == [c["heads"] for c in plain]
+        torch.testing.assert_close(logits, plain_logits, rtol=1e-4, atol=1e-5)
+
+
+def test_per_input_head_counts_round_as_the_batched_rule_does_at_every_boundary():
+    # the per-input path counts heads on Python floats; ceil(s * H - 1e-6) must round as in float32 tensors
+    from baa_core.model.gates import hard_head_mask
+    from baa_core.model.structural import head_counts
+
+    for H in (4, 12, 16):
+        edges = torch.tensor([k / H for k in range(H + 1)], dtype=torch.float64)
+        near = torch.cat([edges + d for d in (0.0, 1e-7, -1e-7, 4e-8, -4e-8, 1e-6 / H, -1e-6 / H)]).float().clamp(0, 1)
+        s = torch.cat([near, torch.nextafter(near, torch.ones_like(near)), torch.nextafter(near, torch.zeros_like(near)),
+                       torch.rand(20000, generator=torch.Generator().manual_seed(H))])
+        expected = hard_head_mask(s, torch.zeros(len(s), H)).sum(-1).long().tolist()
+        assert head_counts(s.tolist(), H) == expected
+
+
 def test_budget_dependent_scores_change_which_heads_run_but_never_how_many_fall():
     """adaptive_scores="input+budget": the head ranking moves with b (as BAA's gates do); the count
     ceil(s_i(b) * H) still never falls as b rises, so the slider never takes heads away from an input.

@@ -97,7 +97,8 @@ class StackedShares:
             # every block's first layer as one (L * hidden, d) matrix: one GEMV for all blocks
             self.w1 = torch.cat([c.input.weight[:hid] for c in controllers])  # (L * hidden, d)
             self.b1 = torch.cat([c.input.bias[:hid] for c in controllers])  # (L * hidden,)
-            self.w2 = torch.stack([c.budget_out.weight[0] for c in controllers])  # (L, hidden)
+            # every block's second layer as one block-diagonal (L * hidden, L) matrix: one GEMM, bias added in it
+            self.w2 = torch.block_diag(*[c.budget_out.weight[0, :, None] for c in controllers])  # (L * hidden, L)
             self.b2 = torch.stack([c.budget_out.bias[0] for c in controllers])  # (L,)
             self.shift = torch.stack([c.level - c.offset_mean for c in controllers])  # (L,)
             self.alpha = torch.stack([c.sensitivity() for c in controllers])  # (L,)
@@ -109,8 +110,8 @@ class StackedShares:
 
     def __call__(self, pooled: torch.Tensor, constant: torch.Tensor) -> torch.Tensor:
         """(B, d) pooled embedding output and ``self.constant(u)`` -> (B, L) shares."""
-        z = F.gelu(F.linear(pooled, self.w1, self.b1)).view(-1, self.n_blocks, self.hidden)  # (B, L, hidden)
-        return torch.sigmoid((z * self.w2).sum(-1) + constant)  # (B, L)
+        z = F.gelu(F.linear(pooled, self.w1, self.b1))  # (B, L * hidden)
+        return torch.sigmoid(torch.addmm(constant, z, self.w2))  # (B, L)
 
 
 def _interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:

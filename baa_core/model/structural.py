@@ -6,13 +6,15 @@ batch 1 through them. Its logits equal the batched masked path's (tests check it
 """
 from __future__ import annotations
 
+import math
+import struct
 from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
 
 from .adaptive import StackedShares
-from .attention import attention_bias, masked_mean
+from .attention import attention_bias
 from .gates import as_budget_tensor, hard_head_mask
 
 
@@ -30,6 +32,7 @@ class SlicedHeadCache:
         self.hits = self.misses = 0
         self._shares = None  # adaptive, embedding-read controllers: every block's share in one op
         self._budgets: dict[float, tuple] = {}  # per slider position: what the controllers add for it
+        self._mean_rows: dict[tuple, torch.Tensor] = {}  # per input length: the (1, T) row that takes the mean
 
     def budget_terms(self, budget: float, device) -> tuple[StackedShares, torch.Tensor, list]:
         """For an adaptive model at this budget, computed once per slider position (the weights and the
@@ -48,6 +51,14 @@ class SlicedHeadCache:
                 scorers.append((w, (b + c.score_slope * u if c.score_slope is not None else b).detach().clone()))
             self._budgets[key] = (self._shares, self._shares.constant(u), scorers)
         return self._budgets[key]
+
+    def mean_row(self, length: int, dtype, device) -> torch.Tensor:
+        """(1, T) row of 1/T: x.mean(1) as a product, kept per length (at most max_len of them)."""
+        key = (length, dtype, device)
+        row = self._mean_rows.get(key)
+        if row is None:
+            row = self._mean_rows[key] = torch.full((1, length), 1.0 / length, dtype=dtype, device=device)
+        return row
 
     def get(self, layer: int, heads: tuple[int, ...]):
         key = (layer, heads)
@@ -74,10 +85,11 @@ def structural_forward(model, input_ids: torch.Tensor, cache: SlicedHeadCache, a
     """
     if input_ids.shape[0] != 1:
         raise ValueError("structural execution runs one input at a time (batch 1)")
-    if attention_mask is None:
+    no_padding = attention_mask is None
+    if no_padding:
         attention_mask = torch.ones_like(input_ids)
     x = model.embeddings(input_ids)  # (1, T, d)
-    bias = attention_bias(attention_mask, x.dtype)
+    bias = None if no_padding else attention_bias(attention_mask, x.dtype)
     pool_mask = None if bias is None else attention_mask  # no padding at batch 1: a plain mean
     cfg = model.config
     if cfg.gating == "adaptive" and cfg.adaptive_input == "embedding" and isinstance(budget, (int, float)):
@@ -97,19 +109,42 @@ def _adaptive_forward(model, x, bias, pool_mask, attention_mask, cache: SlicedHe
     """``structural_forward`` for an adaptive model whose shares read the pooled embedding output: every
     block's share comes from one stacked op before the blocks run, and u(b) once per budget; each block
     then only scores its heads. Same rule as the batched path (``hard_head_mask``): the top ceil(s * H)
-    heads (>= 1) in stable descending order of score."""
+    heads (>= 1) in stable descending order of score.
+
+    Written for few tensor ops between blocks: at batch 1 each small op run between two blocks costs
+    several times what it costs in a loop of its own (timed in context: a first ``x.mean(1)`` after a
+    block ~30 us, a second ~5 us), and the FLOP model counts none of them. So the means are (1, T) @ (T, d)
+    products, like the matmuls the blocks have just run, and the head counts and ranks are worked out
+    on a few Python numbers."""
     H = model.config.n_heads
     stacked, constant, scorers = cache.budget_terms(budget, x.device)
-    pooled = x.mean(1) if pool_mask is None else masked_mean(x, pool_mask)  # (1, d)
-    shares = stacked(pooled, constant)[0]  # (L,)
-    ks = torch.ceil(shares * H - 1e-6).clamp(1, H).long().tolist()
-    order = range(H)
+    if pool_mask is None:
+        mean_row = cache.mean_row(x.shape[1], x.dtype, x.device)  # (1, T)
+    else:
+        mean_row = pool_mask.to(x.dtype) / pool_mask.sum().clamp_min(1)  # (1, T), as masked_mean
+    shares = stacked(mean_row @ x[0], constant)  # (1, L)
+    s_list = shares[0].tolist()
+    ks = head_counts(s_list, H)
     chosen = []
-    for layer, (block, s, (w, c)) in enumerate(zip(model.blocks, shares.tolist(), scorers)):
-        h = x.mean(1) if pool_mask is None else masked_mean(x, pool_mask)  # (1, d) this block's input
-        scores = F.linear(h, w, c)[0].tolist()  # (H,) as Python floats: ranking 12 numbers is cheaper here
-        # sorted() is stable: ties keep head order, as argsort(descending=True, stable=True) does
-        heads = tuple(sorted(sorted(order, key=lambda j: -scores[j])[: ks[layer]]))
+    for layer, (block, s, (w, c)) in enumerate(zip(model.blocks, s_list, scorers)):
+        scores = F.linear(mean_row @ x[0], w, c)[0].tolist()  # (H,) this block's input, pooled and scored
+        # sorted() is stable with reverse=True too: ties keep head order, as argsort(descending=True, stable=True)
+        heads = tuple(sorted(sorted(range(H), key=scores.__getitem__, reverse=True)[: ks[layer]]))
         chosen.append({"heads": heads, "s": s})
         x, _ = block(x, bias, attention=cache.get(layer, heads))
     return model.classify(x, attention_mask), chosen
+
+
+def head_counts(shares: list[float], n_heads: int) -> list[int]:
+    """ceil(s * H - 1e-6) clamped to [1, H] per block, rounded to float32 at each step as ``hard_head_mask``
+    computes it on float32 tensors (Python floats are doubles; for s in [0, 1] a product or difference of two float32
+    numbers is exact in a double, so rounding it once to float32 gives torch's result)."""
+    H, eps = _f32(float(n_heads)), _f32(1e-6)
+    return [min(n_heads, max(1, math.ceil(_f32(_f32(s * H) - eps)))) for s in shares]
+
+
+def _f32(v: float) -> float:
+    return _FLOAT32.unpack(_FLOAT32.pack(v))[0]
+
+
+_FLOAT32 = struct.Struct("f")
