@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from baa_core.io.data import count_marks, iterate_batches  # noqa: E402
+from baa_core.io.data import count_marks, iterate_batches, mark_kinds  # noqa: E402
 from baa_core.measure.adaptive import adaptive_outputs  # noqa: E402
 from baa_core.measure.analysis import spearman  # noqa: E402
 from baa_core.methods.adaptive import calibrate  # noqa: E402
@@ -50,6 +50,7 @@ def main() -> int:
     for seed in args.seeds:
         prep = prepare("synthetic_marks", seed=seed)
         marks = torch.tensor([count_marks(t) for t in prep.data.val.texts], dtype=torch.float)
+        kinds = torch.tensor([mark_kinds(t) for t in prep.data.val.texts], dtype=torch.float)
         base_cfg = default_train_config("synthetic_marks", "word", seed=seed, **args.dense)
         t0 = time.perf_counter()
         dense = fit_dense(prep, base_cfg, []).cpu().eval()
@@ -69,6 +70,8 @@ def main() -> int:
                 print(json.dumps({"variant": name, "overrides": overrides, "seed": seed, "split": "val", "budget": b,
                                   "accuracy": float((o["pred"] == o["label"]).float().mean()), "realised": o["realised"],
                                   "rho_marks_s": spearman(marks, s), "s_by_marks": by, "accuracy_by_marks": acc,
+                                  "rho_kinds_s": spearman(kinds, s),
+                                  "s_by_kinds": {k: round(float(s[kinds == k].mean()), 4) for k in (1, 2)},
                                   "s_std": float(s.std()), "train_s": round(time.perf_counter() - t0, 1)}), flush=True)
             print(f"seed {seed} {name}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return 0
