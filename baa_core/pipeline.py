@@ -27,6 +27,7 @@ from .io.data import (SYNTH_MAX_MARKS, DataError, EncodedDataset, TaskData, Text
                       load_task, synthetic_vocab)
 from .io.hf_classifier import ModelSourceError, align_labels, load_classifier
 from .io.pretrained import external_spec, load_pretrained
+from .model.rng import seeded_rng
 from .io.tokenizers import WordTokenizer
 from .measure.analysis import budgetformer_analysis
 from .measure.cost import flop_speedup
@@ -105,10 +106,15 @@ class Prepared:
     csv: dict | None = None  # a CSV's path and columns: kept beside the model it trains (``kept_csv_args``)
     trained_head: bool = False  # kind "hf": the model came with a fine-tuned classifier (its own labels)
 
-    def new_model(self) -> BudgetedClassifier:
+    def new_model(self, seed: int | None = None) -> BudgetedClassifier:
+        """The network training starts from: a copy of the pretrained one (its fresh head was drawn in
+        ``prepare``, from its seed), or a fresh network initialised from ``seed``. Seeded here because
+        torch seeds its global generator differently in every process: an unseeded init made the same
+        seed train a different model each run. Torch's global generator is left as it was."""
         if self.init_model is not None:
             return copy.deepcopy(self.init_model)
-        return BudgetedClassifier(self.model_config)
+        with seeded_rng(seed):
+            return BudgetedClassifier(self.model_config)
 
     def without_test(self) -> "Prepared":
         """The same splits with the test split emptied: what model selection is allowed to see."""
@@ -129,7 +135,8 @@ def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = N
         data = load_task(task, data_dir, seed=seed, max_train=max_train, max_test=max_test)
     init, trained_head = None, False
     if kind == "hf" and checkpoint is None:  # a Hugging Face classifier: the data's labels follow its head
-        loaded = load_classifier(base, fresh_labels=list(data.label_names))
+        with seeded_rng(seed):  # a head for the data's labels, when the model has none of its own, is drawn fresh
+            loaded = load_classifier(base, fresh_labels=list(data.label_names))
         trained_head, base = loaded.trained_head, loaded.source
         data = align_labels(data, loaded.labels) if trained_head else data
     if checkpoint is not None and checkpoint.card.get("model_kind") == "hf":
@@ -154,7 +161,8 @@ def prepare(task: str = "synthetic", *, kind: str = "word", base: str | None = N
     elif d_ffn:
         raise ValueError("--d-ffn shapes the word-level model; a pretrained model keeps its own FFN width")
     elif kind == "bert":
-        init, tokenizer = load_pretrained(base, n_classes, labels)
+        with seeded_rng(seed):  # the fresh classifier head
+            init, tokenizer = load_pretrained(base, n_classes, labels)
         if max_len:
             init.config.max_len = min(max_len, init.config.max_len)
         mcfg = init.config
@@ -180,7 +188,7 @@ class FitResult:
 def fit_dense(prep: Prepared, tcfg: TrainConfig, callbacks=(), stop=None) -> BudgetedClassifier:
     """The dense warm start (and the dense baseline): the method ``dense`` from a fresh network."""
     dense = get_method("dense")
-    return run_method(dense, prep.new_model(), prep.train, tcfg, callbacks=callbacks, stop=stop,
+    return run_method(dense, prep.new_model(tcfg.seed), prep.train, tcfg, callbacks=callbacks, stop=stop,
                       validate=validation_hook(dense, prep.val, tcfg.device))
 
 

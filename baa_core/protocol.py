@@ -92,8 +92,7 @@ def continue_dense(dense, train: EncodedDataset, tcfg: TrainConfig, epochs: floa
 def train_no_attention(prep, tcfg: TrainConfig, epochs: float, callbacks=(), stop=None):
     """The control: the same network (same init, or the same pretrained weights) trained with every head
     closed for ``epochs``. What it reaches is what the task gives without any attention."""
-    torch.manual_seed(tcfg.seed)
-    model = run_method(get_method("no_attention"), prep.new_model(), prep.train, tcfg, callbacks=callbacks, stop=stop,
+    model = run_method(get_method("no_attention"), prep.new_model(tcfg.seed), prep.train, tcfg, callbacks=callbacks, stop=stop,
                        epochs=epochs)
     return model.cpu().eval()
 

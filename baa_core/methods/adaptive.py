@@ -174,7 +174,7 @@ def _final_schedule(cfg: TrainConfig):
 def plan(dense, cfg: TrainConfig, budget: float | None = None):
     """Adaptive controllers added to the dense model; a budget-conditioned phase under the schedule,
     then hard adaptation. Validated twice per epoch; the pipeline then calls ``calibrate``."""
-    model = with_gating(dense, "adaptive")
+    model = with_gating(dense, "adaptive", seed=cfg.seed)
     groups = lambda m: [(list(m.controllers.parameters()), {"lr": cfg.gate_lr * 0.1})]  # noqa: E731
     phases = [Phase("adaptive", cfg.ad_epochs, lambda m: AdaptiveObjective(cfg), cfg.phase_lr, seed_offset=5,
                     param_groups=groups, validate=True, evals_per_epoch=2, eval_at_start=True, after=_final_schedule(cfg))]

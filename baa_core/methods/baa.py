@@ -105,7 +105,7 @@ def gated_phases(model, cfg: TrainConfig, budget: float | None = None) -> list[P
 
 
 def plan(dense, cfg: TrainConfig, budget: float | None = None):
-    return with_gating(dense, "baa"), gated_phases(dense, cfg)
+    return with_gating(dense, "baa", seed=cfg.seed), gated_phases(dense, cfg)
 
 
 BAA = register(Method("baa", "BAA (one model, hard gates)", "#2f6fde", gating="baa", plan=plan,

@@ -81,7 +81,7 @@ class BudgetFormerObjective:
 def plan(dense, cfg: TrainConfig, budget: float | None = None):
     """Per-block controllers added to the dense model; the whole model trains under the schedule,
     validated four times per epoch and once before training (the training-dynamics view)."""
-    model = with_gating(dense, "budgetformer")
+    model = with_gating(dense, "budgetformer", seed=cfg.seed)
     objective = BudgetFormerObjective(cfg)
     groups = lambda m: [(list(m.controllers.parameters()), {"lr": cfg.gate_lr * 0.1})]  # noqa: E731
     return model, [Phase("budgetformer", cfg.bf_epochs, lambda m: objective, cfg.phase_lr, seed_offset=4,

@@ -12,7 +12,7 @@ from .base import Method, TrainConfig, register
 def plan(dense, cfg: TrainConfig, budget: float | None = None):
     if budget is None or not 0.0 < budget <= 1.0:
         raise ValueError(f"the static baseline is trained for one budget in (0, 1]; got budget={budget}")
-    return with_gating(dense, "static", [budget]), gated_phases(dense, cfg, budget)
+    return with_gating(dense, "static", [budget], seed=cfg.seed), gated_phases(dense, cfg, budget)
 
 
 STATIC = register(Method("static", "static gates (one model per budget)", "#2b8a3e", gating="static", plan=plan,

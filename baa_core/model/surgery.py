@@ -11,6 +11,7 @@ import copy
 import torch
 
 from .encoder import BudgetedClassifier
+from .rng import seeded_rng
 
 
 def kept_heads(mask: torch.Tensor) -> list[list[int]]:
@@ -62,12 +63,14 @@ def layout_mask(n_layers: int, n_heads: int, heads_per_layer) -> torch.Tensor:
     return mask
 
 
-def with_gating(model: BudgetedClassifier, gating: str, static_budgets: list[float] | None = None) -> BudgetedClassifier:
-    """A copy of ``model`` (same weights) with a fresh gate module of another kind."""
+def with_gating(model: BudgetedClassifier, gating: str, static_budgets: list[float] | None = None,
+                seed: int | None = None) -> BudgetedClassifier:
+    """A copy of ``model`` (same weights) with a fresh gate module of another kind, initialised from ``seed``."""
     cfg = copy.deepcopy(model.config)
     cfg.gating = gating
     cfg.static_budgets = list(static_budgets or [])
-    new = BudgetedClassifier(cfg).to(next(model.parameters()).device)
+    with seeded_rng(seed):
+        new = BudgetedClassifier(cfg).to(next(model.parameters()).device)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(("gate.", "controllers."))}
     missing, unexpected = new.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith(("gate.", "controllers.")) for k in missing), (missing, unexpected)
