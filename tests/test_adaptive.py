@@ -345,3 +345,28 @@ def test_marginal_value_moves_only_the_per_input_offsets():
     assert TrainConfig().ad_fd_weight == 0.0  # off unless asked for (not adopted: see the cards' selection)
     with pytest.raises(ConfigError):
         TrainConfig(ad_fd_delta=0.0)
+
+
+def test_frozen_encoder_and_kept_allocation_options_freeze_what_they_say():
+    # ad_encoder_lr_scale = 0: the budget-conditioned phase trains the controllers only;
+    # ad_hard_controller_lr_scale = 0: hard adaptation keeps the controllers as that phase left them
+    from baa_core.methods import METHODS, TrainConfig
+    from baa_core.train import Trainer
+
+    torch.manual_seed(0)
+    dense = BudgetedClassifier(tiny_config(vocab_size=50, n_classes=3, n_layers=2, max_len=16))
+    ids, mask = padded_batch(B=64, T=12, seed=1)
+    data = EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(64)], torch.randint(0, 3, (64,)))
+    cfg = TrainConfig(batch_size=16, ad_epochs=1, ad_hard_epochs=1, ad_encoder_lr_scale=0.0, ad_hard_controller_lr_scale=0.0)
+    model, phases = METHODS["adaptive"].plan(dense, cfg)
+    def snapshot(controllers: bool) -> dict:
+        return {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith("controllers.") == controllers}
+
+    encoder0, controllers0 = snapshot(False), snapshot(True)
+    Trainer.for_phase(model, phases[0], data, cfg).run()
+    assert all(torch.equal(p, encoder0[n]) for n, p in snapshot(False).items())
+    moved = snapshot(True)
+    assert any(not torch.equal(p, controllers0[n]) for n, p in moved.items()), "the controllers should have trained"
+    Trainer.for_phase(model, phases[1], data, cfg).run()
+    assert all(torch.equal(p, moved[n]) for n, p in snapshot(True).items())
+    assert any(not torch.equal(p, encoder0[n]) for n, p in snapshot(False).items()), "the encoder should have adapted"
