@@ -17,7 +17,6 @@ import contextlib
 import copy
 import importlib.util
 import logging
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .encoder import BudgetedClassifier, masked_mean
+from .families.bert import local_to_hf
 
 INT8_BACKENDS = ("torch", "torchao")
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
@@ -269,26 +269,6 @@ class OnnxRunner:
 
 
 # ---------------------------------------------------------------- Hugging Face reference
-_TO_HF = [
-    (r"^blocks\.(\d+)\.attention\.(query|key|value)\.", r"encoder.layer.\1.attention.self.\2."),
-    (r"^blocks\.(\d+)\.attention\.output\.", r"encoder.layer.\1.attention.output.dense."),
-    (r"^blocks\.(\d+)\.attention_norm\.", r"encoder.layer.\1.attention.output.LayerNorm."),
-    (r"^blocks\.(\d+)\.intermediate\.", r"encoder.layer.\1.intermediate.dense."),
-    (r"^blocks\.(\d+)\.ffn_output\.", r"encoder.layer.\1.output.dense."),
-    (r"^blocks\.(\d+)\.ffn_norm\.", r"encoder.layer.\1.output.LayerNorm."),
-]
-
-
-def local_to_hf(name: str) -> str | None:
-    """This project's parameter name -> Hugging Face ``BertModel``'s (None: not part of BertModel)."""
-    if name.startswith("embeddings."):
-        return name
-    for pattern, repl in _TO_HF:
-        if re.match(pattern, name):
-            return re.sub(pattern, repl, name)
-    return None
-
-
 def hf_bert_config(cfg, **kw):
     """A ``transformers.BertConfig`` with this model's shape (all heads; sliced layers cannot be described)."""
     from transformers import BertConfig

@@ -20,14 +20,32 @@ from ..encoder import BudgetedClassifier
 
 WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 
-_RENAMES = [
-    (r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.", r"blocks.\1.attention.\2."),
-    (r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attention.output."),
-    (r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", r"blocks.\1.attention_norm."),
-    (r"^encoder\.layer\.(\d+)\.intermediate\.dense\.", r"blocks.\1.intermediate."),
-    (r"^encoder\.layer\.(\d+)\.output\.dense\.", r"blocks.\1.ffn_output."),
-    (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"blocks.\1.ffn_norm."),
+# One table for both directions: Hugging Face ``BertModel``'s parameter-name prefix and this project's.
+_NAME_PAIRS = [
+    ("encoder.layer.{i}.attention.self.{qkv}.", "blocks.{i}.attention.{qkv}."),
+    ("encoder.layer.{i}.attention.output.dense.", "blocks.{i}.attention.output."),
+    ("encoder.layer.{i}.attention.output.LayerNorm.", "blocks.{i}.attention_norm."),
+    ("encoder.layer.{i}.intermediate.dense.", "blocks.{i}.intermediate."),
+    ("encoder.layer.{i}.output.dense.", "blocks.{i}.ffn_output."),
+    ("encoder.layer.{i}.output.LayerNorm.", "blocks.{i}.ffn_norm."),
 ]
+_PARTS = {"i": r"(?P<i>\d+)", "qkv": r"(?P<qkv>query|key|value)"}
+
+
+def _prefix_pattern(template: str) -> re.Pattern:
+    return re.compile("^" + re.escape(template).replace(r"\{", "{").replace(r"\}", "}").format(**_PARTS))
+
+
+_HF_TO_LOCAL = [(_prefix_pattern(hf), local) for hf, local in _NAME_PAIRS]
+_LOCAL_TO_HF = [(_prefix_pattern(local), hf) for hf, local in _NAME_PAIRS]
+
+
+def _rename(name: str, table) -> str | None:
+    for pattern, template in table:
+        m = pattern.match(name)
+        if m:
+            return template.format(**m.groupdict()) + name[m.end():]
+    return None
 
 
 def hf_to_local(name: str) -> str | None:
@@ -35,10 +53,14 @@ def hf_to_local(name: str) -> str | None:
     name = name.removeprefix("bert.")
     if name.startswith("embeddings.") and "position_ids" not in name:
         return name
-    for pattern, repl in _RENAMES:
-        if re.match(pattern, name):
-            return re.sub(pattern, repl, name)
-    return None
+    return _rename(name, _HF_TO_LOCAL)
+
+
+def local_to_hf(name: str) -> str | None:
+    """This project's parameter name -> Hugging Face ``BertModel``'s (None: not part of BertModel)."""
+    if name.startswith("embeddings."):
+        return name
+    return _rename(name, _LOCAL_TO_HF)
 
 
 def config_from_hf(hf_config, n_classes: int, labels: list[str] | None = None) -> ModelConfig:
