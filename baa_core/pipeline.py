@@ -27,7 +27,6 @@ from .io.data import (SYNTH_MAX_MARKS, DataError, EncodedDataset, TaskData, Text
                       load_task, synthetic_vocab)
 from .io.hf_classifier import ModelSourceError, align_labels, load_classifier
 from .io.pretrained import external_spec, load_pretrained
-from .model.rng import seeded_rng
 from .io.tokenizers import WordTokenizer
 from .measure.analysis import budgetformer_analysis
 from .measure.cost import flop_speedup
@@ -39,6 +38,7 @@ from .methods import TrainConfig, get_method, operating_point
 from .methods.posthoc import head_importance, posthoc_mask
 from .model.config import ModelConfig
 from .model.encoder import BudgetedClassifier
+from .model.rng import seeded_rng
 from .model.surgery import all_heads_mask, layout_mask, slice_heads, with_gating
 from .methods.no_attention import no_attention_mask
 from .protocol import (aggregate_rows, chance, continue_dense, controls_card, differences, method_epochs, select_and_fit,
@@ -104,15 +104,19 @@ class Prepared:
     base: str | None = None
     init_model: BudgetedClassifier | None = None  # pretrained weights to start from (BERT)
     csv: dict | None = None  # a CSV's path and columns: kept beside the model it trains (``kept_csv_args``)
-    trained_head: bool = False  # kind "hf": the model came with a fine-tuned classifier (its own labels)
+    trained_head: bool = False  # init_model came with a trained classifier (kind "hf" with its own labels, a checkpoint)
 
     def new_model(self, seed: int | None = None) -> BudgetedClassifier:
-        """The network training starts from: a copy of the pretrained one (its fresh head was drawn in
-        ``prepare``, from its seed), or a fresh network initialised from ``seed``. Seeded here because
+        """The network training starts from: a copy of the pretrained one (a head it did not come with
+        drawn afresh from ``seed``), or a fresh network initialised from ``seed``. Seeded here because
         torch seeds its global generator differently in every process: an unseeded init made the same
         seed train a different model each run. Torch's global generator is left as it was."""
         if self.init_model is not None:
-            return copy.deepcopy(self.init_model)
+            model = copy.deepcopy(self.init_model)
+            if seed is not None and not self.trained_head:
+                with seeded_rng(seed):
+                    model.reset_head()
+            return model
         with seeded_rng(seed):
             return BudgetedClassifier(self.model_config)
 
@@ -804,7 +808,7 @@ def prepare_posthoc(model: str | Checkpoint, *, task: str = "synthetic", csv=Non
             raise ValueError(f"{ckpt.name} is {'sliced' if ckpt.model.is_sliced else 'a per-input model'}; post-hoc "
                              f"ranking needs a full model with one head set per budget")
         prep = prepare(task, checkpoint=ckpt, **data)
-        prep.init_model = ckpt.model
+        prep.init_model, prep.trained_head = ckpt.model, True
         return prep
     prep = prepare(task, kind="hf", base=model, **data)
     if not prep.trained_head:

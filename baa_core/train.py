@@ -124,6 +124,17 @@ class Trainer:
             raise ValueError(f"the batch size must be a whole number of at least 1, not {self.batch_size!r}")
         if not math.isfinite(self.epochs) or self.epochs < 0:
             raise ValueError(f"the {self.phase} phase's epochs must be a number >= 0, not {self.epochs!r}")
+        # A parameter group at learning rate 0 is frozen for the phase: no gradients, so none in the clipping norm.
+        frozen = [p for g in opt.param_groups if g["base_lr"] == 0 for p in g["params"] if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            return self._steps(generator, opt)
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+
+    def _steps(self, generator: torch.Generator, opt: torch.optim.Optimizer) -> list[TrainEvent]:
         steps_per_epoch = math.ceil(len(self.data) / self.batch_size)
         total = max(1, int(round(self.epochs * steps_per_epoch)))
         history: list[TrainEvent] = []

@@ -347,9 +347,9 @@ def test_marginal_value_moves_only_the_per_input_offsets():
         TrainConfig(ad_fd_delta=0.0)
 
 
-def test_frozen_encoder_and_kept_allocation_options_freeze_what_they_say():
-    # ad_encoder_lr_scale = 0: the budget-conditioned phase trains the controllers only;
-    # ad_hard_controller_lr_scale = 0: hard adaptation keeps the controllers as that phase left them
+def test_frozen_encoder_and_kept_controllers_options_freeze_what_they_say():
+    # ad_freeze_encoder: the budget-conditioned phase trains the controllers only;
+    # ad_hard_keep_controllers: hard adaptation keeps the controllers, running offset mean included
     from baa_core.methods import METHODS, TrainConfig
     from baa_core.train import Trainer
 
@@ -357,10 +357,14 @@ def test_frozen_encoder_and_kept_allocation_options_freeze_what_they_say():
     dense = BudgetedClassifier(tiny_config(vocab_size=50, n_classes=3, n_layers=2, max_len=16))
     ids, mask = padded_batch(B=64, T=12, seed=1)
     data = EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(64)], torch.randint(0, 3, (64,)))
-    cfg = TrainConfig(batch_size=16, ad_epochs=1, ad_hard_epochs=1, ad_encoder_lr_scale=0.0, ad_hard_controller_lr_scale=0.0)
+    cfg = TrainConfig(batch_size=16, ad_epochs=1, ad_hard_epochs=1, ad_freeze_encoder=True, ad_hard_keep_controllers=True)
     model, phases = METHODS["adaptive"].plan(dense, cfg)
+
     def snapshot(controllers: bool) -> dict:
-        return {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith("controllers.") == controllers}
+        state = {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith("controllers.") == controllers}
+        if controllers:
+            state.update({n: b.clone() for n, b in model.named_buffers() if n.startswith("controllers.")})
+        return state
 
     encoder0, controllers0 = snapshot(False), snapshot(True)
     Trainer.for_phase(model, phases[0], data, cfg).run()
@@ -370,3 +374,32 @@ def test_frozen_encoder_and_kept_allocation_options_freeze_what_they_say():
     Trainer.for_phase(model, phases[1], data, cfg).run()
     assert all(torch.equal(p, moved[n]) for n, p in snapshot(True).items())
     assert any(not torch.equal(p, encoder0[n]) for n, p in snapshot(False).items()), "the encoder should have adapted"
+    assert all(p.requires_grad for p in model.controllers.parameters()), "a phase's freeze ends with the phase"
+
+
+def test_a_parameter_group_at_learning_rate_0_gets_no_gradient_and_no_share_of_the_clip():
+    from baa_core.methods.base import Phase
+    from baa_core.methods.dense import DenseObjective
+    from baa_core.train import Trainer
+
+    torch.manual_seed(0)
+    model = BudgetedClassifier(tiny_config(vocab_size=50, n_classes=3, n_layers=1, max_len=16))
+    ids, mask = padded_batch(B=32, T=12, seed=1)
+    data = EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(32)], torch.randint(0, 3, (32,)))
+    seen = []
+
+    class Spy(DenseObjective):
+        def __call__(self, m, batch, ctx):
+            seen.append(m.embeddings.word_embeddings.weight.requires_grad)
+            return super().__call__(m, batch, ctx)
+
+    groups = lambda m: [(list(m.embeddings.parameters()), {"lr": 0.0})]  # noqa: E731
+    phase = Phase("frozen-embeddings", 1, lambda m: Spy(), 1e-2, param_groups=groups)
+    from baa_core.methods import TrainConfig
+
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    Trainer.for_phase(model, phase, data, TrainConfig(batch_size=8)).run()
+    assert seen and not any(seen)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters() if n.startswith("embeddings."))
+    assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if not n.startswith("embeddings."))
+    assert model.embeddings.word_embeddings.weight.requires_grad

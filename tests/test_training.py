@@ -100,3 +100,20 @@ def test_the_same_seed_trains_the_same_model_whatever_ran_before(method):
     other = fit(prep, method, default_train_config(task, "word", seed=4, dense_epochs=1, budget_epochs=0.5,
                                                    hard_epochs=0.5, ad_epochs=0.5, ad_hard_epochs=0.5, eval_every=0)).model
     assert not torch.equal(other.classifier.weight, models[0].classifier.weight)
+
+
+def test_a_pretrained_encoders_fresh_head_is_drawn_from_the_seed_and_a_trained_head_is_kept():
+    import dataclasses
+
+    from baa_core.pipeline import prepare
+
+    prep = prepare("synthetic", seed=0, max_train=32, max_test=8)
+    torch.manual_seed(11)
+    encoder = BudgetedClassifier(prep.model_config)
+    fresh = dataclasses.replace(prep, init_model=encoder, trained_head=False)
+    a, b, c = fresh.new_model(1), fresh.new_model(1), fresh.new_model(2)
+    assert torch.equal(a.classifier.weight, b.classifier.weight)
+    assert not torch.equal(a.classifier.weight, c.classifier.weight)
+    assert torch.equal(a.blocks[0].attention.query.weight, encoder.blocks[0].attention.query.weight)  # the encoder as loaded
+    trained = dataclasses.replace(prep, init_model=encoder, trained_head=True)
+    assert torch.equal(trained.new_model(2).classifier.weight, encoder.classifier.weight)

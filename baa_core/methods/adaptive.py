@@ -171,14 +171,14 @@ def _final_schedule(cfg: TrainConfig):
     return after
 
 
-def _param_groups(controller_lr: float, encoder_lr: float | None, own_encoder_group: bool):
-    """The phase's optimiser groups: the controllers at ``controller_lr``; with ``own_encoder_group``
-    everything else at ``encoder_lr`` (0 freezes it), else at the phase rate."""
+def _param_groups(controller_lr: float, freeze_encoder: bool = False):
+    """A phase's optimiser groups: the controllers at ``controller_lr`` (0 keeps them as they are), and with
+    ``freeze_encoder`` everything else at 0 (the Trainer freezes a group at learning rate 0 for the phase)."""
     def groups(m):
         out = [(list(m.controllers.parameters()), {"lr": controller_lr})]
-        if own_encoder_group:
+        if freeze_encoder:
             ctrl = {id(p) for p in m.controllers.parameters()}
-            out.append(([p for p in m.parameters() if id(p) not in ctrl], {"lr": encoder_lr}))
+            out.append(([p for p in m.parameters() if id(p) not in ctrl], {"lr": 0.0}))
         return out
 
     return groups
@@ -188,14 +188,14 @@ def plan(dense, cfg: TrainConfig, budget: float | None = None):
     """Adaptive controllers added to the dense model; a budget-conditioned phase under the schedule,
     then hard adaptation. Validated twice per epoch; the pipeline then calls ``calibrate``."""
     model = with_gating(dense, "adaptive", seed=cfg.seed)
-    groups = _param_groups(cfg.gate_lr * 0.1, cfg.phase_lr * cfg.ad_encoder_lr_scale, cfg.ad_encoder_lr_scale != 1.0)
+    groups = _param_groups(cfg.gate_lr * 0.1, freeze_encoder=cfg.ad_freeze_encoder)
     phases = [Phase("adaptive", cfg.ad_epochs, lambda m: AdaptiveObjective(cfg), cfg.phase_lr, seed_offset=5,
                     param_groups=groups, validate=True, evals_per_epoch=2, eval_at_start=True, after=_final_schedule(cfg))]
     if cfg.ad_hard_epochs > 0:
         # The dense teacher is copied now (the phases train ``model``, a copy with controllers added).
         dense_teacher = copy.deepcopy(dense).eval().requires_grad_(False) if cfg.ad_teacher == "dense" else None
         teacher = (lambda m: dense_teacher.to(next(m.parameters()).device)) if dense_teacher is not None else _teacher
-        hard_groups = _param_groups(cfg.gate_lr * 0.1 * cfg.ad_hard_controller_lr_scale, None, False)
+        hard_groups = _param_groups(0.0 if cfg.ad_hard_keep_controllers else cfg.gate_lr * 0.1)
         phases.append(Phase("adaptive-hard", cfg.ad_hard_epochs, lambda m: AdaptiveObjective(cfg, teacher(m)),
                             cfg.phase_lr * cfg.ad_hard_lr_scale, seed_offset=6, param_groups=hard_groups, validate=True,
                             evals_per_epoch=2, after=_final_schedule(cfg)))

@@ -96,15 +96,14 @@ class TrainConfig:
     # through the pooled input the embeddings, do).
     ad_fd_weight: float = 0.0
     ad_fd_delta: float = 0.5
-    # Who learns what, per phase, as a share of each phase's rate (1: everything trains, the default).
-    # ``ad_encoder_lr_scale`` 0 in the budget-conditioned phase: the controllers learn the allocation
-    # against the dense model's own heads, which cannot re-learn to make every input easy with few of
-    # them; ``ad_hard_controller_lr_scale`` 0 in hard adaptation: that allocation is kept while the
-    # encoder adapts to it. Off by default: on synthetic_marks validation (10 seeds) neither made s rise
-    # with the number of marks (the synthetic_marks card's ``selection``). A scale other than 1 puts the
-    # encoder in its own optimiser group, without weight decay.
-    ad_encoder_lr_scale: float = 1.0
-    ad_hard_controller_lr_scale: float = 1.0
+    # Who learns what (both off by default). ``ad_freeze_encoder``: the budget-conditioned phase trains
+    # the controllers only, so the allocation is learned against the dense model's own heads, which
+    # cannot re-learn to make every input easy with few of them. ``ad_hard_keep_controllers``: hard
+    # adaptation keeps the controllers (weights and running offset mean) while the encoder adapts to
+    # their allocation. On synthetic_marks validation (10 seeds) neither made s rise with the number of
+    # marks (the synthetic_marks card's ``selection``).
+    ad_freeze_encoder: bool = False
+    ad_hard_keep_controllers: bool = False
 
     def __post_init__(self):
         _check_int("batch_size", self.batch_size, 1, 1_000_000)
@@ -120,8 +119,6 @@ class TrainConfig:
         _check_number("ad_hard_lr_scale", self.ad_hard_lr_scale, 0.0, 10.0, low_open=True)
         _check_number("ad_fd_weight", self.ad_fd_weight, 0.0, 1e6)
         _check_number("ad_fd_delta", self.ad_fd_delta, 0.0, 10.0, low_open=True)
-        _check_number("ad_encoder_lr_scale", self.ad_encoder_lr_scale, 0.0, 10.0)
-        _check_number("ad_hard_controller_lr_scale", self.ad_hard_controller_lr_scale, 0.0, 10.0)
         if self.ad_teacher not in ("soft", "dense"):
             raise ConfigError(f"the adaptive hard phase's teacher must be 'soft' or 'dense', not {self.ad_teacher!r}")
         if not 0.0 < self.min_budget <= self.max_budget <= 1.0:

@@ -53,7 +53,9 @@ class AdaptiveController(HeadController):
         task loss which inputs gain most from more heads."""
         z = F.linear(h, self.input.weight[: self.hidden], self.input.bias[: self.hidden])  # (B, hidden)
         f = self.budget_out(F.gelu(z)).squeeze(-1)  # (B,)
-        if self.training and f.shape[0] > 1:
+        # A controller frozen for a phase (its weights not trained) keeps its running mean too: it then
+        # places inputs exactly as it will at inference.
+        if self.training and f.shape[0] > 1 and self.budget_out.weight.requires_grad:
             mean = f.mean()
             with torch.no_grad():
                 self.offset_mean.lerp_(mean.detach(), 0.05)
@@ -88,7 +90,8 @@ class StackedShares:
     """Every block's share s^l(b) at once, for ``adaptive_input="embedding"`` (all blocks read the same
     pooled embedding output): the blocks' budget FFNs stacked into one batched matmul. Inference only (a
     snapshot of the weights): per-input execution at batch 1 would otherwise spend more time in six tiny
-    FFNs than the heads it skips save. Same arithmetic as ``AdaptiveController.offset`` + ``predict``."""
+    FFNs than the heads it skips save. Same arithmetic as ``AdaptiveController.offset`` + ``predict``, up to the
+    order of float rounding."""
 
     def __init__(self, controllers):
         self.n_blocks, self.hidden = len(controllers), controllers[0].hidden

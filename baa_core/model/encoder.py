@@ -141,6 +141,12 @@ class BudgetedClassifier(nn.Module):
             )
             self.calibration = BudgetCalibration(cfg.budget_calibration)
 
+    def reset_head(self) -> None:
+        """Draw the classification head afresh (BERT-style init): a pretrained encoder's fresh head, per seed."""
+        for module in (self.pre_classifier, self.classifier):
+            if module is not None:
+                self._init_weights(module)
+
     def classify(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T, d) final hidden states -> (B, C) logits, through this model's head."""
         pooled = x[:, 0] if self.config.pooling == "first" else masked_mean(x, attention_mask)  # (B, d)
