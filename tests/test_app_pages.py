@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -168,22 +167,16 @@ def test_budgetformer_explorer_explains_per_input_budgets(env):
     assert any("per input" in i.value for i in at.info)
 
 
-def test_two_concurrent_sessions_keep_their_own_budgets(env):
+def test_two_interleaved_sessions_keep_their_own_budgets(env):
+    # Interleaved, not in threads: AppTest swaps a process-wide mock Runtime in for each run and clears it
+    # after, so two runs at once in one process race on it ("Runtime hasn't been created!", about 1 in 20
+    # runs) whatever the app does. Sessions truly at once are measured on a real server by
+    # benchmarks/classroom_load.py (30 sessions, each checked against `sweep --json`).
     a, b = new_app(page="budget_explorer"), new_app(page="budget_explorer")
-    errors = []
-
-    def move(at, budget):
-        try:
-            set_budget(at, budget)
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=move, args=(a, 0.25)), threading.Thread(target=move, args=(b, 0.75))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    set_budget(a, 0.25)
+    set_budget(b, 0.75)
+    a.run()
+    b.run()
     for at, budget in ((a, 0.25), (b, 0.75)):
         assert_clean(at)
         heads, live_acc = expected_at(env, budget)
