@@ -403,3 +403,20 @@ def test_a_parameter_group_at_learning_rate_0_gets_no_gradient_and_no_share_of_t
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters() if n.startswith("embeddings."))
     assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if not n.startswith("embeddings."))
     assert model.embeddings.word_embeddings.weight.requires_grad
+
+
+def test_difficulty_push_moves_the_worse_inputs_offsets_up_within_each_budget_group_only():
+    from baa_core.methods import TrainConfig
+    from baa_core.methods.adaptive import difficulty_push
+
+    # group 0: input 0 is wrong, input 1 right; group 1: both equally wrong (no push between them)
+    logits = torch.tensor([[0.0, 4.0], [4.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 0, 0])
+    group = torch.tensor([0, 0, 1, 1])
+    z = torch.zeros(4, requires_grad=True)
+    loss, info = difficulty_push(logits, labels, group, 2, [z], TrainConfig(ad_difficulty_weight=2.0))
+    loss.backward()
+    step = -z.grad  # gradient descent's direction
+    assert step[0] > 0 > step[1]  # the wrong one up, the right one down
+    assert torch.allclose(step[2:], torch.zeros(2)) and info["difficulty_spread"] > 0
+    assert abs(float(step[:2].sum())) < 1e-6  # centred: the group's mean offset (the shared level) gets nothing

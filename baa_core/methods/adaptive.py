@@ -106,6 +106,19 @@ def marginal_value(model, batch, b: torch.Tensor, group: torch.Tensor, s_logits:
     return cfg.ad_fd_weight * surrogate, {"fd_spread": float(g.abs().mean())}
 
 
+def difficulty_push(logits: torch.Tensor, labels: torch.Tensor, group: torch.Tensor, n_groups: int,
+                    s_logits: list[torch.Tensor], cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+    """Surrogate whose gradient moves each input's offsets up by how much worse it does than its budget
+    group: d_i = loss_i - mean of its group (the step's own per-input loss, detached), and the surrogate
+    -mean_i sum_l d_i * logit(s_i^l). Centred within groups, so the shared level and alpha get nothing
+    from it (the cost penalty keeps those). It stops pushing where the losses even out."""
+    with torch.no_grad():
+        d = F.cross_entropy(logits.float(), labels, reduction="none")  # (B,)
+        d = d - group_means(d, group, n_groups)[group]
+    surrogate = -sum((d * z).mean() for z in s_logits)
+    return cfg.ad_difficulty_weight * surrogate, {"difficulty_spread": float(d.abs().mean())}
+
+
 class AdaptiveObjective:
     """Task loss + per-budget cost penalty, under BudgetFormer's explore -> exploit schedule.
 
@@ -132,10 +145,13 @@ class AdaptiveObjective:
         out = model(batch["input_ids"], batch["attention_mask"], budget=b, controller_mode="soft")
         task = F.cross_entropy(out.logits, labels)
         penalty, info = cost_penalty(out.head_weights, group, bg, self.cfg)
+        s_logits = [torch.logit(r["s"].float(), eps=1e-6) for r in out.controller]  # (B,) per block
         if self.cfg.ad_fd_weight > 0:  # in both phases
-            s_logits = [torch.logit(r["s"].float(), eps=1e-6) for r in out.controller]  # (B,) per block
             fd, fd_info = marginal_value(model, batch, b, group, s_logits, self.cfg)
             penalty, info = penalty + fd, {**info, **fd_info}
+        if self.cfg.ad_difficulty_weight > 0:  # in both phases
+            push, push_info = difficulty_push(out.logits, labels, group, len(bg), s_logits, self.cfg)
+            penalty, info = penalty + push, {**info, **push_info}
         loss = task + penalty
         if self.teacher is not None:
             with torch.no_grad():

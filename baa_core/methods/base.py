@@ -96,6 +96,11 @@ class TrainConfig:
     # through the pooled input the embeddings, do).
     ad_fd_weight: float = 0.0
     ad_fd_delta: float = 0.5
+    # Difficulty signal (methods/adaptive.py, ``difficulty_push``): weight of the surrogate that moves each
+    # input's offset up by how far its own loss at its sampled budget lies above its budget group's mean
+    # (0: off). It gives heads to the inputs doing worst, not (as the task loss and ``ad_fd_weight`` try)
+    # to those that would gain most from one more head.
+    ad_difficulty_weight: float = 0.0
     # Who learns what (both off by default). ``ad_freeze_encoder``: the budget-conditioned phase trains
     # the controllers only, so the allocation is learned against the dense model's own heads, which
     # cannot re-learn to make every input easy with few of them. ``ad_hard_keep_controllers``: hard
@@ -118,6 +123,7 @@ class TrainConfig:
             _check_number(name, getattr(self, name), 0.0, 1e6)
         _check_number("ad_hard_lr_scale", self.ad_hard_lr_scale, 0.0, 10.0, low_open=True)
         _check_number("ad_fd_weight", self.ad_fd_weight, 0.0, 1e6)
+        _check_number("ad_difficulty_weight", self.ad_difficulty_weight, 0.0, 1e6)
         _check_number("ad_fd_delta", self.ad_fd_delta, 0.0, 10.0, low_open=True)
         if self.ad_teacher not in ("soft", "dense"):
             raise ConfigError(f"the adaptive hard phase's teacher must be 'soft' or 'dense', not {self.ad_teacher!r}")
