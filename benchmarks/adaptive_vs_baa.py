@@ -86,158 +86,78 @@ SELECTION = {
                "the seed, not the recipe, with or without it (every input is right at b >= 0.2 with few heads, so no input "
                "gains more from heads than another); accuracy is the same"},
 
-        {'what': 'training budget range (min_budget, max_budget): low budgets only, where inputs with more marks should gain '
-                 'most from heads; and four heads per block, so that one more head is a bigger step '
-                 '(benchmarks/jobs/issue10_marks_seeds.txt)',
-         'grid': {'U(0.1, 1.0), shipped, 2 x 8': {'rho_marks_s_at_0.3_by_seed': {'0-9': [0.24,
-                                                                                         0.27,
-                                                                                         -0.03,
-                                                                                         -0.34,
-                                                                                         0.22,
-                                                                                         -0.3,
-                                                                                         0.02,
-                                                                                         0.03,
-                                                                                         0.19,
-                                                                                         -0.22]},
-                                                  'seeds_with_s_rising_with_every_added_mark_at_every_b': '4 of 10',
-                                                  'mean_accuracy_at_0.3': 0.9953},
-                  'U(0.1, 0.6), 2 x 8': {'rho_marks_s_at_0.3_by_seed': {'0-9': [-0.42,
-                                                                                0.14,
-                                                                                -0.08,
-                                                                                0.25,
-                                                                                -0.04,
-                                                                                -0.08,
-                                                                                0.3,
-                                                                                0.28,
-                                                                                0.03,
-                                                                                -0.13]},
-                                         'seeds_with_s_rising_with_every_added_mark_at_every_b': '3 of 10',
-                                         'mean_accuracy_at_0.3': 0.9968},
-                  'U(0.1, 0.4), 2 x 8': {'rho_marks_s_at_0.3_by_seed': {'0-9': [0.31,
-                                                                                -0.13,
-                                                                                0.0,
-                                                                                0.05,
-                                                                                -0.28,
-                                                                                -0.22,
-                                                                                0.23,
-                                                                                -0.29,
-                                                                                0.08,
-                                                                                -0.37]},
-                                         'seeds_with_s_rising_with_every_added_mark_at_every_b': '3 of 10',
-                                         'mean_accuracy_at_0.3': 0.9973},
-                  'U(0.1, 1.0), 2 x 4 heads': {'rho_marks_s_at_0.3_by_seed': {'0-5': [0.09, 0.22, 0.22, 0.05, 0.31, -0.11]},
-                                               'seeds_with_s_rising_with_every_added_mark_at_every_b': '2 of 6',
-                                               'mean_accuracy_at_0.3': 0.9893},
-                  'U(0.1, 0.6), 2 x 4 heads': {'rho_marks_s_at_0.3_by_seed': {'0-5': [0.48, -0.12, 0.16, 0.38, 0.14, 0.35]},
-                                               'seeds_with_s_rising_with_every_added_mark_at_every_b': '2 of 6',
-                                               'mean_accuracy_at_0.3': 0.9925},
-                  'earlier, before initialisation was seeded (not reproducible), 2 seeds each, not better': 'controller '
-                                                                                                            'learning rate '
-                                                                                                            'x10 (gate_lr '
-                                                                                                            '0.5), with and '
-                                                                                                            'without U(0.1, '
-                                                                                                            '0.6); '
-                                                                                                            'ad_fd_weight 5 '
-                                                                                                            'with U(0.1, '
-                                                                                                            '0.6); U(0.1, '
-                                                                                                            '0.5) with 8 '
-                                                                                                            'adaptive '
-                                                                                                            'epochs'},
-         'budgets_evaluated': '2 x 8: 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9; 2 x 4: 0.3, 0.4, 0.5, 0.7, 0.9 (one head per '
-                              "block is 0.25 there); 'every b' counts b >= 0.15 (at 0.1 every input of the 2 x 8 model is at "
-                              'the one-head floor)',
-         'chosen': 'U(0.1, 1.0), 2 x 8 (unchanged)',
-         'by': 'synthetic_marks validation (1,000 rows), seeded initialisation (reproducible runs): with no budget range or '
-               'shape does s rise with every added mark in most seeds; the sign of rho follows the seed',
-         'when': '2026-11-25, on the recipe before the difficulty signal (ad_difficulty_weight 0)'},
-        {'what': 'who learns the allocation: the encoder frozen while the controllers learn (TrainConfig.ad_freeze_encoder; '
-                 "the allocation is then learned against the dense model's own heads, which cannot re-learn to make every "
-                 'input easy with few heads), and also the controllers kept through hard adaptation '
-                 '(ad_hard_keep_controllers); both with a 4-epoch hard phase at half the phase rate, for accuracy, and the '
-                 'shipped recipe with that same hard phase as their control (benchmarks/jobs/issue10_marks_seeds.txt)',
-         'grid': {'shipped recipe with the 4-epoch hard phase': {'rho_marks_s_at_0.3_by_seed': {'0-9': [-0.27,
-                                                                                                        0.04,
-                                                                                                        0.02,
-                                                                                                        -0.24,
-                                                                                                        0.15,
-                                                                                                        0.09,
-                                                                                                        -0.11,
-                                                                                                        -0.06,
-                                                                                                        0.07,
-                                                                                                        -0.07]},
-                                                                 'seeds_with_s_rising_with_every_added_mark_at_every_b': '2 '
-                                                                                                                         'of '
-                                                                                                                         '10',
-                                                                 'mean_accuracy_at_0.3': 0.9976},
-                  'encoder frozen in the budget-conditioned phase': {'rho_marks_s_at_0.3_by_seed': {'0-9': [0.37,
-                                                                                                            -0.15,
-                                                                                                            0.03,
-                                                                                                            -0.02,
-                                                                                                            0.4,
-                                                                                                            0.01,
-                                                                                                            -0.47,
-                                                                                                            0.36,
-                                                                                                            0.11,
-                                                                                                            0.07]},
-                                                                     'seeds_with_s_rising_with_every_added_mark_at_every_b': '4 '
-                                                                                                                             'of '
-                                                                                                                             '10',
-                                                                     'mean_accuracy_at_0.3': 0.9722},
-                  'and controllers kept through hard adaptation': {'rho_marks_s_at_0.3_by_seed': {'0-9': [0.36,
-                                                                                                          0.01,
-                                                                                                          -0.33,
-                                                                                                          0.09,
-                                                                                                          0.34,
-                                                                                                          0.16,
-                                                                                                          -0.53,
-                                                                                                          0.33,
-                                                                                                          -0.04,
-                                                                                                          0.12]},
-                                                                   'seeds_with_s_rising_with_every_added_mark_at_every_b': '4 '
-                                                                                                                           'of '
-                                                                                                                           '10',
-                                                                   'mean_accuracy_at_0.3': 0.9622}},
-         'budgets_evaluated': "0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9; 'every b' counts b >= 0.15 (at 0.1 every input is at "
-                              'the one-head floor)',
-         'chosen': 'neither (shipped recipe unchanged)',
-         'by': 'synthetic_marks validation (1,000 rows), seeds 0-9, seeded initialisation: rho > 0 at b = 0.3 in 7 of 10 '
-               'seeds with either, but s rises with every added mark at every b in 4 of 10, and freezing costs 2.5-3.5 '
-               'points at b = 0.3 against the same hard phase without it (99.76%)',
-         'when': '2026-11-25, on the recipe before the difficulty signal (ad_difficulty_weight 0)'},
-        {'what': "difficulty signal (TrainConfig.ad_difficulty_weight): each input's offset pushed up by how far its own "
-                 "loss at its sampled budget lies above its budget group's mean (benchmarks/jobs/issue10_marks_seeds.txt)",
-         'grid': {'0 (the earlier recipe)': {'rho_marks_s_at_0.3_by_seed': {'0-9': [0.24,
-                                                                                    0.27,
-                                                                                    -0.03,
-                                                                                    -0.34,
-                                                                                    0.22,
-                                                                                    -0.3,
-                                                                                    0.02,
-                                                                                    0.03,
-                                                                                    0.19,
-                                                                                    -0.22]},
-                                             'seeds_with_s_rising_with_every_added_mark_at_every_b': '4 of 10',
-                                             'mean_accuracy_at_0.3': 0.9953},
-                  '1': {'rho_marks_s_at_0.3_by_seed': {'0-9': [0.48, 0.55, 0.61, 0.57, 0.69, 0.53, 0.68, 0.45, 0.79, 0.26]},
-                        'seeds_with_s_rising_with_every_added_mark_at_every_b': '10 of 10',
-                        'mean_accuracy_at_0.3': 0.9935,
-                        'min_accuracy_at_0.3': 0.963},
-                  '5': {'rho_marks_s_at_0.3_by_seed': {'0-9': [0.64, 0.43, 0.55, 0.58, 0.63, 0.46, 0.67, 0.55, 0.52, 0.18]},
-                        'seeds_with_s_rising_with_every_added_mark_at_every_b': '10 of 10',
-                        'mean_accuracy_at_0.3': 0.9955,
-                        'min_accuracy_at_0.3': 0.987},
-                  '20': {'rho_marks_s_at_0.3_by_seed': {'0-9': [0.69, 0.46, 0.69, 0.57, 0.65, 0.45, 0.64, 0.46, 0.79, -0.11]},
-                         'seeds_with_s_rising_with_every_added_mark_at_every_b': '9 of 10',
-                         'mean_accuracy_at_0.3': 0.9932,
-                         'min_accuracy_at_0.3': 0.981}},
-         'budgets_evaluated': "0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9; 'every b' counts b >= 0.15 (at 0.1 every input is at "
-                              'the one-head floor)',
-         'chosen': '5, for synthetic_marks only (its preset in pipeline.default_train_config); the AG News models were not '
-                   'retrained and keep 0',
-         'by': 'synthetic_marks validation (1,000 rows), seeds 0-9, seeded initialisation: s rises with every added mark at '
-               'every b in 10 of 10 seeds at weights 1 and 5 (4 of 10 without); 5 has the higher mean and minimum accuracy '
-               'at b = 0.3',
-         'when': '2026-11-25; this checkpoint was then retrained with it'},
+        {"what": "training budget range (min_budget, max_budget): low budgets only, where inputs with more marks should "
+                 "gain most from heads; and four heads per block, so that one more head is a bigger step "
+                 "(benchmarks/jobs/issue10_marks_seeds.txt)",
+         "grid": {
+             "U(0.1, 1.0), shipped, 2 x 8": {
+                 "rho_marks_s_at_0.3_by_seed": {"0-9": [0.24, 0.27, -0.03, -0.34, 0.22, -0.3, 0.02, 0.03, 0.19, -0.22]},
+                 "seeds_with_s_rising_with_every_added_mark_at_every_b": "4 of 10", "mean_accuracy_at_0.3": 0.9953},
+             "U(0.1, 0.6), 2 x 8": {
+                 "rho_marks_s_at_0.3_by_seed": {"0-9": [-0.42, 0.14, -0.08, 0.25, -0.04, -0.08, 0.3, 0.28, 0.03, -0.13]},
+                 "seeds_with_s_rising_with_every_added_mark_at_every_b": "3 of 10", "mean_accuracy_at_0.3": 0.9968},
+             "U(0.1, 0.4), 2 x 8": {
+                 "rho_marks_s_at_0.3_by_seed": {"0-9": [0.31, -0.13, 0.0, 0.05, -0.28, -0.22, 0.23, -0.29, 0.08, -0.37]},
+                 "seeds_with_s_rising_with_every_added_mark_at_every_b": "3 of 10", "mean_accuracy_at_0.3": 0.9973},
+             "U(0.1, 1.0), 2 x 4 heads": {
+                 "rho_marks_s_at_0.3_by_seed": {"0-5": [0.09, 0.22, 0.22, 0.05, 0.31, -0.11]},
+                 "seeds_with_s_rising_with_every_added_mark_at_every_b": "2 of 6", "mean_accuracy_at_0.3": 0.9893},
+             "U(0.1, 0.6), 2 x 4 heads": {
+                 "rho_marks_s_at_0.3_by_seed": {"0-5": [0.48, -0.12, 0.16, 0.38, 0.14, 0.35]},
+                 "seeds_with_s_rising_with_every_added_mark_at_every_b": "2 of 6", "mean_accuracy_at_0.3": 0.9925},
+             "earlier, before initialisation was seeded (not reproducible), 2 seeds each, not better":
+                 "controller learning rate x10 (gate_lr 0.5), with and without U(0.1, 0.6); ad_fd_weight 5 with U(0.1, 0.6); "
+                 "U(0.1, 0.5) with 8 adaptive epochs"},
+         "budgets_evaluated": "2 x 8: 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9; 2 x 4: 0.3, 0.4, 0.5, 0.7, 0.9 (one head per block "
+                              "is 0.25 there); 'every b' counts b >= 0.15 (at 0.1 every input of the 2 x 8 model is at the "
+                              "one-head floor)",
+         "chosen": "U(0.1, 1.0), 2 x 8 (unchanged)",
+         "by": "synthetic_marks validation (1,000 rows), seeded initialisation (reproducible runs): with no budget range or "
+               "shape does s rise with every added mark in most seeds; the sign of rho follows the seed",
+         "when": "2026-11-25, on the recipe before the difficulty signal (ad_difficulty_weight 0)"},
+        {"what": "who learns the allocation: the encoder frozen while the controllers learn (TrainConfig.ad_freeze_encoder; the "
+                 "allocation is then learned against the dense model's own heads, which cannot re-learn to make every input "
+                 "easy with few heads), and also the controllers kept through hard adaptation (ad_hard_keep_controllers); both "
+                 "with a 4-epoch hard phase at half the phase rate, for accuracy, and the shipped recipe with that same hard "
+                 "phase as their control (benchmarks/jobs/issue10_marks_seeds.txt)",
+         "grid": {
+             "shipped recipe with the 4-epoch hard phase": {
+                 "rho_marks_s_at_0.3_by_seed": {"0-9": [-0.27, 0.04, 0.02, -0.24, 0.15, 0.09, -0.11, -0.06, 0.07, -0.07]},
+                 "seeds_with_s_rising_with_every_added_mark_at_every_b": "2 of 10", "mean_accuracy_at_0.3": 0.9976},
+             "encoder frozen in the budget-conditioned phase": {
+                 "rho_marks_s_at_0.3_by_seed": {"0-9": [0.37, -0.15, 0.03, -0.02, 0.4, 0.01, -0.47, 0.36, 0.11, 0.07]},
+                 "seeds_with_s_rising_with_every_added_mark_at_every_b": "4 of 10", "mean_accuracy_at_0.3": 0.9722},
+             "and controllers kept through hard adaptation": {
+                 "rho_marks_s_at_0.3_by_seed": {"0-9": [0.36, 0.01, -0.33, 0.09, 0.34, 0.16, -0.53, 0.33, -0.04, 0.12]},
+                 "seeds_with_s_rising_with_every_added_mark_at_every_b": "4 of 10", "mean_accuracy_at_0.3": 0.9622}},
+         "budgets_evaluated": "0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9; 'every b' counts b >= 0.15 (at 0.1 every input is at "
+                              "the one-head floor)",
+         "chosen": "neither (shipped recipe unchanged)",
+         "by": "synthetic_marks validation (1,000 rows), seeds 0-9, seeded initialisation: rho > 0 at b = 0.3 in 7 of 10 seeds "
+               "with either, but s rises with every added mark at every b in 4 of 10, and freezing costs 2.5-3.5 points at "
+               "b = 0.3 against the same hard phase without it (99.76%)",
+         "when": "2026-11-25, on the recipe before the difficulty signal (ad_difficulty_weight 0)"},
+        {"what": "difficulty signal (TrainConfig.ad_difficulty_weight): each input's offset pushed up by how far its own loss "
+                 "at its sampled budget lies above its budget group's mean (benchmarks/jobs/issue10_marks_seeds.txt)",
+         "grid": {
+             "0 (the earlier recipe)": "the 'U(0.1, 1.0), shipped, 2 x 8' row of the budget-range entry above",
+             "1": {"rho_marks_s_at_0.3_by_seed": {"0-9": [0.48, 0.55, 0.61, 0.57, 0.69, 0.53, 0.68, 0.45, 0.79, 0.26]},
+                   "seeds_with_s_rising_with_every_added_mark_at_every_b": "10 of 10", "mean_accuracy_at_0.3": 0.9935,
+                   "min_accuracy_at_0.3": 0.963},
+             "5": {"rho_marks_s_at_0.3_by_seed": {"0-9": [0.64, 0.43, 0.55, 0.58, 0.63, 0.46, 0.67, 0.55, 0.52, 0.18]},
+                   "seeds_with_s_rising_with_every_added_mark_at_every_b": "10 of 10", "mean_accuracy_at_0.3": 0.9955,
+                   "min_accuracy_at_0.3": 0.987},
+             "20": {"rho_marks_s_at_0.3_by_seed": {"0-9": [0.69, 0.46, 0.69, 0.57, 0.65, 0.45, 0.64, 0.46, 0.79, -0.11]},
+                    "seeds_with_s_rising_with_every_added_mark_at_every_b": "9 of 10", "mean_accuracy_at_0.3": 0.9932,
+                    "min_accuracy_at_0.3": 0.981}},
+         "budgets_evaluated": "0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9; 'every b' counts b >= 0.15 (at 0.1 every input is at "
+                              "the one-head floor)",
+         "chosen": "5, for synthetic_marks only (its preset in pipeline.default_train_config); the AG News models were not "
+                   "retrained and keep 0",
+         "by": "synthetic_marks validation (1,000 rows), seeds 0-9, seeded initialisation: s rises with every added mark at "
+               "every b in 10 of 10 seeds at weights 1 and 5 (4 of 10 without); 5 has the higher mean and minimum accuracy at "
+               "b = 0.3",
+         "when": "2026-11-25; this checkpoint was then retrained with it"},
     ],
     "not_tuned": "everything else: BudgetFormer's schedule, the BAA recipe's epochs and rates, the model shapes",
 }
