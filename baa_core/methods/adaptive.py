@@ -28,6 +28,11 @@ Choices for what is open (each a ``ModelConfig`` / ``TrainConfig`` field, so car
   tenth of the phase learning rate (half of it, as BAA uses, lost 3-14 points of validation accuracy
   on the synthetic task in this phase; ``ad_hard_lr_scale``), or, with ``ad_teacher="dense"``, distilled
   from the dense warm start with every head on.
+* Which inputs get the heads: by default only the task loss decides, through the soft relaxation (heads
+  where one more helps most). Two optional signals, each centred within budget groups: the marginal value
+  measured on the hard path (``ad_fd_weight``, ``marginal_value``) and the difficulty signal
+  (``ad_difficulty_weight``, ``difficulty_push``: heads to the inputs doing worst), synthetic_marks' preset,
+  where every input is solved with few heads and the task loss alone left the direction of s to the seed.
 * Calibration on the validation split (``calibrate``): for each b on ``CALIBRATION_GRID`` the
   calibrated logit u(b) is solved by bisection so that the realised mean head fraction (mean over
   inputs and blocks of ceil(s * H) / H, the heads that run) equals b; u is made non-decreasing over
