@@ -108,15 +108,15 @@ class Prepared:
     trained_head: bool = False  # init_model came with a trained classifier (kind "hf" with its own labels, a checkpoint)
 
     def new_model(self, seed: int | None = None) -> BudgetedClassifier:
-        """The network training starts from: a copy of the pretrained one (a head it did not come with
-        drawn afresh from ``seed``), or a fresh network initialised from ``seed``. Seeded here because
+        """The network training starts from: a copy of the pretrained one (a classifier it did not come
+        with drawn afresh from ``seed``), or a fresh network initialised from ``seed``. Seeded here because
         torch seeds its global generator differently in every process: an unseeded init made the same
         seed train a different model each run. Torch's global generator is left as it was."""
         if self.init_model is not None:
             model = copy.deepcopy(self.init_model)
             if seed is not None and not self.trained_head:
                 with seeded_rng(seed):
-                    model.reset_head()
+                    model.reset_classifier()
             return model
         with seeded_rng(seed):
             return BudgetedClassifier(self.model_config)

@@ -393,6 +393,7 @@ def test_a_parameter_group_at_learning_rate_0_gets_no_gradient_and_no_share_of_t
             seen.append(m.embeddings.word_embeddings.weight.requires_grad)
             return super().__call__(m, batch, ctx)
 
+    model.embeddings.position_embeddings.weight.requires_grad_(False)  # frozen before the phase: stays frozen after
     groups = lambda m: [(list(m.embeddings.parameters()), {"lr": 0.0})]  # noqa: E731
     phase = Phase("frozen-embeddings", 1, lambda m: Spy(), 1e-2, param_groups=groups)
     from baa_core.methods import TrainConfig
@@ -403,6 +404,7 @@ def test_a_parameter_group_at_learning_rate_0_gets_no_gradient_and_no_share_of_t
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters() if n.startswith("embeddings."))
     assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if not n.startswith("embeddings."))
     assert model.embeddings.word_embeddings.weight.requires_grad
+    assert not model.embeddings.position_embeddings.weight.requires_grad
 
 
 def test_difficulty_push_moves_the_worse_inputs_offsets_up_within_each_budget_group_only():
@@ -420,3 +422,19 @@ def test_difficulty_push_moves_the_worse_inputs_offsets_up_within_each_budget_gr
     assert step[0] > 0 > step[1]  # the wrong one up, the right one down
     assert torch.allclose(step[2:], torch.zeros(2)) and info["difficulty_spread"] > 0
     assert abs(float(step[:2].sum())) < 1e-6  # centred: the group's mean offset (the shared level) gets nothing
+
+
+def test_training_with_the_difficulty_signal_runs_and_spreads_the_offsets():
+    from baa_core.methods import METHODS, TrainConfig
+    from baa_core.train import run_method
+
+    torch.manual_seed(0)
+    dense = BudgetedClassifier(tiny_config(vocab_size=50, n_classes=3, n_layers=2, max_len=16))
+    ids, mask = padded_batch(B=64, T=12, seed=1)
+    data = EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(64)], torch.randint(0, 3, (64,)))
+    seen = []
+    model = run_method(METHODS["adaptive"], dense, data, TrainConfig(batch_size=16, ad_epochs=1, ad_hard_epochs=1,
+                                                                     ad_difficulty_weight=5.0),
+                       callbacks=[lambda e: seen.append(e.extra.get("difficulty_spread"))])
+    assert [v for v in seen if v is not None], "the signal should report every logged step"
+    assert isinstance(model, BudgetedClassifier)

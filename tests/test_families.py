@@ -86,6 +86,17 @@ def test_bare_encoder_gets_a_fresh_head_or_is_refused(tmp_path):
     assert not fresh.trained_head and fresh.labels == ["neg", "pos"] and fresh.model.config.n_classes == 2
     with pytest.raises(ModelSourceError, match="no trained classification head"):
         load_classifier(str(tmp_path), require_trained_head=True)
+    # each training seed draws its own classifier, and the bare encoder's pretrained pooler is kept
+    import dataclasses
+
+    from baa_core.pipeline import prepare
+
+    prep = dataclasses.replace(prepare("synthetic", max_train=8, max_test=4), init_model=fresh.model, trained_head=False)
+    a, b = prep.new_model(1), prep.new_model(2)
+    assert not torch.equal(a.classifier.weight, b.classifier.weight)
+    hf = transformers.BertModel.from_pretrained(str(tmp_path), use_safetensors=True)
+    for m in (a, b):
+        assert torch.equal(m.pre_classifier.weight, hf.pooler.dense.weight)
 
 
 def test_refusals_are_one_sentence(tmp_path):

@@ -53,8 +53,8 @@ class AdaptiveController(HeadController):
         task loss which inputs gain most from more heads."""
         z = F.linear(h, self.input.weight[: self.hidden], self.input.bias[: self.hidden])  # (B, hidden)
         f = self.budget_out(F.gelu(z)).squeeze(-1)  # (B,)
-        # A controller frozen for a phase (its weights not trained) keeps its running mean too: it then
-        # places inputs exactly as it will at inference.
+        # A controller frozen for a phase (its weights not trained) keeps its running mean too, as at
+        # inference (what it reads may still change: the embeddings train).
         if self.training and f.shape[0] > 1 and self.budget_out.weight.requires_grad:
             mean = f.mean()
             with torch.no_grad():

@@ -141,11 +141,10 @@ class BudgetedClassifier(nn.Module):
             )
             self.calibration = BudgetCalibration(cfg.budget_calibration)
 
-    def reset_head(self) -> None:
-        """Draw the classification head afresh (BERT-style init): a pretrained encoder's fresh head, per seed."""
-        for module in (self.pre_classifier, self.classifier):
-            if module is not None:
-                self._init_weights(module)
+    def reset_classifier(self) -> None:
+        """Draw the final classifier afresh (BERT-style init), per training seed, on a pretrained encoder that
+        came without one. ``pre_classifier`` stays: a bare BERT's pooler is pretrained."""
+        self._init_weights(self.classifier)
 
     def classify(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T, d) final hidden states -> (B, C) logits, through this model's head."""
