@@ -181,7 +181,8 @@ def run_seed(args, seed: int) -> dict:
     over = {k: v for k, v in (("ad_epochs", args.ad_epochs), ("ad_hard_epochs", args.ad_hard_epochs),
                               ("ad_lambda_gap", args.ad_lambda_gap), ("dense_epochs", args.dense_epochs),
                               ("ad_hard_lr_scale", args.ad_hard_lr_scale), ("ad_teacher", args.ad_teacher),
-                              ("ad_difficulty_weight", args.ad_difficulty_weight)) if v is not None}
+                              ("ad_difficulty_weight", args.ad_difficulty_weight), ("ad_fd_weight", args.ad_fd_weight))
+            if v is not None}
     tcfg = default_train_config(args.task, args.kind, seed=seed, device=args.device, **over)
     _log(f"seed {seed}: {prep.data.source}")
     cbs = [TerminalProgress(every=200)] if args.verbose else []
@@ -210,7 +211,7 @@ def run_seed(args, seed: int) -> dict:
         rows.append({"row": "seed", "task": args.task, "kind": args.kind, "seed": seed, "budget": b, "split": args.split,
                      "recipe": {"ad_hard_lr_scale": tcfg.ad_hard_lr_scale, "ad_teacher": tcfg.ad_teacher,
                                 "ad_epochs": tcfg.ad_epochs, "ad_hard_epochs": tcfg.ad_hard_epochs,
-                                "ad_difficulty_weight": tcfg.ad_difficulty_weight,
+                                "ad_difficulty_weight": tcfg.ad_difficulty_weight, "ad_fd_weight": tcfg.ad_fd_weight,
                                 "adaptive_scores": cfg.adaptive_scores},
                      "adaptive_accuracy": float(a_ok.mean()), "adaptive_accuracy_ci": _ci(a_ok),
                      "adaptive_cost": r, "adaptive_s_mean": float(o["s"].mean()),
@@ -293,6 +294,7 @@ def main() -> int:
     ap.add_argument("--ad-hard-lr-scale", type=float, default=None, help="hard phase learning rate / phase rate")
     ap.add_argument("--ad-teacher", choices=["soft", "dense"], default=None, help="hard phase's distillation teacher")
     ap.add_argument("--ad-difficulty-weight", type=float, default=None, help="TrainConfig.ad_difficulty_weight (default: the task's preset)")
+    ap.add_argument("--ad-fd-weight", type=float, default=None, help="TrainConfig.ad_fd_weight (default: the task's preset)")
     ap.add_argument("--split", choices=["test", "val"], default="test",
                     help="val: compare on the validation split only (to choose a recipe); test: report")
     ap.add_argument("--adaptive-scores", choices=["input", "input+budget"], default=None,
