@@ -30,6 +30,11 @@ def _random_adaptive(reads: str = "embedding", seed: int = 0, n_heads: int = 4, 
     return model
 
 
+def _tiny_plain_model(n_layers: int) -> BudgetedClassifier:
+    torch.manual_seed(0)
+    return BudgetedClassifier(tiny_config(vocab_size=50, n_classes=3, n_layers=n_layers, max_len=16))
+
+
 def calibrate(model, data, **kw) -> dict:
     return calibrate_on_batches(model, iterate_batches(data, 64), **kw)
 
@@ -353,10 +358,8 @@ def test_frozen_encoder_and_kept_controllers_options_freeze_what_they_say():
     from baa_core.methods import METHODS, TrainConfig
     from baa_core.train import Trainer
 
-    torch.manual_seed(0)
-    dense = BudgetedClassifier(tiny_config(vocab_size=50, n_classes=3, n_layers=2, max_len=16))
-    ids, mask = padded_batch(B=64, T=12, seed=1)
-    data = EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(64)], torch.randint(0, 3, (64,)))
+    dense = _tiny_plain_model(n_layers=2)
+    data = _dataset(n=64, seed=1)
     cfg = TrainConfig(batch_size=16, ad_epochs=1, ad_hard_epochs=1, ad_freeze_encoder=True, ad_hard_keep_controllers=True)
     model, phases = METHODS["adaptive"].plan(dense, cfg)
 
@@ -382,10 +385,8 @@ def test_a_parameter_group_at_learning_rate_0_gets_no_gradient_and_no_share_of_t
     from baa_core.methods.dense import DenseObjective
     from baa_core.train import Trainer
 
-    torch.manual_seed(0)
-    model = BudgetedClassifier(tiny_config(vocab_size=50, n_classes=3, n_layers=1, max_len=16))
-    ids, mask = padded_batch(B=32, T=12, seed=1)
-    data = EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(32)], torch.randint(0, 3, (32,)))
+    model = _tiny_plain_model(n_layers=1)
+    data = _dataset(n=32, seed=1)
     seen = []
 
     class Spy(DenseObjective):
@@ -428,10 +429,8 @@ def test_training_with_the_difficulty_signal_runs_and_spreads_the_offsets():
     from baa_core.methods import METHODS, TrainConfig
     from baa_core.train import run_method
 
-    torch.manual_seed(0)
-    dense = BudgetedClassifier(tiny_config(vocab_size=50, n_classes=3, n_layers=2, max_len=16))
-    ids, mask = padded_batch(B=64, T=12, seed=1)
-    data = EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(64)], torch.randint(0, 3, (64,)))
+    dense = _tiny_plain_model(n_layers=2)
+    data = _dataset(n=64, seed=1)
     seen = []
     model = run_method(METHODS["adaptive"], dense, data, TrainConfig(batch_size=16, ad_epochs=1, ad_hard_epochs=1,
                                                                      ad_difficulty_weight=5.0),
