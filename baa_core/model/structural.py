@@ -122,12 +122,14 @@ def _adaptive_forward(model, x, bias, pool_mask, attention_mask, cache: SlicedHe
         mean_row = cache.mean_row(x.shape[1], x.dtype, x.device)  # (1, T)
     else:
         mean_row = pool_mask.to(x.dtype) / pool_mask.sum().clamp_min(1)  # (1, T), as masked_mean
-    shares = stacked(mean_row @ x[0], constant)  # (1, L)
+    pooled = mean_row @ x[0]  # (1, d) the embedding output pooled: the shares' input and the first block's
+    shares = stacked(pooled, constant)  # (1, L)
     s_list = shares[0].tolist()
     ks = head_counts(s_list, H)
     chosen = []
     for layer, (block, s, (w, c)) in enumerate(zip(model.blocks, s_list, scorers)):
-        scores = F.linear(mean_row @ x[0], w, c)[0].tolist()  # (H,) this block's input, pooled and scored
+        h = pooled if layer == 0 else mean_row @ x[0]  # (1, d) this block's input, pooled
+        scores = F.linear(h, w, c)[0].tolist()  # (H,)
         # sorted() is stable with reverse=True too: ties keep head order, as argsort(descending=True, stable=True)
         heads = tuple(sorted(sorted(range(H), key=scores.__getitem__, reverse=True)[: ks[layer]]))
         chosen.append({"heads": heads, "s": s})
