@@ -40,6 +40,7 @@ from baa_core.measure.adaptive import adaptive_card, adaptive_outputs  # noqa: E
 from baa_core.measure.evaluate import bootstrap_ci  # noqa: E402
 from baa_core.measure.evaluate import evaluate  # noqa: E402
 from baa_core.methods.adaptive import calibrate  # noqa: E402
+from baa_core.model.config import ADAPTIVE_SCORES  # noqa: E402
 from baa_core.model.gates import heads_for_budget  # noqa: E402
 from baa_core.pipeline import (default_train_config, fit, fit_dense, make_card, prepare, round_weights,  # noqa: E402
                                storage_dtype)
@@ -297,8 +298,8 @@ def main() -> int:
     ap.add_argument("--ad-fd-weight", type=float, default=None, help="TrainConfig.ad_fd_weight (default: the task's preset)")
     ap.add_argument("--split", choices=["test", "val"], default="test",
                     help="val: compare on the validation split only (to choose a recipe); test: report")
-    ap.add_argument("--adaptive-scores", choices=["input", "input+budget"], default=None,
-                    help="whether the head scores also read the budget")
+    ap.add_argument("--adaptive-scores", choices=list(ADAPTIVE_SCORES), default=None,
+                    help="what the head scores read (ModelConfig.adaptive_scores)")
     ap.add_argument("--adaptive-input", choices=["embedding", "block"], default=None)
     ap.add_argument("--latency-examples", type=int, default=0, help="inputs timed at batch 1 per card budget (CPU)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")

@@ -21,7 +21,8 @@ def _random_adaptive(reads: str = "embedding", seed: int = 0, n_heads: int = 4, 
                                            adaptive_scores=scores, n_heads=n_heads, d_model=8 * n_heads)).eval()
     with torch.no_grad():  # spread offsets, sensitivities and scores so inputs differ
         for c in model.controllers:
-            c.input.weight.normal_(0, 1.0)  # head scores far apart
+            c.input.weight.normal_(0, 1.0)  # head scores far apart (static scores ignore these rows)
+            c.input.bias[c.hidden :].normal_(0, 1.0)
             c.input.weight[: c.hidden].normal_(0, c.input.in_features ** -0.5)  # f(h) of order 1: s not saturated
             c.budget_out.weight.normal_(0, 2 * c.hidden ** -0.5)
             c.raw_alpha.fill_(float(torch.randn(())))
@@ -44,7 +45,7 @@ def _dataset(n: int = 40, T: int = 12, seed: int = 0) -> EncodedDataset:
     return EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(n)], torch.randint(0, 3, (n,)))
 
 
-@pytest.mark.parametrize("scores", ["input", "input+budget"])
+@pytest.mark.parametrize("scores", ["input", "input+budget", "static"])
 @pytest.mark.parametrize("table", [[], [[0.1, -2.0], [0.5, 0.3], [0.9, 3.0]]])
 def test_s_is_monotone_in_the_budget_for_every_input_and_block(table, scores):
     model = _random_adaptive("embedding", scores=scores)
@@ -66,7 +67,8 @@ def test_block_input_mode_is_monotone_in_its_first_block():
     assert bool((s[1:] >= s[:-1] - 1e-6).all())
 
 
-@pytest.mark.parametrize("reads,scores", [("embedding", "input"), ("block", "input"), ("embedding", "input+budget")])
+@pytest.mark.parametrize("reads,scores", [("embedding", "input"), ("block", "input"), ("embedding", "input+budget"),
+                                          ("embedding", "static")])
 def test_batched_masked_and_structural_per_input_paths_agree(reads, scores):
     model = _random_adaptive(reads, scores=scores)
     data = _dataset(n=8)
@@ -130,6 +132,23 @@ def test_budget_dependent_scores_change_which_heads_run_but_never_how_many_fall(
             prev = mask
     assert swaps["input"] == 0, "with input-only scores the first block's kept heads are nested in b"
     assert swaps["input+budget"] > 0, "the budget-dependent ranking should reorder heads somewhere in this test"
+
+
+def test_static_scores_give_every_input_a_prefix_of_one_order_per_block():
+    """adaptive_scores="static": inputs differ only in how many heads they run; in each block, every
+    (input, budget) runs the first k of one learned order, so the head sets are nested across inputs
+    and budgets. The scorer's weight rows are ignored (here drawn at random), on both paths."""
+    model, data = _random_adaptive(scores="static"), _dataset()
+    counts = set()
+    for layer in range(model.config.n_layers):
+        order = model.controllers[layer].input.bias[model.controllers[layer].hidden :].argsort(descending=True)
+        for b in (0.1, 0.3, 0.6, 0.9):
+            mask = adaptive_outputs(model, data, b)["mask"][:, layer].bool()  # (N, H)
+            for row in mask:
+                k = int(row.sum())
+                counts.add(k)
+                assert sorted(torch.nonzero(row).flatten().tolist()) == sorted(order[:k].tolist())
+    assert len(counts) > 2, "inputs and budgets should run different numbers of heads in this test"
 
 
 def test_hard_adaptation_can_distil_from_the_dense_model():

@@ -33,6 +33,14 @@ class AdaptiveController(HeadController):
         # ranking at every b), so the heads an input runs may change with b as BAA's do; s_i(b), the
         # count, stays monotone either way.
         self.score_slope = nn.Parameter(torch.zeros(n_heads)) if scores == "input+budget" else None
+        # "static": the scores are the scorer's bias alone, one learned order per block (an input with k
+        # heads runs the first k, nested as BAA's are). Drawn apart at the start so the order is defined;
+        # the unused weight rows are zero, so W h + c (the structural path's form) is exactly c.
+        self.static_scores = scores == "static"
+        if self.static_scores:
+            with torch.no_grad():
+                self.input.weight[self.hidden :].zero_()
+                self.input.bias[self.hidden :].normal_(0, 1e-3)
         self.raw_alpha = nn.Parameter(torch.tensor(math.log(math.expm1(1.0))))  # softplus(alpha) = 1
         # The block's shared level, apart from the per-input offset (see ``offset``).
         self.level = nn.Parameter(torch.zeros(()))
@@ -73,6 +81,8 @@ class AdaptiveController(HeadController):
 
     def head_scores(self, h: torch.Tensor, budget_logit: torch.Tensor) -> torch.Tensor:
         """(B, d) pooled block input -> (B, H) head scores (which heads; the share s says how many)."""
+        if self.static_scores:
+            return self.input.bias[self.hidden :].expand(h.shape[0], -1)  # (B, H): the same order for every input
         scores = F.linear(h, self.input.weight[self.hidden :], self.input.bias[self.hidden :])  # (B, H)
         if self.score_slope is not None:
             u = budget_logit.reshape(-1, 1) if budget_logit.dim() else budget_logit  # (B, 1) or ()

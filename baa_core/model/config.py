@@ -13,6 +13,7 @@ from typing import Any
 
 GATINGS = ("dense", "baa", "static", "budgetformer", "posthoc", "adaptive")
 EMBEDDINGS = ("word", "bert")
+ADAPTIVE_SCORES = ("input", "input+budget", "static")  # what an adaptive block's head scores read
 # FFN / head activations by their Hugging Face names (transformers' ACT2FN); "gelu" is the exact (erf) GELU.
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh")
 POOLINGS = ("mean", "first")
@@ -110,8 +111,10 @@ class ModelConfig:
     # the pooled embedding output, so s_i(b) is monotone in b in every block; "block": the block
     # input), and the validation calibration [[b, c(b)], ...] of the budget logit (empty: none).
     adaptive_input: str = "embedding"
-    # adaptive: whether the head scores also read the budget ("input+budget": score_h = w_h . h + slope_h *
-    # u(b), so which heads run may change with b, as BAA's per-budget gates do) or only the block input.
+    # adaptive: what the head scores read: the block input ("input"), also the budget ("input+budget":
+    # score_h = w_h . h + slope_h * u(b), so which heads run may change with b, as BAA's per-budget gates
+    # do), or nothing ("static": one learned order per block, so an input with k heads runs the block's
+    # first k, nested as BAA's heads are, and inputs differ only in how many).
     adaptive_scores: str = "input"
     budget_calibration: list[list[float]] = field(default_factory=list)
     # ---- Hugging Face encoder families (issue 13); defaults = the model above, unchanged
@@ -165,8 +168,8 @@ class ModelConfig:
             raise ConfigError(f"pooling must be one of {POOLINGS}, not {self.pooling!r}")
         if self.adaptive_input not in ("embedding", "block"):
             raise ConfigError(f"adaptive_input must be 'embedding' or 'block', not {self.adaptive_input!r}")
-        if self.adaptive_scores not in ("input", "input+budget"):
-            raise ConfigError(f"adaptive_scores must be 'input' or 'input+budget', not {self.adaptive_scores!r}")
+        if self.adaptive_scores not in ADAPTIVE_SCORES:
+            raise ConfigError(f"adaptive_scores must be one of {ADAPTIVE_SCORES}, not {self.adaptive_scores!r}")
         if self.budget_calibration:
             _check_calibration(self.budget_calibration)
         if self.labels and len(self.labels) != self.n_classes:

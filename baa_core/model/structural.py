@@ -48,6 +48,8 @@ class SlicedHeadCache:
             scorers = []
             for c in self.model.controllers:
                 w, b = c.input.weight[c.hidden:].detach().clone(), c.input.bias[c.hidden:].detach()
+                if c.static_scores:  # the scores are the bias alone (whatever a checkpoint holds in these rows)
+                    w = torch.zeros_like(w)
                 scorers.append((w, (b + c.score_slope * u if c.score_slope is not None else b).detach().clone()))
             self._budgets[key] = (self._shares, self._shares.constant(u), scorers)
         return self._budgets[key]
