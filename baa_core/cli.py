@@ -97,6 +97,8 @@ _OVERRIDES = {"dense-epochs": _float_at_least(0.0), "budget-epochs": _float_at_l
 
 
 def _train_overrides(p: argparse.ArgumentParser) -> None:
+    from .model.config import ADAPTIVE_SCORES  # no torch: --help stays fast
+
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=_count, default=0, help="torch threads for training (0: torch's default)")
@@ -104,6 +106,9 @@ def _train_overrides(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name}", type=kind, default=None)
     p.add_argument("--adaptive-input", choices=["embedding", "block"], default=None,
                    help="adaptive: what the budget FFN reads (embedding: s_i(b) monotone in b in every block)")
+    p.add_argument("--adaptive-scores", choices=list(ADAPTIVE_SCORES), default=None,
+                   help="adaptive: what the head scores read (input: each input ranks its own heads; static: one "
+                        "order per block, inputs differ only in how many heads they run)")
     p.add_argument("--select", action="store_true",
                    help="first re-choose the recipe's open hyperparameters on the validation split (a small grid per "
                         "seed, recorded in the card's selection)")
@@ -365,6 +370,8 @@ def cmd_train(args) -> int:
         tcfg.dense_epochs = 0  # its head is already fine-tuned: the gated phases start from it as it is
     if getattr(args, "adaptive_input", None):
         prep.model_config.adaptive_input = args.adaptive_input
+    if getattr(args, "adaptive_scores", None):
+        prep.model_config.adaptive_scores = args.adaptive_scores
     print(f"data: {prep.data.source}", file=sys.stderr)
     for warning in prep.data.extra.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)

@@ -309,6 +309,31 @@ def test_bench_update_card_times_an_adaptive_model_per_input(adaptive_checkpoint
         assert lo <= r["speedup"] <= hi
 
 
+def test_cli_trains_a_static_order_adaptive_model_whose_inputs_differ_only_in_how_many_heads(tmp_path):
+    """``train --adaptive-scores static`` records the choice in the checkpoint; after training (the order
+    learned), every input at every budget runs a prefix of one order per block, on both paths."""
+    from baa_core.cli import main
+    from baa_core.io.checkpoint import load_checkpoint
+
+    out = tmp_path / "static"
+    assert main(["train", "--task", "synthetic_marks", "--method", "adaptive", "--adaptive-scores", "static", "--out", str(out),
+                 "--dense-epochs", "0.2", "--ad-epochs", "0.2", "--ad-hard-epochs", "0.1", "--latency-batches", "1",
+                 "--budgets", "0.3", "--max-train", "300", "--max-test", "40"]) == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt.config.adaptive_scores == "static"
+    model, data = ckpt.model, _dataset(n=12)
+    data = EncodedDataset([[3 + t % (ckpt.config.vocab_size - 3) for t in x] for x in data.ids], data.labels)
+    cache = SlicedHeadCache(model)
+    for b in (0.2, 0.5, 0.8):
+        batched = adaptive_outputs(model, data, b)
+        for i, x in enumerate(data.ids):
+            _, chosen = structural_forward(model, torch.tensor([x]), cache, budget=b)
+            for layer, c in enumerate(chosen):
+                order = model.controllers[layer].input.bias[model.controllers[layer].hidden :].argsort(descending=True)
+                assert sorted(c["heads"]) == sorted(order[: len(c["heads"])].tolist())
+                assert list(c["heads"]) == torch.nonzero(batched["mask"][i, layer]).flatten().tolist()
+
+
 def _shipped_adaptive():
     from pathlib import Path
 
