@@ -374,14 +374,14 @@ def test_marginal_value_moves_only_the_per_input_offsets():
     out = model(ids, mask, budget=b, controller_mode="soft")
     s_logits = [torch.logit(r["s"], eps=1e-6) for r in out.controller]
     cfg = TrainConfig(ad_fd_weight=1.0)
-    loss, info = marginal_value(model, batch, b, group, s_logits, cfg)
+    loss, info = marginal_value(model, batch, b, group, 2, s_logits, cfg)
     loss.backward()
     for c in model.controllers:
         assert abs(float(c.level.grad)) < 1e-6 and abs(float(c.raw_alpha.grad)) < 1e-6
     assert any(float(c.budget_out.weight.grad.abs().sum()) > 0 for c in model.controllers)
     model.eval()
     z = torch.zeros(8, requires_grad=True)  # a leaf in place of logit(s): its gradient is weight * centred g / B
-    marginal_value(model, batch, b, group, [z], TrainConfig(ad_fd_weight=2.0))[0].backward()
+    marginal_value(model, batch, b, group, 2, [z], TrainConfig(ad_fd_weight=2.0))[0].backward()
     with torch.no_grad():  # g by hand: d loss_i / d u on the hard path, centred per group
         u = torch.logit(b)
         loss_at = lambda v: torch.nn.functional.cross_entropy(  # noqa: E731

@@ -123,7 +123,7 @@ def test_heat_maps_sort_heads_and_label_tokens_on_both_axes(env):
     at.run()
     assert_clean(at)
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
-    gates = load_checkpoint(env["pretrained"] / "tiny-baa").model.gate(0.5)[0]
+    gates = load_checkpoint(env["pretrained"] / "tiny-baa").model.gate(0.5)[0].detach()
     active = load_checkpoint(env["pretrained"] / "tiny-baa").model.gate.hard(0.5)[0]
     titles = [a["text"] for a in fig["layout"]["annotations"] if a["text"].startswith("head ")]
     shown = [int(t.split()[1]) for t in titles]

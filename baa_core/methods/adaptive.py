@@ -78,7 +78,7 @@ def cost_penalty(weights: torch.Tensor, group: torch.Tensor, bg: torch.Tensor, c
     return cfg.ad_lambda_overshoot * over + cfg.ad_lambda_gap * gap, {"overshoot": over.item(), "gap": gap.item()}
 
 
-def marginal_value(model, batch, b: torch.Tensor, group: torch.Tensor, s_logits: list[torch.Tensor],
+def marginal_value(model, batch, b: torch.Tensor, group: torch.Tensor, n_groups: int, s_logits: list[torch.Tensor],
                    cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
     """Surrogate whose gradient moves each input's offsets by how much its own loss falls with more heads.
 
@@ -106,7 +106,7 @@ def marginal_value(model, batch, b: torch.Tensor, group: torch.Tensor, s_logits:
                 out = model(ids, batch["attention_mask"], budget=torch.sigmoid(u + sign * delta), controller_mode="hard")
             losses.append(F.cross_entropy(out.logits.float(), batch["labels"], reduction="none"))
         g = (losses[1] - losses[0]) / (2 * delta)  # (B,) d loss_i / d u on the hard path; <= 0 where heads help
-        g = g - group_means(g, group, int(group.max()) + 1)[group]
+        g = g - group_means(g, group, n_groups)[group]
     surrogate = sum((g * z).mean() for z in s_logits)
     return cfg.ad_fd_weight * surrogate, {"fd_spread": float(g.abs().mean())}
 
@@ -154,7 +154,7 @@ class AdaptiveObjective:
         penalty, info = cost_penalty(out.head_weights, group, bg, self.cfg)
         s_logits = [torch.logit(r["s"].float(), eps=1e-6) for r in out.controller]  # (B,) per block
         if self.cfg.ad_fd_weight > 0:  # in both phases
-            fd, fd_info = marginal_value(model, batch, b, group, s_logits, self.cfg)
+            fd, fd_info = marginal_value(model, batch, b, group, len(bg), s_logits, self.cfg)
             penalty, info = penalty + fd, {**info, **fd_info}
         if self.cfg.ad_difficulty_weight > 0:  # in both phases
             push, push_info = difficulty_push(out.logits, labels, group, len(bg), s_logits, self.cfg)
