@@ -421,3 +421,23 @@ def test_pure_helpers():
     html = bertviz_view.make_offline('<script src="https://cdnjs.cloudflare.com/x.js"></script><div>x</div>'
                                      '<script>require.config({paths: {d3: "https://cdnjs.cloudflare.com/d3"}});</script>')
     assert "cdnjs" not in html and "window.requirejs" in html
+
+
+def test_a_process_that_ends_right_after_the_app_started_exits_cleanly(model_dirs, tmp_path):
+    """The cache warm-up runs torch work in a background thread; a process that ends while it is still
+    inside an op (one test file, a server stopped at once) used to abort (exit status 134, "terminate called
+    without an active exception"). At exit the warm-up now stops between two pieces of work."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from streamlit.testing.v1 import AppTest\n"
+              f"at = AppTest.from_file({MAIN!r}, default_timeout=60)\n"
+              "at.run()\n"
+              "assert not at.exception\n")
+    env = {**os.environ, "BAA_PRETRAINED_DIR": str(model_dirs["pretrained"]), "BAA_USER_MODELS": str(model_dirs["user_models"]),
+           "HF_HUB_OFFLINE": "1", "BAA_DATA_DIR": str(tmp_path / "no-data-here")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=Path(MAIN).parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "terminate called" not in done.stderr

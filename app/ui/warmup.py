@@ -6,6 +6,7 @@ caches; none of them imports it, so the helpers import only downward.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 
@@ -41,10 +42,12 @@ def server_start() -> dict:
         torch.set_num_threads(threads)
     warm = threading.Thread(target=_warm_caches, name=WARM_THREAD, daemon=True)
     warm.start()
+    atexit.register(_stop_warming, warm)
     return {"removed": removed, "offline": offline, "warm": warm}
 
 
 WARM_THREAD = "baa-warm-caches"
+_STOP = threading.Event()  # set at exit: the warm-up stops between two pieces of work
 WARM_MAX_BYTES = 10 * 2**20  # models this small (word-level, synthetic) get their data and live sweep warmed too
 
 
@@ -54,6 +57,15 @@ class _QuietWarmThread(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return threading.current_thread().name != WARM_THREAD
+
+
+def _stop_warming(warm: threading.Thread, timeout_s: float = 30.0) -> None:
+    """At interpreter exit: let the warm-up finish the piece of torch work it is in, and stop. A daemon
+    thread still inside a torch op while the interpreter finalizes aborts the process ("terminate called
+    without an active exception", exit status 134), e.g. a test file that ends seconds after the app
+    started."""
+    _STOP.set()
+    warm.join(timeout_s)
 
 
 def _warm_caches() -> None:
@@ -73,6 +85,8 @@ def _warm_caches() -> None:
     default = catalog.default_entry([e for e in listed if not e.problem and not e.needs])
     order = ([default] if default is not None else []) + small + first
     for entry in [e for i, e in enumerate(order) if e not in order[:i]]:
+        if _STOP.is_set():
+            return
         if entry is not default:
             _lower_priority_of_this_thread()
         try:
@@ -87,13 +101,15 @@ def _warm_caches() -> None:
             if adaptive_panels.applies(ckpt.model):
                 if data.live_accuracy_auto:  # the explorer's live sample at every budget its panel stops at
                     for row in (ckpt.typed_card.as_dict().get("sweeps") or {}).get("adaptive") or []:
-                        if row.get("budget") is not None:
+                        if row.get("budget") is not None and not _STOP.is_set():
                             adaptive_panels.live_point(path, version, float(row["budget"]), ckpt, data)
                 continue
             if slides and data.live_accuracy_auto:
                 # Every operating point's live accuracy, from the top down: a page measuring the same points
                 # from the bottom up meets this thread half way, the two on two cores (each computed once).
                 for p in reversed(operating_points(ckpt.model, ckpt.typed_card.as_dict())):
+                    if _STOP.is_set():
+                        return
                     state.live_accuracy_cached(path, version, tuple(tuple(int(v) for v in r) for r in p.mask.tolist()), ckpt, data)
                 live_panel.points_cached(path, version, True, ckpt, data)
         except Exception:  # a model that cannot be warmed is loaded (and its fault shown) when a page asks for it
