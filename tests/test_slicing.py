@@ -67,7 +67,7 @@ def test_attention_weights_path_equals_sdpa_path(tiny_model):
     torch.testing.assert_close(out.logits, a, rtol=1e-5, atol=1e-5)
     assert len(out.attentions) == 3 and out.attentions[0].shape == (5, 4, 12, 12)
     # padding keys get no attention
-    probs = out.attentions[0]
+    probs = out.attentions[0].detach()
     assert float(probs[am[:, None, None, :].expand_as(probs) == 0].abs().max()) < 1e-6
 
 

@@ -14,7 +14,7 @@ import torch
 
 from baa_core import methods
 from baa_core.io.data import EncodedDataset
-from baa_core.measure.cost import estimated_attention_cost, heads_per_layer
+from baa_core.measure.cost import HeadLayout
 from baa_core.model.encoder import BudgetedClassifier
 from baa_core.model.surgery import all_heads_mask
 
@@ -28,35 +28,14 @@ LATENCY_ROUNDS_SMALL, LATENCY_ROUNDS_BIG, LATENCY_BATCHES_BIG = 7, 3, 2
 
 
 @dataclass
-class OperatingPoint:
+class OperatingPoint(HeadLayout):
     budget: float | None
     mask: torch.Tensor  # (L, H) 0/1: heads that run
     gate_values: torch.Tensor | None  # (L, H) soft gates at the budget (BAA, static); None otherwise
 
     @property
-    def active_heads(self) -> int:
-        return int(self.mask.sum())
-
-    @property
-    def total_heads(self) -> int:
-        return int(self.mask.numel())
-
-    @property
-    def est_cost(self) -> float:
-        """Hard gates: active / total heads (METHODS.md)."""
-        return estimated_attention_cost(self.mask)
-
-    @property
     def soft_mass(self) -> float | None:
         return None if self.gate_values is None else float(self.gate_values.mean())
-
-    @property
-    def heads_per_layer(self) -> list[int]:
-        return heads_per_layer(self.mask)
-
-    @property
-    def key(self) -> tuple:
-        return tuple(tuple(int(v) for v in row) for row in self.mask.tolist())
 
 
 def has_budget(model: BudgetedClassifier) -> bool:

@@ -73,3 +73,32 @@ def flop_speedup(cfg: ModelConfig, heads_per_layer: Sequence[int], lengths: Iter
 def heads_per_layer(mask: torch.Tensor) -> list[int]:
     """(L, H) 0/1 mask -> number of active heads in each layer."""
     return [int(v) for v in (mask > 0).sum(dim=-1).tolist()]
+
+
+class HeadLayout:
+    """What a (L, H) 0/1 ``mask`` of the heads that run says, for the dataclasses that hold one (the
+    measured operating points here, the app's current point)."""
+
+    mask: torch.Tensor  # (L, H) 0/1
+
+    @property
+    def active_heads(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def total_heads(self) -> int:
+        return int(self.mask.numel())
+
+    @property
+    def est_cost(self) -> float:
+        """Hard gates: active / total heads (METHODS.md)."""
+        return estimated_attention_cost(self.mask)
+
+    @property
+    def heads_per_layer(self) -> list[int]:
+        return heads_per_layer(self.mask)
+
+    @property
+    def key(self) -> tuple:
+        """The mask as nested tuples: hashable, for caches keyed by head layout."""
+        return tuple(tuple(int(v) for v in row) for row in self.mask.tolist())

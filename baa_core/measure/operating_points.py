@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..methods import method_for_model
-from .cost import flop_speedup, heads_per_layer
+from .cost import HeadLayout, flop_speedup
 
 GRID_STEP = 0.001  # budget resolution of the walk: a mask that holds for less than this is not listed
 DEFAULT_RANGE = (0.1, 1.0)  # TrainConfig's min_budget / max_budget defaults
@@ -48,7 +48,7 @@ class Accuracy:
 
 
 @dataclass
-class BudgetPoint:
+class BudgetPoint(HeadLayout):
     budget: float  # the budget this point is shown and committed at (its mask is model.gate.hard(budget))
     budget_lo: float  # the grid budgets [budget_lo, budget_hi] of the trained range all give this mask
     budget_hi: float
@@ -61,29 +61,9 @@ class BudgetPoint:
     extra: dict = field(default_factory=dict)
 
     @property
-    def active_heads(self) -> int:
-        return int(self.mask.sum())
-
-    @property
-    def total_heads(self) -> int:
-        return int(self.mask.numel())
-
-    @property
-    def est_cost(self) -> float:
-        return float(self.mask.float().mean())
-
-    @property
-    def heads_per_layer(self) -> list[int]:
-        return heads_per_layer(self.mask)
-
-    @property
     def accuracy(self) -> Accuracy | None:
         """The number to show: the card's (whole test split) where it has this point, else the live sample's."""
         return self.card or self.live
-
-    @property
-    def key(self) -> tuple:
-        return tuple(tuple(int(v) for v in row) for row in self.mask.tolist())
 
 
 # ---------------------------------------------------------------- intervals
