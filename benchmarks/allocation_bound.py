@@ -1,21 +1,22 @@
-"""How much can giving hard inputs more heads win at all? Bounds for issue 10's goal 2, on a BAA checkpoint.
+"""How much can per-input allocation win at equal cost? Oracles and a cascade on a BAA checkpoint (issue 10, goal 2).
 
-A BAA model runs the same k heads (its nested top-k of 72) for every input. Here each input may get its own k
-from BAA's own head order (so no retraining, no controller: only the allocation changes) at the same mean cost
-as BAA's one size for all, chosen by an oracle:
+A BAA model runs the same k heads (its hard top-k of L * H, nearly nested in k) for every input. Here each input
+gets its own k from BAA's own top-k masks (no retraining, no controller: only the allocation changes), at BAA's
+mean cost (to one input's share, never above it). Two-level allocations: inputs ranked by a signal, the first
+get k_hi heads, the rest k_lo, as many first ones as the cost allows; the pair (k_lo, k_hi) is chosen on the
+**validation** split for each signal and reported once on test, each beside the same pair given to random inputs
+(the control: what the pair alone is worth, e.g. where BAA's accuracy curve dips at its own operating point).
 
-* ``difficulty``: the hardest inputs get k_hi heads, the rest k_lo, with the share of hard inputs set so the
-  mean cost is exactly the target (to one input). Difficulty is this model's own loss with every head on, on
-  the true label: an oracle no controller has (it knows the label). The pair (k_lo, k_hi) is chosen on the
-  **validation** split and reported once on test.
-* ``loss``: each input's k minimises its own loss on the true label plus lambda * cost, lambda set so the mean
-  cost is at most the target: the allocation the method's training objective (task loss under a mean-cost
-  penalty) asks for, if a controller learned it perfectly. It knows the labels too.
-* ``labels`` (unreachable, for scale): each input gets the fewest heads (from the grid) with which it is
-  classified correctly, and the fewest of all if none; the cost it spends is reported (it is under the target).
+Signals, from most to least information:
 
-So ``difficulty`` is what the method's principle (more heads where the input is harder) could win with a
-perfect difficulty signal; a trained controller that reads only the pooled embeddings sees less.
+* ``loss_oracle``: each input's k minimises its own loss on the true label + lambda * cost (lambda: mean cost at
+  most the target). What the method's training objective asks for, learned perfectly. Knows the labels.
+* ``hard_at_lo``: the loss with k_lo heads on the true label (knows the labels): inputs the cheap layout gets
+  wrong or nearly wrong get more heads.
+* ``hard_all_heads``: the loss with every head on the true label (knows the labels): the inputs hardest overall.
+* ``unsure_at_lo``: 1 - the top class probability with k_lo heads. No labels; but it needs the k_lo pass first,
+  which this two-level allocation does not pay for. ``cascade`` pays for it: every input runs k_lo, the least
+  sure run again with k_hi, cost = k_lo + the rerun share of k_hi. A real method, label-free.
 
     python benchmarks/allocation_bound.py pretrained/ag_news-minilm-baa --data-dir ../shared/data --json
 """
@@ -40,34 +41,48 @@ HEAD_GRID = (6, 9, 12, 15, 18, 21, 24, 27, 30, 36, 42, 48, 54, 63, 72)  # total 
 
 
 def per_budget_outcomes(model, data, grid, batch_size: int = 64, device: str = "cpu"):
-    """(K, N) correct and (K, N) loss on the true label, with k = grid[j] heads (BAA's top k), and the costs k / (L H)."""
+    """With k = grid[j] heads (BAA's hard top-k mask): (K, N) correct, (K, N) loss on the true label, (K, N) top
+    class probability, and the costs k / (L H)."""
     cfg = model.config
     total = cfg.n_layers * cfg.n_heads
-    correct, loss = [[] for _ in grid], [[] for _ in grid]
+    correct, loss, sure = [[] for _ in grid], [[] for _ in grid], [[] for _ in grid]
     model.eval()
     with torch.inference_mode():
         for batch in iterate_batches(data, batch_size, device=device):
             for j, k in enumerate(grid):
-                logits = model(batch["input_ids"], batch["attention_mask"], budget=k / total).logits.float()
+                logits = model(batch["input_ids"], batch["attention_mask"], budget=k / total, hard=True).logits.float()
                 correct[j].append((logits.argmax(-1) == batch["labels"]).cpu())
                 loss[j].append(F.cross_entropy(logits, batch["labels"], reduction="none").cpu())
-    return torch.stack([torch.cat(c) for c in correct]), torch.stack([torch.cat(x) for x in loss]), \
-        torch.tensor([k / total for k in grid])
+                sure[j].append(logits.softmax(-1).max(-1).values.cpu())
+    return (torch.stack([torch.cat(c) for c in correct]), torch.stack([torch.cat(x) for x in loss]),
+            torch.stack([torch.cat(p) for p in sure]), torch.tensor([k / total for k in grid]))
 
 
-def two_level(correct, hardness, costs, lo: int, hi: int, target: float):
-    """Hardest inputs get grid[hi], the rest grid[lo]; as many hard ones as the target cost allows -> (correct (N,), cost)."""
+def two_level(correct, rank, costs, lo: int, hi: int, target: float):
+    """The first inputs by ``rank`` (descending) get grid[hi], the rest grid[lo]; as many first ones as keep the
+    mean cost at or under the target -> (correct (N,), cost)."""
     N = correct.shape[1]
-    n_hi = int(round(N * float((target - costs[lo]) / (costs[hi] - costs[lo]))))
-    n_hi = max(0, min(N, n_hi))
-    order = hardness.argsort(descending=True)
+    n_hi = max(0, min(N, int(N * float((target - costs[lo]) / (costs[hi] - costs[lo])) + 1e-9)))
     pick = torch.full((N,), lo, dtype=torch.long)
-    pick[order[:n_hi]] = hi
+    pick[rank.argsort(descending=True)[:n_hi]] = hi
     return correct[pick, torch.arange(N)], float(costs[pick].mean())
+
+
+def cascade(correct, sure, costs, lo: int, hi: int, target: float):
+    """Every input runs grid[lo]; the least sure run again with grid[hi] (their answer replaces the first), as many
+    as keep the mean cost of both passes at or under the target -> (correct (N,), cost)."""
+    N = correct.shape[1]
+    n_re = max(0, min(N, int(N * float((target - costs[lo]) / costs[hi]) + 1e-9)))
+    again = (-sure[lo]).argsort(descending=True)[:n_re]  # least sure first
+    out = correct[lo].clone()
+    out[again] = correct[hi, again]
+    return out, float(costs[lo] + n_re / N * costs[hi])
 
 
 def loss_lagrangian(correct, loss, costs, target: float, steps: int = 60):
     """k_i = argmin_k loss[k, i] + lam * cost[k], the smallest lam whose mean cost is <= target -> (correct (N,), cost)."""
+    if target < float(costs.min()):
+        raise ValueError(f"target {target} is under the cheapest layout's cost {float(costs.min()):.3f}")
     N = correct.shape[1]
 
     def pick(lam):
@@ -84,7 +99,60 @@ def loss_lagrangian(correct, loss, costs, target: float, steps: int = 60):
 
 
 def pairs_for(costs, target: float):
+    """(lo, hi) grid indices with cost[lo] < target < cost[hi]: the two-level allocations that can meet the target."""
     return [(lo, hi) for lo in range(len(costs)) for hi in range(len(costs)) if costs[lo] < target - 1e-9 < costs[hi]]
+
+
+def cascade_pairs(costs, target: float):
+    return [(lo, hi) for lo in range(len(costs)) for hi in range(lo + 1, len(costs)) if costs[lo] < target - 1e-9]
+
+
+def _versus(chosen, uniform, cost, **extra) -> dict:
+    diff = chosen.double() - uniform.double()
+    return {"accuracy": float(chosen.double().mean()), "cost": cost, "difference": float(diff.mean()),
+            "difference_ci": list(bootstrap_ci(diff)), **extra}
+
+
+def signals(loss, sure, lo: int, n: int) -> dict:
+    """Each two-level signal's ranking (higher = more heads) for a k_lo index: (N,) tensors."""
+    return {"hard_at_lo": loss[lo], "hard_all_heads": loss[-1], "unsure_at_lo": 1 - sure[lo],
+            "random": torch.rand(n, generator=torch.Generator().manual_seed(0))}
+
+
+def bound_rows(val: tuple, test: tuple, grid: list[int], total: int, target: float) -> dict:
+    """One target cost: BAA, every signal's two-level allocation (pair chosen on validation) with its random control,
+    the cascade, the loss oracle and the label oracle, all on test."""
+    vc, vl, vs, costs = val
+    tc, tl, ts, _ = test
+    j = grid.index(round(target * total))
+    uniform = tc[j]
+    row = {"target_cost": target, "n_test": int(tc.shape[1]), "baa_accuracy": float(uniform.double().mean()),
+           "baa_accuracy_ci": list(bootstrap_ci(uniform.double())), "all_heads_accuracy": float(tc[-1].double().mean())}
+    pairs = pairs_for(costs, target)
+    for name in ("hard_at_lo", "hard_all_heads", "unsure_at_lo"):
+        def val_acc(p, name=name):
+            return float(two_level(vc, signals(vl, vs, p[0], vc.shape[1])[name], costs, *p, target)[0].float().mean())
+        best = max(pairs, key=val_acc)
+        ranks = signals(tl, ts, best[0], tc.shape[1])
+        chosen, cost = two_level(tc, ranks[name], costs, *best, target)
+        rand, rand_cost = two_level(tc, ranks["random"], costs, *best, target)
+        row[name] = _versus(chosen, uniform, cost, k_lo=grid[best[0]], k_hi=grid[best[1]], val_accuracy=val_acc(best),
+                            val_baa_accuracy=float(vc[j].float().mean()), random_same_pair=_versus(rand, uniform, rand_cost))
+    c_pairs = cascade_pairs(costs, target)
+
+    def val_cascade(p):
+        return float(cascade(vc, vs, costs, *p, target)[0].float().mean())
+    best = max(c_pairs, key=val_cascade)
+    chosen, cost = cascade(tc, ts, costs, *best, target)
+    row["cascade"] = _versus(chosen, uniform, cost, k_lo=grid[best[0]], k_hi=grid[best[1]], val_accuracy=val_cascade(best),
+                             val_baa_accuracy=float(vc[j].float().mean()))
+    by_loss, loss_cost = loss_lagrangian(tc, tl, costs, target)
+    row["loss_oracle"] = _versus(by_loss, uniform, loss_cost)
+    right = tc.any(0)
+    first_right = torch.where(right, tc.float().argmax(0), torch.zeros_like(tc[0], dtype=torch.long))
+    row["labels_oracle"] = {"accuracy": float(right.double().mean()), "cost": float(costs[first_right].mean()),
+                            "note": "each input at the fewest heads that get its label right: unreachable, for scale"}
+    return row
 
 
 def main() -> int:
@@ -102,62 +170,33 @@ def main() -> int:
         raise SystemExit(f"{args.model} is a {ckpt.config.gating!r} model; this bound needs a BAA checkpoint")
     card = ckpt.card
     sizes = card.get("sizes") or {}
-    prep = prepare(card["task"], kind=card.get("model_kind", "word"), base=card.get("base_model"), data_dir=args.data_dir,
-                   seed=card["train_config"].get("seed", 0), max_train=sizes.get("max_train"),
-                   max_test=args.max_test or sizes.get("max_test"), checkpoint=ckpt, splits=("val", "test"))
     total = ckpt.config.n_layers * ckpt.config.n_heads
     grid = [k for k in HEAD_GRID if ckpt.config.n_layers <= k <= total] if total == 72 else \
         sorted({max(ckpt.config.n_layers, round(f * total)) for f in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0)})
-    split = {}
-    for name in ("val", "test"):
-        correct, loss, costs = per_budget_outcomes(ckpt.model.to(args.device), getattr(prep, name), grid, device=args.device)
-        split[name] = (correct, loss, costs)  # hardness: loss[-1], the loss with every head on (the grid ends there)
-    rows = []
     for target in args.targets:
-        k = round(target * total)
-        if k not in grid:
+        if round(target * total) not in grid:
             raise SystemExit(f"target {target} is not k / {total} for a k on the grid {grid}")
-        j = grid.index(k)
-        if not pairs_for(split["val"][2], target):
+        if round(target * total) == grid[0]:
             raise SystemExit(f"target {target} is at the floor of one head per block ({grid[0]} of {total}): no input can get fewer")
-        vc, vl, costs = split["val"]
-        vh = vl[-1]
-        best = max(pairs_for(costs, target), key=lambda p: float(two_level(vc, vh, costs, *p, target)[0].float().mean()))
-        tc, tl, _ = split["test"]
-        th = tl[-1]
-        by_loss, loss_cost = loss_lagrangian(tc, tl, costs, target)
-        uniform = tc[j]
-        chosen, cost = two_level(tc, th, costs, *best, target)
-        first_right = torch.where(tc.any(0), tc.float().argmax(0), torch.zeros_like(tc[0], dtype=torch.long))
-        lab = tc.any(0)
-        diff = (chosen.double() - uniform.double())
-        row = {"model": Path(args.model).name, "target_cost": target, "n_test": int(tc.shape[1]),
-               "baa_accuracy": float(uniform.double().mean()), "baa_accuracy_ci": list(bootstrap_ci(uniform.double())),
-               "difficulty_oracle": {"k_lo": grid[best[0]], "k_hi": grid[best[1]], "cost": cost,
-                                     "accuracy": float(chosen.double().mean()),
-                                     "accuracy_ci": list(bootstrap_ci(chosen.double())),
-                                     "difference": float(diff.mean()), "difference_ci": list(bootstrap_ci(diff)),
-                                     "chosen_on": "validation", "val_accuracy": float(two_level(vc, vh, costs, *best, target)[0].float().mean()),
-                                     "val_baa_accuracy": float(vc[j].float().mean())},
-               "loss_oracle": {"accuracy": float(by_loss.double().mean()), "cost": loss_cost,
-                               "difference": float((by_loss.double() - uniform.double()).mean()),
-                               "difference_ci": list(bootstrap_ci(by_loss.double() - uniform.double())),
-                               "note": "minimises each test input's own loss + lambda * cost: knows the labels"},
-               "labels_oracle": {"accuracy": float(lab.double().mean()), "cost": float(costs[first_right].mean()),
-                                 "note": "knows each test label: unreachable, for scale"},
-               "all_heads_accuracy": float(tc[-1].double().mean())}
-        rows.append(row)
-        if not args.json:
-            d = row["difficulty_oracle"]
-            print(f"cost {target:.2f}: BAA {100 * row['baa_accuracy']:.2f}%; difficulty oracle (k {d['k_lo']}/{d['k_hi']}, "
-                  f"chosen on val) {100 * d['accuracy']:.2f}% at cost {d['cost']:.3f}, difference {100 * d['difference']:+.2f} pt "
-                  f"[{100 * d['difference_ci'][0]:+.2f}, {100 * d['difference_ci'][1]:+.2f}]; all heads "
-                  f"{100 * row['all_heads_accuracy']:.2f}%; loss oracle {100 * row['loss_oracle']['accuracy']:.2f}% at cost "
-                  f"{row['loss_oracle']['cost']:.3f}; label oracle {100 * row['labels_oracle']['accuracy']:.2f}% "
-                  f"at cost {row['labels_oracle']['cost']:.3f}")
+    prep = prepare(card["task"], kind=card.get("model_kind", "word"), base=card.get("base_model"), data_dir=args.data_dir,
+                   seed=card["train_config"].get("seed", 0), max_train=sizes.get("max_train"),
+                   max_test=args.max_test or sizes.get("max_test"), checkpoint=ckpt, splits=("val", "test"))
+    model = ckpt.model.to(args.device)
+    val, test = (per_budget_outcomes(model, getattr(prep, name), grid, device=args.device) for name in ("val", "test"))
+    rows = [{"model": Path(args.model).name, **bound_rows(val, test, grid, total, t)} for t in args.targets]
     if args.json:
         print(json.dumps({"rows": rows, "grid": grid,
                           "command": "python benchmarks/allocation_bound.py " + " ".join(sys.argv[1:])}, indent=1))
+        return 0
+    for r in rows:
+        print(f"cost {r['target_cost']:.2f}: BAA {100 * r['baa_accuracy']:.2f}% (every head {100 * r['all_heads_accuracy']:.2f}%)")
+        for name in ("hard_at_lo", "hard_all_heads", "unsure_at_lo", "cascade", "loss_oracle"):
+            d = r[name]
+            ctrl = d.get("random_same_pair")
+            print(f"  {name:15s} {100 * d['difference']:+.2f} pt [{100 * d['difference_ci'][0]:+.2f}, "
+                  f"{100 * d['difference_ci'][1]:+.2f}] at cost {d['cost']:.3f}"
+                  + (f" (k {d['k_lo']}/{d['k_hi']})" if "k_lo" in d else "")
+                  + (f"; random inputs, same pair: {100 * ctrl['difference']:+.2f}" if ctrl else ""))
     return 0
 
 

@@ -1,8 +1,15 @@
-"""benchmarks/allocation_bound.py (issue 10, goal 2): the oracle allocations keep BAA's mean cost."""
+"""benchmarks/allocation_bound.py (issue 10, goal 2): outcomes are BAA's hard top-k layouts, and every allocation
+keeps BAA's mean cost (at or under the target)."""
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
+
+from baa_core.io.data import EncodedDataset
+from baa_core.measure.evaluate import evaluate
+
+from .conftest import padded_batch
 
 _spec = importlib.util.spec_from_file_location(
     "allocation_bound", Path(__file__).resolve().parents[1] / "benchmarks" / "allocation_bound.py")
@@ -12,15 +19,40 @@ _spec.loader.exec_module(bound)
 COSTS = torch.tensor([2 / 16, 4 / 16, 8 / 16, 1.0])  # k = 2, 4, 8, 16 of 16 heads
 
 
-def test_two_level_gives_the_hardest_inputs_more_heads_at_the_target_cost():
+def test_outcomes_are_the_hard_top_k_layouts_as_evaluate_runs_them(tiny_model):
+    # the soft gates (budget without hard=True) run every head, scaled: not a layout with k heads
+    ids, mask = padded_batch(B=16, T=12)
+    data = EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(16)], torch.arange(16) % 3)
+    grid = [3, 6, 9, 12]
+    correct, _, sure, costs = bound.per_budget_outcomes(tiny_model, data, grid, batch_size=8)
+    for j, k in enumerate(grid):
+        ref = evaluate(tiny_model, data, budget=k / 12, hard=True)
+        assert correct[j].tolist() == ref.correct.tolist()
+        torch.testing.assert_close(sure[j], ref.confidences)
+        assert abs(float(costs[j]) - ref.est_cost) < 1e-6
+
+
+def test_two_level_gives_the_first_ranked_inputs_more_heads_without_passing_the_target_cost():
     N = 101
     correct = torch.zeros(len(COSTS), N, dtype=torch.bool)
     correct[3, ::2] = True  # with every head, every other input is right
-    hardness = torch.arange(N, dtype=torch.float)  # input N - 1 is the hardest
-    got, cost = bound.two_level(correct, hardness, COSTS, 0, 3, 0.25)
-    assert abs(cost - 0.25) <= (COSTS[3] - COSTS[0]) / N + 1e-9
-    n_hi = round(N * float((0.25 - COSTS[0]) / (COSTS[3] - COSTS[0])))
+    rank = torch.arange(N, dtype=torch.float)  # input N - 1 first
+    got, cost = bound.two_level(correct, rank, COSTS, 0, 3, 0.25)
+    assert 0.25 - float(COSTS[3] - COSTS[0]) / N <= cost <= 0.25
+    n_hi = int(N * float((0.25 - COSTS[0]) / (COSTS[3] - COSTS[0])))
     assert got[-n_hi:].tolist() == correct[3, -n_hi:].tolist() and not got[:-n_hi].any()
+
+
+def test_the_cascade_reruns_the_least_sure_inputs_and_pays_for_both_passes():
+    N = 100
+    correct = torch.zeros(len(COSTS), N, dtype=torch.bool)
+    correct[2] = True  # 8 heads get everything right, 2 heads nothing
+    sure = torch.ones(len(COSTS), N)
+    sure[0, :30] = 0.4  # thirty inputs are unsure with 2 heads
+    got, cost = bound.cascade(correct, sure, COSTS, 0, 2, 0.25)
+    n_re = int(N * (0.25 - 2 / 16) / (8 / 16))  # 25 reruns fit in the cost
+    assert cost == pytest.approx(2 / 16 + n_re / N * 8 / 16) and cost <= 0.25
+    assert int(got.sum()) == n_re and bool(got[:30].sum() == n_re)  # the reruns went to unsure inputs
 
 
 def test_the_loss_oracle_spends_at_most_the_target_and_where_heads_lower_the_loss_most():
@@ -34,6 +66,8 @@ def test_the_loss_oracle_spends_at_most_the_target_and_where_heads_lower_the_los
     assert got[:10].all() and not got[10:].any()  # the heads went to the inputs that gain from them
 
 
-def test_a_target_at_the_one_head_floor_has_no_two_level_allocation():
+def test_a_target_under_the_cheapest_layout_is_refused_instead_of_searched_forever():
+    with pytest.raises(ValueError, match="under the cheapest"):
+        bound.loss_lagrangian(torch.ones(4, 3, dtype=torch.bool), torch.ones(4, 3), COSTS, 0.1)
     assert bound.pairs_for(COSTS, float(COSTS[0])) == []
     assert (0, 3) in bound.pairs_for(COSTS, 0.25 + 1e-3)
