@@ -321,6 +321,8 @@ def test_cli_trains_a_static_order_adaptive_model_whose_inputs_differ_only_in_ho
                  "--budgets", "0.3", "--max-train", "300", "--max-test", "40"]) == 0
     ckpt = load_checkpoint(out)
     assert ckpt.config.adaptive_scores == "static"
+    for c in ckpt.model.controllers:  # the order was learned: the scores spread well beyond their 1e-3 start
+        assert float(c.input.bias[c.hidden :].detach().std()) > 3e-3
     model, data = ckpt.model, _dataset(n=12)
     data = EncodedDataset([[3 + t % (ckpt.config.vocab_size - 3) for t in x] for x in data.ids], data.labels)
     cache = SlicedHeadCache(model)

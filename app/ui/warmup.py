@@ -101,7 +101,9 @@ def _warm_caches() -> None:
             if adaptive_panels.applies(ckpt.model):
                 if data.live_accuracy_auto:  # the explorer's live sample at every budget its panel stops at
                     for row in (ckpt.typed_card.as_dict().get("sweeps") or {}).get("adaptive") or []:
-                        if row.get("budget") is not None and not _STOP.is_set():
+                        if _STOP.is_set():
+                            return
+                        if row.get("budget") is not None:
                             adaptive_panels.live_point(path, version, float(row["budget"]), ckpt, data)
                 continue
             if slides and data.live_accuracy_auto:

@@ -114,7 +114,7 @@ class ModelConfig:
     # adaptive: what the head scores read: the block input ("input"), also the budget ("input+budget":
     # score_h = w_h . h + slope_h * u(b), so which heads run may change with b, as BAA's per-budget gates
     # do), or nothing ("static": one learned order per block, so an input with k heads runs the block's
-    # first k, nested as BAA's heads are, and inputs differ only in how many).
+    # first k: nested in k, as BAA's heads nearly are; inputs differ only in how many).
     adaptive_scores: str = "input"
     budget_calibration: list[list[float]] = field(default_factory=list)
     # ---- Hugging Face encoder families (issue 13); defaults = the model above, unchanged
