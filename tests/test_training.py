@@ -77,8 +77,9 @@ def test_budget_training_lowers_gate_mass_at_low_budgets(synth):
     tcfg = TrainConfig(batch_size=32, dense_epochs=0.5, budget_epochs=2, hard_epochs=0, lambda_overshoot=5.0)
     dense = train_dense(_cfg(tok), data, tcfg)
     model = train_gated(dense, data, tcfg)
-    assert float(model.gate(0.2).mean()) < float(model.gate(0.9).mean())
-    assert float(model.gate(0.2).mean()) < 0.6
+    with torch.no_grad():
+        low, high = float(model.gate(0.2).mean()), float(model.gate(0.9).mean())
+    assert low < high and low < 0.6
 
 
 @pytest.mark.parametrize("method", ["baa", "adaptive"])
