@@ -134,6 +134,11 @@ def test_budget_dependent_scores_change_which_heads_run_but_never_how_many_fall(
     assert swaps["input+budget"] > 0, "the budget-dependent ranking should reorder heads somewhere in this test"
 
 
+def _static_order(controller) -> torch.Tensor:
+    """A static-score block's head order: its scorer's bias, best first."""
+    return controller.input.bias[controller.hidden :].argsort(descending=True)
+
+
 def test_static_scores_give_every_input_a_prefix_of_one_order_per_block():
     """adaptive_scores="static": inputs differ only in how many heads they run; in each block, every
     (input, budget) runs the first k of one learned order, so the head sets are nested across inputs
@@ -141,7 +146,7 @@ def test_static_scores_give_every_input_a_prefix_of_one_order_per_block():
     model, data = _random_adaptive(scores="static"), _dataset()
     counts = set()
     for layer in range(model.config.n_layers):
-        order = model.controllers[layer].input.bias[model.controllers[layer].hidden :].argsort(descending=True)
+        order = _static_order(model.controllers[layer])
         for b in (0.1, 0.3, 0.6, 0.9):
             mask = adaptive_outputs(model, data, b)["mask"][:, layer].bool()  # (N, H)
             for row in mask:
@@ -331,7 +336,7 @@ def test_cli_trains_a_static_order_adaptive_model_whose_inputs_differ_only_in_ho
         for i, x in enumerate(data.ids):
             _, chosen = structural_forward(model, torch.tensor([x]), cache, budget=b)
             for layer, c in enumerate(chosen):
-                order = model.controllers[layer].input.bias[model.controllers[layer].hidden :].argsort(descending=True)
+                order = _static_order(model.controllers[layer])
                 assert sorted(c["heads"]) == sorted(order[: len(c["heads"])].tolist())
                 assert list(c["heads"]) == torch.nonzero(batched["mask"][i, layer]).flatten().tolist()
 

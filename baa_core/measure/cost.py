@@ -76,8 +76,8 @@ def heads_per_layer(mask: torch.Tensor) -> list[int]:
 
 
 class HeadLayout:
-    """What a (L, H) 0/1 ``mask`` of the heads that run says, for the dataclasses that hold one (the
-    measured operating points here, the app's current point)."""
+    """What a (L, H) 0/1 ``mask`` of the heads that run says, for the dataclasses that hold one
+    (``operating_points.BudgetPoint``, the app's ``OperatingPoint``)."""
 
     mask: torch.Tensor  # (L, H) 0/1
 

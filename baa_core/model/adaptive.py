@@ -34,8 +34,8 @@ class AdaptiveController(HeadController):
         # count, stays monotone either way.
         self.score_slope = nn.Parameter(torch.zeros(n_heads)) if scores == "input+budget" else None
         # "static": the scores are the scorer's bias alone, one learned order per block (an input with k
-        # heads runs the first k: nested in k, as BAA's nearly are). Drawn apart at the start so the order is defined;
-        # the unused weight rows are zero, so W h + c (the structural path's form) is exactly c.
+        # heads runs the first k: nested in k, as BAA's nearly are). Drawn apart at the start so the order
+        # is defined; the unused weight rows are zeroed (both paths ignore them).
         self.static_scores = scores == "static"
         if self.static_scores:
             with torch.no_grad():

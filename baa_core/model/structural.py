@@ -38,8 +38,8 @@ class SlicedHeadCache:
         """For an adaptive model at this budget, computed once per slider position (the weights and the
         calibration are fixed at inference): the stacked shares, their constant term (``StackedShares.constant``
         of u(b)), and per block (W, c) with head scores = W h + c (``AdaptiveController.head_scores`` with
-        the weight views and the budget term folded in). Per input and block, these small ops are a
-        visible part of the path's overhead at batch 1."""
+        the weight views and the budget term folded in; static scores: (None, the scores as floats)). Per
+        input and block, these small ops are a visible part of the path's overhead at batch 1."""
         key = float(budget)
         if key not in self._budgets:
             if self._shares is None:
@@ -48,8 +48,9 @@ class SlicedHeadCache:
             scorers = []
             for c in self.model.controllers:
                 w, b = c.input.weight[c.hidden:].detach().clone(), c.input.bias[c.hidden:].detach()
-                if c.static_scores:  # the scores are the bias alone (whatever a checkpoint holds in these rows)
-                    w = torch.zeros_like(w)
+                if c.static_scores:  # the scores are the bias alone (whatever a checkpoint holds in the weight rows)
+                    scorers.append((None, b.tolist()))
+                    continue
                 scorers.append((w, (b + c.score_slope * u if c.score_slope is not None else b).detach().clone()))
             self._budgets[key] = (self._shares, self._shares.constant(u), scorers)
         return self._budgets[key]
@@ -130,8 +131,11 @@ def _adaptive_forward(model, x, bias, pool_mask, attention_mask, cache: SlicedHe
     ks = head_counts(s_list, H)
     chosen = []
     for layer, (block, s, (w, c)) in enumerate(zip(model.blocks, s_list, scorers)):
-        h = pooled if layer == 0 else mean_row @ x[0]  # (1, d) this block's input, pooled
-        scores = F.linear(h, w, c)[0].tolist()  # (H,)
+        if w is None:  # static scores: the same for every input, so this block's input is not pooled
+            scores = c
+        else:
+            h = pooled if layer == 0 else mean_row @ x[0]  # (1, d) this block's input, pooled
+            scores = F.linear(h, w, c)[0].tolist()  # (H,)
         # sorted() is stable with reverse=True too: ties keep head order, as argsort(descending=True, stable=True)
         heads = tuple(sorted(sorted(range(H), key=scores.__getitem__, reverse=True)[: ks[layer]]))
         chosen.append({"heads": heads, "s": s})
