@@ -97,14 +97,14 @@ _OVERRIDES = {"dense-epochs": _float_at_least(0.0), "budget-epochs": _float_at_l
 
 
 def _train_overrides(p: argparse.ArgumentParser) -> None:
-    from .model.config import ADAPTIVE_SCORES  # no torch: --help stays fast
+    from .model.config import ADAPTIVE_INPUTS, ADAPTIVE_SCORES  # no torch: --help stays fast
 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=_count, default=0, help="torch threads for training (0: torch's default)")
     for name, kind in _OVERRIDES.items():
         p.add_argument(f"--{name}", type=kind, default=None)
-    p.add_argument("--adaptive-input", choices=["embedding", "block"], default=None,
+    p.add_argument("--adaptive-input", choices=list(ADAPTIVE_INPUTS), default=None,
                    help="adaptive: what the budget FFN reads (embedding: s_i(b) monotone in b in every block)")
     p.add_argument("--adaptive-scores", choices=list(ADAPTIVE_SCORES), default=None,
                    help="adaptive: what the head scores read (input: each input ranks its own heads; static: one "

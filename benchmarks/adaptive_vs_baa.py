@@ -40,7 +40,7 @@ from baa_core.measure.adaptive import adaptive_card, adaptive_outputs  # noqa: E
 from baa_core.measure.evaluate import bootstrap_ci  # noqa: E402
 from baa_core.measure.evaluate import evaluate  # noqa: E402
 from baa_core.methods.adaptive import calibrate  # noqa: E402
-from baa_core.model.config import ADAPTIVE_SCORES  # noqa: E402
+from baa_core.model.config import ADAPTIVE_INPUTS, ADAPTIVE_SCORES  # noqa: E402
 from baa_core.model.gates import heads_for_budget  # noqa: E402
 from baa_core.pipeline import (default_train_config, fit, fit_dense, make_card, prepare, round_weights,  # noqa: E402
                                storage_dtype)
@@ -300,7 +300,7 @@ def main() -> int:
                     help="val: compare on the validation split only (to choose a recipe); test: report")
     ap.add_argument("--adaptive-scores", choices=list(ADAPTIVE_SCORES), default=None,
                     help="what the head scores read (ModelConfig.adaptive_scores)")
-    ap.add_argument("--adaptive-input", choices=["embedding", "block"], default=None)
+    ap.add_argument("--adaptive-input", choices=list(ADAPTIVE_INPUTS), default=None)
     ap.add_argument("--latency-examples", type=int, default=0, help="inputs timed at batch 1 per card budget (CPU)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--save", default=None, help="write the first seed's adaptive checkpoint here, with its card "

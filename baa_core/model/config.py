@@ -13,6 +13,7 @@ from typing import Any
 
 GATINGS = ("dense", "baa", "static", "budgetformer", "posthoc", "adaptive")
 EMBEDDINGS = ("word", "bert")
+ADAPTIVE_INPUTS = ("embedding", "block")  # what an adaptive block's share reads
 ADAPTIVE_SCORES = ("input", "input+budget", "static")  # what an adaptive block's head scores read
 # FFN / head activations by their Hugging Face names (transformers' ACT2FN); "gelu" is the exact (erf) GELU.
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh")
@@ -166,8 +167,8 @@ class ModelConfig:
             raise ConfigError(f"activations must be one of {ACTIVATIONS}, not {self.hidden_act!r} / {self.head_act!r}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {POOLINGS}, not {self.pooling!r}")
-        if self.adaptive_input not in ("embedding", "block"):
-            raise ConfigError(f"adaptive_input must be 'embedding' or 'block', not {self.adaptive_input!r}")
+        if self.adaptive_input not in ADAPTIVE_INPUTS:
+            raise ConfigError(f"adaptive_input must be one of {ADAPTIVE_INPUTS}, not {self.adaptive_input!r}")
         if self.adaptive_scores not in ADAPTIVE_SCORES:
             raise ConfigError(f"adaptive_scores must be one of {ADAPTIVE_SCORES}, not {self.adaptive_scores!r}")
         if self.budget_calibration:
