@@ -33,6 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from baa_core.io.checkpoint import load_checkpoint  # noqa: E402
+from baa_core.measure.cost import layer_flops  # noqa: E402
 from baa_core.io.data import iterate_batches  # noqa: E402
 from baa_core.measure.evaluate import bootstrap_ci  # noqa: E402
 from baa_core.pipeline import prepare  # noqa: E402
@@ -42,20 +43,32 @@ HEAD_GRID = (6, 9, 12, 15, 18, 21, 24, 27, 30, 36, 42, 48, 54, 63, 72)  # total 
 
 def per_budget_outcomes(model, data, grid, batch_size: int = 64, device: str = "cpu"):
     """With k = grid[j] heads (BAA's hard top-k mask): (K, N) correct, (K, N) loss on the true label, (K, N) top
-    class probability, and the costs k / (L H)."""
+    class probability, the costs k / (L H) and (N,) token counts."""
     cfg = model.config
     total = cfg.n_layers * cfg.n_heads
-    correct, loss, sure = [[] for _ in grid], [[] for _ in grid], [[] for _ in grid]
+    correct, loss, sure, lengths = [[] for _ in grid], [[] for _ in grid], [[] for _ in grid], []
     model.eval()
     with torch.inference_mode():
         for batch in iterate_batches(data, batch_size, device=device):
+            lengths.append(batch["attention_mask"].sum(-1).cpu())
             for j, k in enumerate(grid):
                 logits = model(batch["input_ids"], batch["attention_mask"], budget=k / total, hard=True).logits.float()
                 correct[j].append((logits.argmax(-1) == batch["labels"]).cpu())
                 loss[j].append(F.cross_entropy(logits, batch["labels"], reduction="none").cpu())
                 sure[j].append(logits.softmax(-1).max(-1).values.cpu())
     return (torch.stack([torch.cat(c) for c in correct]), torch.stack([torch.cat(x) for x in loss]),
-            torch.stack([torch.cat(p) for p in sure]), torch.tensor([k / total for k in grid]))
+            torch.stack([torch.cat(p) for p in sure]), torch.tensor([k / total for k in grid]), torch.cat(lengths))
+
+
+def input_flops(cfg, grid, lengths) -> torch.Tensor:
+    """(K, N) encoder FLOPs of each input (its own token count, batch 1) with grid[j] heads in all: the head parts
+    are linear in the number of heads, so only the total matters; every layer's FFN runs whatever the heads."""
+    out = torch.empty(len(grid), len(lengths), dtype=torch.float64)
+    for i, n in enumerate(lengths.tolist()):
+        ffn = cfg.n_layers * layer_flops(cfg.d_model, 0, cfg.head_dim, cfg.d_ffn, n).ffn
+        for j, k in enumerate(grid):
+            out[j, i] = layer_flops(cfg.d_model, k, cfg.head_dim, cfg.d_ffn, n).attention + ffn
+    return out
 
 
 def two_level(correct, rank, costs, lo: int, hi: int, target: float):
@@ -70,13 +83,28 @@ def two_level(correct, rank, costs, lo: int, hi: int, target: float):
 
 def cascade(correct, sure, costs, lo: int, hi: int, target: float):
     """Every input runs grid[lo]; the least sure run again with grid[hi] (their answer replaces the first), as many
-    as keep the mean cost of both passes at or under the target -> (correct (N,), cost)."""
+    as keep the mean cost of both passes at or under the target -> (correct (N,), cost, (N,) rerun or not)."""
     N = correct.shape[1]
     n_re = max(0, min(N, int(N * float((target - costs[lo]) / costs[hi]) + 1e-9)))
     again = (-sure[lo]).argsort(descending=True)[:n_re]  # least sure first
     out = correct[lo].clone()
     out[again] = correct[hi, again]
-    return out, float(costs[lo] + n_re / N * costs[hi])
+    rerun = torch.zeros(N, dtype=torch.bool)
+    rerun[again] = True
+    return out, float(costs[lo] + n_re / N * costs[hi]), rerun
+
+
+def at_equal_flops(chosen, flops, rerun, lo: int, hi: int, correct, val_correct) -> dict:
+    """The cascade in total encoder FLOPs (both passes, FFNs included) against BAA at the same FLOPs: of BAA's
+    uniform layouts whose FLOPs are at or under the cascade's, the one best on **validation** (BAA's accuracy
+    is not monotone in k, and the test split picks nothing), on the same test inputs (a paired difference)."""
+    dense = float(flops[-1].sum())
+    spent = float(flops[lo].sum() + flops[hi][rerun].sum()) / dense
+    shares = flops.sum(1) / dense  # (K,) BAA's uniform layouts
+    fits = [j for j in range(len(shares)) if float(shares[j]) <= spent + 1e-12] or [0]
+    j = max(fits, key=lambda i: (float(val_correct[i].double().mean()), -i))  # ties: the cheaper layout
+    return {"total_flops_share": spent, "baa_flops_share": float(shares[j]), "baa_k_index": j,
+            **_versus(chosen, correct[j], spent)}
 
 
 def loss_lagrangian(correct, loss, costs, target: float, steps: int = 60):
@@ -119,11 +147,12 @@ def signals(loss, sure, lo: int, n: int) -> dict:
             "random": torch.rand(n, generator=torch.Generator().manual_seed(0))}
 
 
-def bound_rows(val: tuple, test: tuple, grid: list[int], total: int, target: float) -> dict:
+def bound_rows(val: tuple, test: tuple, grid: list[int], total: int, target: float, flops=None) -> dict:
     """One target cost: BAA, every signal's two-level allocation (pair chosen on validation) with its random control,
-    the cascade, the loss oracle and the label oracle, all on test."""
-    vc, vl, vs, costs = val
-    tc, tl, ts, _ = test
+    the cascade (with ``flops``, the test inputs' (K, N) FLOPs, also in total FLOPs against BAA at the same FLOPs),
+    the loss oracle and the label oracle, all on test."""
+    vc, vl, vs, costs = val[:4]
+    tc, tl, ts = test[:3]
     j = grid.index(round(target * total))
     uniform = tc[j]
     row = {"target_cost": target, "n_test": int(tc.shape[1]), "baa_accuracy": float(uniform.double().mean()),
@@ -143,9 +172,13 @@ def bound_rows(val: tuple, test: tuple, grid: list[int], total: int, target: flo
     def val_cascade(p):
         return float(cascade(vc, vs, costs, *p, target)[0].float().mean())
     best = max(c_pairs, key=val_cascade)
-    chosen, cost = cascade(tc, ts, costs, *best, target)
+    chosen, cost, rerun = cascade(tc, ts, costs, *best, target)
     row["cascade"] = _versus(chosen, uniform, cost, k_lo=grid[best[0]], k_hi=grid[best[1]], val_accuracy=val_cascade(best),
-                             val_baa_accuracy=float(vc[j].float().mean()))
+                             val_baa_accuracy=float(vc[j].float().mean()), rerun_share=float(rerun.double().mean()))
+    if flops is not None:
+        eq = at_equal_flops(chosen, flops, rerun, *best, tc, vc)
+        eq["baa_k"] = grid[eq.pop("baa_k_index")]
+        row["cascade"]["versus_baa_at_equal_total_flops"] = eq
     by_loss, loss_cost = loss_lagrangian(tc, tl, costs, target)
     row["loss_oracle"] = _versus(by_loss, uniform, loss_cost)
     right = tc.any(0)
@@ -183,9 +216,12 @@ def main() -> int:
                    max_test=args.max_test or sizes.get("max_test"), checkpoint=ckpt, splits=("val", "test"))
     model = ckpt.model.to(args.device)
     val, test = (per_budget_outcomes(model, getattr(prep, name), grid, device=args.device) for name in ("val", "test"))
-    rows = [{"model": Path(args.model).name, **bound_rows(val, test, grid, total, t)} for t in args.targets]
+    flops = input_flops(ckpt.config, grid, test[4])
+    rows = [{"model": Path(args.model).name, **bound_rows(val, test, grid, total, t, flops)} for t in args.targets]
+    curve = [{"k": k, "cost": k / total, "total_flops_share": float(flops[j].sum() / flops[-1].sum()),
+              "accuracy": float(test[0][j].double().mean())} for j, k in enumerate(grid)]
     if args.json:
-        print(json.dumps({"rows": rows, "grid": grid,
+        print(json.dumps({"rows": rows, "grid": grid, "baa_test_curve": curve,
                           "command": "python benchmarks/allocation_bound.py " + " ".join(sys.argv[1:])}, indent=1))
         return 0
     for r in rows:
@@ -197,6 +233,11 @@ def main() -> int:
                   f"{100 * d['difference_ci'][1]:+.2f}] at cost {d['cost']:.3f}"
                   + (f" (k {d['k_lo']}/{d['k_hi']})" if "k_lo" in d else "")
                   + (f"; random inputs, same pair: {100 * ctrl['difference']:+.2f}" if ctrl else ""))
+        eq = r["cascade"]["versus_baa_at_equal_total_flops"]
+        print(f"  cascade in total FLOPs: {eq['total_flops_share']:.3f} of dense; BAA's best on validation at or under "
+              f"them, {eq['baa_k']} heads "
+              f"({eq['baa_flops_share']:.3f}): {100 * eq['difference']:+.2f} pt [{100 * eq['difference_ci'][0]:+.2f}, "
+              f"{100 * eq['difference_ci'][1]:+.2f}]")
     return 0
 
 

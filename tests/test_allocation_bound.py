@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from baa_core.io.data import EncodedDataset
+from baa_core.measure.cost import model_flops
 from baa_core.measure.evaluate import evaluate
 
 from .conftest import padded_batch
@@ -24,7 +25,8 @@ def test_outcomes_are_the_hard_top_k_layouts_as_evaluate_runs_them(tiny_model):
     ids, mask = padded_batch(B=16, T=12)
     data = EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(16)], torch.arange(16) % 3)
     grid = [3, 6, 9, 12]
-    correct, _, sure, costs = bound.per_budget_outcomes(tiny_model, data, grid, batch_size=8)
+    correct, _, sure, costs, lengths = bound.per_budget_outcomes(tiny_model, data, grid, batch_size=8)
+    assert lengths.tolist() == mask.sum(-1).tolist()
     for j, k in enumerate(grid):
         ref = evaluate(tiny_model, data, budget=k / 12, hard=True)
         assert correct[j].tolist() == ref.correct.tolist()
@@ -49,10 +51,34 @@ def test_the_cascade_reruns_the_least_sure_inputs_and_pays_for_both_passes():
     correct[2] = True  # 8 heads get everything right, 2 heads nothing
     sure = torch.ones(len(COSTS), N)
     sure[0, :30] = 0.4  # thirty inputs are unsure with 2 heads
-    got, cost = bound.cascade(correct, sure, COSTS, 0, 2, 0.25)
+    got, cost, rerun = bound.cascade(correct, sure, COSTS, 0, 2, 0.25)
     n_re = int(N * (0.25 - 2 / 16) / (8 / 16))  # 25 reruns fit in the cost
     assert cost == pytest.approx(2 / 16 + n_re / N * 8 / 16) and cost <= 0.25
     assert int(got.sum()) == n_re and bool(got[:30].sum() == n_re)  # the reruns went to unsure inputs
+    assert int(rerun.sum()) == n_re and rerun[:30].sum() == n_re
+
+
+def test_input_flops_are_the_flop_model_of_each_input_and_the_cascade_pays_every_ffn_twice(tiny_model):
+    cfg = tiny_model.config
+    grid, lengths = [3, 6, 12], torch.tensor([5, 9, 12])
+    flops = bound.input_flops(cfg, grid, lengths)
+    for j, k in enumerate(grid):
+        per_layer = [k // cfg.n_layers] * cfg.n_layers
+        for i, n in enumerate(lengths.tolist()):
+            assert float(flops[j, i]) == pytest.approx(model_flops(cfg, per_layer, [n]).total)
+    # every input reruns: both passes' FLOPs, more than the dense model's, so every BAA layout fits
+    correct = torch.tensor([[True, False, False], [True, True, False], [True, True, True]])
+    rerun = torch.ones(3, dtype=torch.bool)
+    eq = bound.at_equal_flops(correct[1], flops, rerun, 0, 1, correct, val_correct=correct)
+    assert eq["total_flops_share"] == pytest.approx(float((flops[0] + flops[1]).sum() / flops[2].sum()))
+    assert eq["baa_k_index"] == 2 and eq["difference"] == pytest.approx(-1 / 3)
+    # the layout is BAA's best on validation among those that fit, not on test
+    val = torch.tensor([[True, True, True], [True, True, True], [True, True, False]])
+    eq = bound.at_equal_flops(correct[1], flops, rerun, 0, 1, correct, val_correct=val)
+    assert eq["baa_k_index"] == 0 and eq["difference"] == pytest.approx(1 / 3)
+    # no rerun: only the cheap layout fits, against itself
+    eq = bound.at_equal_flops(correct[0], flops, torch.zeros(3, dtype=torch.bool), 0, 1, correct, val_correct=val)
+    assert eq["baa_k_index"] == 0 and eq["difference"] == 0
 
 
 def test_the_loss_oracle_spends_at_most_the_target_and_where_heads_lower_the_loss_most():
