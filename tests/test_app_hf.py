@@ -111,3 +111,15 @@ def test_server_paths_outside_the_user_models_folder_are_refused(env):
     at.run()
     _clean(at)
     assert any(m.label == "prediction" for m in at.metric)
+
+
+def test_names_the_os_refuses_get_one_sentence_not_a_traceback(env):
+    # a 256-character name once reached Path.stat (ENAMETOOLONG) and a NUL reached Path.is_dir (ValueError)
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    at.session_state["model_id"] = "hub:"
+    for name, says in (("a" * 256, "at most 200 characters"), ("a" * 120 + "/" + "b" * 120, "at most 200 characters"),
+                       ("my\x00clf", "control characters"), ("x\ty", "control characters")):
+        at.session_state["hub_model_name"] = name
+        at.switch_page("app_pages/inspector.py").run()
+        assert not at.exception, repr(name[:20])
+        assert any(says in w.value for w in at.warning), repr(name[:20])

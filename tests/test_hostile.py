@@ -237,6 +237,10 @@ def test_typed_names_open_hub_names_and_folders_in_the_models_folder_only(tmp_pa
     for probe in ("/etc", "/etc/passwd", "../../etc", str(tmp_path), "~", "x/y/z", "mine/../../.."):
         with pytest.raises(catalog.SourceRefused):
             catalog.resolve_source(probe)
+    for probe in ("a" * 256, "/" + "a" * 300, "mine\x00", "a\nb"):  # names the OS would refuse with an error
+        with pytest.raises(catalog.SourceRefused, match="characters"):
+            catalog.resolve_source(probe)
+    assert catalog.is_folder("a" * 300) is False and catalog.is_folder("a\x00b") is False
 
 
 def test_pickle_only_folders_and_remote_code_are_refused(tmp_path):

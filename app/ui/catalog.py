@@ -211,6 +211,9 @@ class SourceRefused(ValueError):
     """A typed model name or path the app will not open; the message is one sentence."""
 
 
+MAX_SOURCE_CHARS = 200  # a Hub name is two parts of at most 96; a folder name in the models folder fits too
+
+
 def resolve_source(text: str) -> str:
     """What a typed model name means: a folder inside the user models folder (by its name there, or a
     path that resolves inside it), the MiniLM package, or a Hugging Face Hub name. Paths elsewhere on
@@ -222,17 +225,30 @@ def resolve_source(text: str) -> str:
         raise SourceRefused("type a Hugging Face model name or the name of a folder in your models folder")
     if text in MINILM_ALIASES:
         return text
+    # Checked before any filesystem call: the OS refuses names like these with an error, not "no such folder".
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise SourceRefused("a model name cannot contain control characters")
+    if len(text) > MAX_SOURCE_CHARS:
+        raise SourceRefused(f"a model name is at most {MAX_SOURCE_CHARS} characters (a Hub name's parts, 96 each)")
     root = user_models_dir().resolve()
-    inside = (root / text).resolve()
     looks_like_path = text.startswith(("/", ".", "~", "\\")) or text.count("/") > 1 or "\\" in text
-    if not looks_like_path and inside.is_relative_to(root) and inside.is_dir():
-        return str(inside)
-    if looks_like_path:
-        path = Path(text).expanduser().resolve()
-        if path.is_relative_to(root) and path.is_dir():
-            return str(path)
-        raise SourceRefused(f"only folders inside your models folder ({user_models_dir()}) can be opened from the app")
-    return text
+    if not looks_like_path:
+        inside = (root / text).resolve()
+        if inside.is_relative_to(root) and is_folder(inside):
+            return str(inside)
+        return text
+    path = Path(text).expanduser().resolve()
+    if path.is_relative_to(root) and is_folder(path):
+        return str(path)
+    raise SourceRefused(f"only folders inside your models folder ({user_models_dir()}) can be opened from the app")
+
+
+def is_folder(path: str | Path) -> bool:
+    """Path.is_dir that answers False, instead of raising, for a name the OS refuses (too long, a NUL)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def is_offline_name(name: str) -> bool:
@@ -243,4 +259,4 @@ def is_offline_name(name: str) -> bool:
         return False
     from baa_core.io.pretrained import MINILM_ALIASES
 
-    return source in MINILM_ALIASES or Path(source).is_dir()
+    return source in MINILM_ALIASES or is_folder(source)

@@ -277,7 +277,7 @@ def _load_hf_or_stop(entry: catalog.ModelEntry):
         else:
             st.info(f"To open a Hugging Face classifier, {safe.message(exc)}.")
         st.stop()
-    version = entry.version if entry.path is not None else (Path(source).stat().st_mtime if Path(source).is_dir() else 0.0)
+    version = entry.version if entry.path is not None else (Path(source).stat().st_mtime if catalog.is_folder(source) else 0.0)
     try:
         return load_hf_classifier(source, version)
     except (ModelSourceError, UnsupportedModel) as exc:
