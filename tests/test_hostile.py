@@ -155,6 +155,20 @@ def test_a_sound_card_has_no_problems_and_reads_like_the_dict():
     assert card.label_name(1) == "b" and card.label_name(7) == "7"
 
 
+def test_every_shipped_card_reads_with_no_problems():
+    # the app warns on every page for a card's malformed field: a shipped model must never cause that
+    # (two adaptive cards once stored per-block *means* under the whole-number key heads_per_layer)
+    root = Path(__file__).resolve().parents[1] / "pretrained"
+    folders = sorted(p for p in root.iterdir() if (p / "card.json").exists())
+    assert len(folders) >= 6
+    for folder in folders:
+        config = json.loads((folder / "config.json").read_text())
+        card = Card.from_dict(json.loads((folder / "card.json").read_text()), n_classes=config.get("n_classes"))
+        assert card.problems == [], (folder.name, card.problems[:3])
+    adaptive = Card.from_dict(json.loads((root / "ag_news-minilm-adaptive" / "card.json").read_text()))
+    assert all(len(r["mean_heads_per_layer"]) == 6 for r in adaptive.sweeps["adaptive"])
+
+
 def test_the_app_never_formats_nan_as_a_percentage():
     from app.ui.compute import pct
 

@@ -22,7 +22,7 @@ ROW_NUMBERS: dict[str, tuple[float | None, float | None]] = {
     "total_heads": (0, None), "threads": (0, None), "s_mean": (0.0, 1.0), "attention_flop_fraction": (0.0, None),
     "heads_fraction": (0.0, 1.0), "seeds": (0, None),
 }
-ROW_NUMBER_LISTS = ("accuracy_seeds",)
+ROW_NUMBER_LISTS = ("accuracy_seeds", "mean_heads_per_layer")  # mean_: per-input models' heads per block, averaged
 ROW_INT_LISTS = ("heads_per_layer",)
 TEXT_FIELDS = ("name", "task", "method", "model_kind", "base_model", "architecture", "data", "protocol", "command",
                "created", "notes", "csv_file", "text_column", "label_column")
