@@ -117,9 +117,9 @@ def test_the_inspector_draws_s_of_b_per_block_and_other_pages_get_a_budget(env, 
         assert_clean(at)
 
 
-def test_a_model_too_big_for_the_live_sample_waits_for_the_button(env, tmp_path, monkeypatch):
+def test_a_model_too_big_for_the_live_sample_waits_for_the_toggle_then_follows_the_slider(env, tmp_path, monkeypatch):
     """A release must answer at once: where one budget's live sample costs seconds (MiniLM), the explorer runs
-    it only on request, and the panel's card numbers stay."""
+    it only on request, and the panel's card numbers stay; once asked, it follows the slider."""
     import shutil
 
     from app.ui import compute
@@ -135,9 +135,18 @@ def test_a_model_too_big_for_the_live_sample_waits_for_the_button(env, tmp_path,
     at.switch_page("app_pages/budget_explorer.py").run()
     assert_clean(at)
     assert panel(at)["points"] and not [m for m in at.metric if m.label == "realised cost, live"]
-    at.button(key="explorer_adaptive_live_btn").click().run()
+    at.toggle(key="explorer_adaptive_follow").set_value(True).run()
     assert_clean(at)
     assert float(metric(at, "realised cost, live")) > 0
+    assert any(c.value.startswith("95% interval (Wilson") for c in at.caption)  # live accuracy on a sample: an interval
+    # from then on a release moves the per-input budgets too (it once dropped them until a button was pressed again)
+    first = float(metric(at, "mean s_i(b), live"))
+    from app.ui import state
+
+    at.session_state[state.BUDGET_KEY] = 0.25  # what the panel's release does
+    at.run()
+    assert_clean(at)
+    assert float(metric(at, "mean s_i(b), live")) != first
 
 
 def test_the_server_warms_every_card_budget_of_a_small_adaptive_model(env, monkeypatch):

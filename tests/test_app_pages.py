@@ -134,6 +134,26 @@ def test_budget_panel_carries_every_operating_point_and_the_shared_budget(env):
     assert panel(at, "inspector_live")["budget"] == 0.75
 
 
+def test_a_live_accuracy_on_request_carries_its_interval(env, tmp_path, monkeypatch):
+    # a bigger model's live point waits for a button; what it shows is a sample's accuracy, so with an interval
+    import shutil
+
+    from app.ui import compute
+
+    shutil.copytree(env["pretrained"] / "tiny-baa", tmp_path / "pretrained" / "big-baa")
+    monkeypatch.setenv("BAA_PRETRAINED_DIR", str(tmp_path / "pretrained"))
+    monkeypatch.setattr(compute, "LIVE_AUTO_FLOPS", 0.0)  # every model counts as too big
+    at = new_app("shipped/big-baa", page="budget_explorer")
+    assert_clean(at)
+    at.button(key="explorer_live_point_btn").click().run()
+    assert_clean(at)
+    live = next(m for m in at.metric if m.label.startswith("accuracy, live"))
+    n, acc = int(live.label.split("(")[1].split()[0]), float(live.value.rstrip("%"))
+    ci = [c.value for c in at.caption if c.value.startswith(f"95% interval (Wilson, n = {n}): [")]
+    lo, hi = (float(v.rstrip("%")) for v in ci[0].split("[")[1].rstrip("]").split(", "))
+    assert lo <= acc <= hi and hi - lo > 1  # a sample of n inputs: several points wide
+
+
 def test_without_data_the_explorer_shows_the_cards_numbers_and_says_so(env):
     at = new_app("shipped/tiny-agnews", "budget_explorer")
     assert_clean(at)

@@ -12,6 +12,9 @@ import streamlit as st
 
 from app.ui import adaptive_figures, catalog, figures
 from baa_core import methods
+from baa_core.measure.operating_points import wilson_interval
+
+FOLLOW_KEY = "explorer_adaptive_follow"  # the session's choice to run the live sample at every released budget
 
 
 def applies(model) -> bool:
@@ -67,13 +70,14 @@ def explorer(sel, data) -> None:
             st.info("This model's card has no measured budget to show, so there is nothing to slide over.")
             return
         # Small models: the live sample at every budget of the card, computed once (the server warms it at its start),
-        # so a release answers at once. Bigger ones (MiniLM: seconds per budget) wait for the button, as BAA's explorer.
+        # so a release answers at once. Bigger ones (MiniLM: seconds per budget) start on request; from then on the
+        # live sample follows the slider (each budget once per server), until the toggle is turned off.
         point = None
         if data:
-            wanted = data.live_accuracy_auto or st.session_state.get("explorer_adaptive_live_at") == budget
-            if not wanted and st.button(f"Run the controllers on the live sample at b = {budget:.2f}", key="explorer_adaptive_live_btn",
-                                        help="Each input's s_i(b) over the evaluation sample: seconds on a model this size."):
-                st.session_state["explorer_adaptive_live_at"] = wanted = budget
+            wanted = data.live_accuracy_auto or st.toggle(
+                "Per-input budgets on the live sample, following the slider", key=FOLLOW_KEY,
+                help="Runs the controllers over the evaluation sample at every budget you release on: seconds per new "
+                     "budget on a model this size (each budget is computed once per server).")
             if wanted:
                 point = live_point(*sel.key, budget, sel.ckpt, data)
         st.caption(f"Budget **{budget:.2f}** · set for this session: the other pages start from it. The panel's numbers are "
@@ -82,7 +86,10 @@ def explorer(sel, data) -> None:
         c = st.columns(3)
         if point is not None:
             n = len(point["s"])
-            c[0].metric(f"accuracy, live ({n} test examples)", f"{point['accuracy']:.2%}", help="this sample, computed here now")
+            lo, hi = wilson_interval(point["accuracy"], n)
+            c[0].metric(f"accuracy, live ({n} test examples)", f"{point['accuracy']:.1%}",
+                        help="this sample, computed here now; the card's number in the panel is the whole test split's")
+            c[0].caption(f"95% interval (Wilson, n = {n}): [{lo:.1%}, {hi:.1%}]")
             c[1].metric("realised cost, live", f"{point['est_cost']:.3f}",
                         help="share of heads that run, averaged over inputs and blocks: mean of ceil(s·H)/H")
             c[2].metric("mean s_i(b), live", f"{point['s_mean']:.3f}",
