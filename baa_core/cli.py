@@ -4,26 +4,49 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 
+MIN_BUDGET = 0.01  # smaller budgets all run the one-head-per-block floor, and printed with two decimals read 0.00
+
+
 def _floats(text: str) -> list[float]:
+    """Budgets, comma-separated: each a number in [0.01, 1], none given twice."""
+    items = [x.strip() for x in text.split(",")]
+    if not any(items):
+        raise argparse.ArgumentTypeError("no budgets given (e.g. 0.25,0.5)")
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"an empty item in {text!r}: write budgets as 0.25,0.5")
     try:
-        values = [float(x) for x in text.split(",") if x.strip()]
+        values = [float(x) for x in items]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    bad = [v for v in values if not 0.0 < v <= 1.0]
-    if bad or not values:
-        raise argparse.ArgumentTypeError(f"budgets must lie in (0, 1], got {text!r}")
+    if any(not MIN_BUDGET <= v <= 1.0 for v in values):  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"budgets must lie in [{MIN_BUDGET:g}, 1], got {text!r}")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"a budget is given twice in {text!r}")
     return values
 
 
 def _budget(text: str) -> float:
-    values = _floats(text)
-    if len(values) != 1:
-        raise argparse.ArgumentTypeError(f"expected one budget, got {text!r}")
-    return values[0]
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected one number, got {text!r}") from None
+    if not MIN_BUDGET <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a budget must lie in [{MIN_BUDGET:g}, 1], got {text!r}")
+    return value
+
+
+_SIGINT_SEEN = threading.Event()  # set by the CLI's Ctrl+C handler; see main
+
+
+def _on_sigint(signum, frame) -> None:
+    _SIGINT_SEEN.set()
+    raise KeyboardInterrupt
 
 
 def _int_at_least(low: int):
@@ -280,28 +303,58 @@ def main(argv=None) -> int:
 
     Known errors (bad data, checkpoints, configs, targets, devices) print ``error: ...`` and exit 2;
     anything else prints one line and the hint to rerun with ``--debug``, which shows the traceback.
+    A Ctrl+C at any moment prints ``error: interrupted`` and exits 130.
     """
+    # A Ctrl+C that lands inside a library's import can be swallowed there (numpy's, imported under torch: the
+    # run then trained on, or ended in a RecursionError). This handler remembers it, and whatever follows a
+    # Ctrl+C is reported as the interrupt.
+    _SIGINT_SEEN.clear()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_sigint) if in_main_thread else None
+    try:
+        return _parse_and_run(argv)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # e.g. numpy's "cannot load module more than once" after its first import was interrupted
+        if not _SIGINT_SEEN.is_set():
+            raise
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _parse_and_run(argv) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     _ARGV[:] = argv
     args = build_parser().parse_args(argv)
+    import torch  # noqa: F401  (the heavy imports, at one known point: then the check below)
+
     from .io.checkpoint import CheckpointError
     from .io.data import DataError
     from .model.config import ConfigError
 
+    if _SIGINT_SEEN.is_set():
+        raise KeyboardInterrupt
     try:
         _check_before_running(args)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        raise
     except (CheckpointError, DataError, ConfigError, ValueError, OSError) as exc:
+        if _SIGINT_SEEN.is_set():
+            raise KeyboardInterrupt from None
         if debug:
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug, or a fault nobody foresaw: one line, and where to look
+        if _SIGINT_SEEN.is_set():
+            raise KeyboardInterrupt from None
         if debug:
             raise
         print(f"error: {type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)", file=sys.stderr)

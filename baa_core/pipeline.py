@@ -558,11 +558,26 @@ def evidence_fields(result: dict) -> dict:
                          **({"merge": result["merge_command"]} if result.get("merge_command") else {})}}
 
 
+def _read_results_json(path: str) -> dict:
+    """One ``compare --results-json`` file, or a one-sentence ValueError saying what it is instead."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--merge {path}: " + ("a folder, not a results file" if p.is_dir() else "no such file"))
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"--merge {path}: not valid JSON; pass files written by compare --results-json") from None
+    missing = [k for k in ("task", "seeds", "per_seed") if not isinstance(data, dict) or k not in data]
+    if missing or not isinstance(data["per_seed"], dict):
+        raise ValueError(f"--merge {path}: not a compare --results-json file (no {', '.join(missing) or 'per_seed table'})")
+    return data
+
+
 def merge_results(paths: list[str], out: str | None = None, command: str = "") -> dict:
     """Join the per-seed rows of several ``compare --results-json`` files (e.g. seeds run in parallel, or
     a control run alone) and aggregate them; with ``out``, write the merged table, intervals, differences,
     controls and selection into that checkpoint's card, with every command as run and this merge command."""
-    results = [json.loads(Path(p).read_text()) for p in paths]
+    results = [_read_results_json(p) for p in paths]
     first = results[0]
     for r in results[1:]:
         if (r["task"], r.get("kind"), r.get("architecture")) != (first["task"], first.get("kind"), first.get("architecture")):
