@@ -355,5 +355,19 @@ def controls_table(cards: list[dict]) -> list[dict]:
                      "every head closed (evaluated)": _control_accuracy(c.get("no_attention_eval")),
                      "trained with no attention": _control_accuracy(c.get("no_attention_trained")),
                      "chance (majority class)": chance_levels.get("majority_class_accuracy"),
-                     "chance (1/C)": chance_levels.get("uniform")})
+                     "chance (1/C)": chance_levels.get("uniform"),
+                     # each measured column's 95% interval over test examples, where the card has one (1/C is exact)
+                     "intervals": {k: list(ci) for k, ci in (
+                         ("accuracy (method)", (own or {}).get("accuracy_ci")),
+                         ("every head closed (evaluated)", _control_ci(c.get("no_attention_eval"))),
+                         ("trained with no attention", _control_ci(c.get("no_attention_trained"))),
+                         ("chance (majority class)", chance_levels.get("majority_class_accuracy_ci"))) if _is_interval(ci)}})
     return rows
+
+
+def _control_ci(entry):
+    return entry.get("accuracy_ci") if isinstance(entry, dict) else None
+
+
+def _is_interval(ci) -> bool:
+    return isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci)

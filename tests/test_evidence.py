@@ -267,8 +267,8 @@ def test_every_shipped_card_carries_selection_controls_and_intervals():
 def test_controls_table_reads_entries_and_bare_numbers():
     from baa_core.protocol import controls_table
 
-    entry = {"name": "a", "task": "t", "method": "baa", "sweeps": {"baa": [{"budget": 0.5, "accuracy": 0.9}]},
-             "controls": {"no_attention_eval": {"accuracy": 0.4}, "no_attention_trained": {"accuracy": 0.6},
+    entry = {"name": "a", "task": "t", "method": "baa", "sweeps": {"baa": [{"budget": 0.5, "accuracy": 0.9, "accuracy_ci": [0.88, 0.92]}]},
+             "controls": {"no_attention_eval": {"accuracy": 0.4, "accuracy_ci": [0.38, 0.42]}, "no_attention_trained": {"accuracy": 0.6},
                           "chance": {"uniform": 0.25, "majority_class_accuracy": 0.3}}}
     bare = {"name": "b", "task": "t", "method": "adaptive", "sweeps": {"adaptive": [{"budget": 0.5, "accuracy": 0.8}]},
             "controls": {"no_attention_eval": 0.45, "chance": 0.25}}
@@ -276,3 +276,10 @@ def test_controls_table_reads_entries_and_bare_numbers():
     assert rows[0]["every head closed (evaluated)"] == 0.4 and rows[0]["trained with no attention"] == 0.6
     assert rows[1]["every head closed (evaluated)"] == 0.45 and rows[1]["trained with no attention"] is None
     assert rows[1]["chance (1/C)"] is None and rows[0]["accuracy (method)"] == 0.9
+    # every measured number is shown with its interval where the card has one; 1/C is exact
+    assert rows[0]["intervals"] == {"accuracy (method)": [0.88, 0.92], "every head closed (evaluated)": [0.38, 0.42]}
+    from app.ui.figures import format_controls
+
+    shown = format_controls(rows)[0]
+    assert shown["accuracy (method)"] == "90.0% [88.0%, 92.0%]" and shown["trained with no attention"] == "60.0%"
+    assert shown["chance (1/C)"] == "25.0%" and "intervals" not in shown

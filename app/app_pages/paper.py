@@ -32,7 +32,8 @@ for fig in paper.FIGURES:
         if fig.ours.key == "accuracy" and row.get("est_cost") is not None:
             extra += f" at cost {row['est_cost']:.3f}"
         if fig.ours.key == "accuracy" and fig.unit == "%":
-            bars.append({"label": f"{fig.setting}<br>({fig.metric})", "paper": fig.value, "ours": here})
+            bars.append({"label": f"{fig.setting}<br>({fig.metric})<br>here: {card['_name']}", "paper": fig.value, "ours": here,
+                         "ours_ci": row.get("accuracy_ci")})
     elif fig.ours is not None and (partial := paper.find_ours(fig, cards, require_value=False)):
         where = f"{partial[0]['_name']} ({partial[0]['_source']})"
         command = (f"not in the card yet ({fig.ours.key} was not measured when it was made); to measure it on this CPU: "
@@ -61,12 +62,15 @@ st.caption("arXiv: " + " · ".join(f"[{n}](https://arxiv.org/abs/{a})" for n, a 
 controls = controls_table(cards)
 if controls:
     st.subheader("Controls: what each task gives without attention")
-    st.dataframe(pd.DataFrame(controls), hide_index=True, key="paper_controls")
-    st.caption("From the cards: the model itself (at budget 0.5, or its only row), the same weights with every head "
-               "closed, the same network trained with no attention for the same epochs, and chance. The gap between "
-               "the first and the no-attention columns is what attention carries on that task.")
+    st.dataframe(pd.DataFrame(figures.format_controls(controls)), hide_index=True, key="paper_controls")
+    st.caption("From the cards, test split, with the 95% interval over test examples where the card has one: the model "
+               "itself (at budget 0.5, or its only row), the same weights with every head closed, the same network "
+               "trained with no attention for the same epochs, and chance (1/C is exact). The gap between the first and "
+               "the no-attention columns is what attention carries on that task.")
 
 if bars:
     st.subheader("Accuracy: the paper's number and ours")
+    st.caption("Each pair compares the paper's model (named in the setting) with the model measured here (named under "
+               "it): a different model size where they differ, as the notes above say. Whiskers: our 95% interval.")
     st.plotly_chart(figures.render_paper_vs_here(bars), key="paper_bars", config=figures.EXPORT_CONFIG)
 st.download_button("Download this comparison (CSV)", table.to_csv(index=False), "paper_vs_here.csv", "text/csv", key="paper_csv")

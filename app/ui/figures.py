@@ -429,10 +429,31 @@ def render_paper_vs_here(items: list[dict]) -> go.Figure:
     """Grouped bars: the paper's number and ours, per figure with a counterpart here (same unit only)."""
     fig = go.Figure()
     xs = [i["label"] for i in items]
+    ours = [i["ours"] for i in items]
+    cis = [i.get("ours_ci") or [v, v] for i, v in zip(items, ours)]
     fig.add_trace(go.Bar(x=xs, y=[i["paper"] for i in items], name="the paper's number (quoted)", marker_color="#adb5bd"))
-    fig.add_trace(go.Bar(x=xs, y=[i["ours"] for i in items], name="measured here (card)", marker_color=ON))
+    fig.add_trace(go.Bar(x=xs, y=ours, name="measured here (card, 95% interval)", marker_color=ON,
+                         error_y={"type": "data", "symmetric": False, "array": [hi - v for v, (_, hi) in zip(ours, cis)],
+                                  "arrayminus": [v - lo for v, (lo, _) in zip(ours, cis)]}))
     fig.update_layout(barmode="group")
-    return _layout(fig, 360)
+    fig.update_yaxes(tickformat=".0%", title="accuracy (test split)")
+    return _layout(fig, 380)
+
+
+def format_controls(rows: list[dict]) -> list[dict]:
+    """``controls_table`` rows for display: accuracies as percentages, each with its 95% interval where there is one."""
+    out = []
+    for r in rows:
+        ci = r.get("intervals") or {}
+        shown = {}
+        for key, value in r.items():
+            if key == "intervals":
+                continue
+            if isinstance(value, float):
+                value = f"{value:.1%}" + (f" [{ci[key][0]:.1%}, {ci[key][1]:.1%}]" if key in ci else "")
+            shown[key] = value
+        out.append(shown)
+    return out
 
 
 def render_unnested_note(model_name: str, cases: list[dict]) -> str:
