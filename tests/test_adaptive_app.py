@@ -169,3 +169,15 @@ def test_s_histogram_svg_counts_every_input_once_in_its_bin():
     counts = [int(n) for n in re.findall(r"</?title>?[^<]*?: (\d+) inputs", svg)]
     assert sum(counts) == len(xs) and "x&lt;y" in svg and "x<y" not in svg  # labels are escaped
     assert "b = 0.50" in svg and f"mean {sum(xs) / len(xs):.3f}" in svg
+
+
+def test_another_models_rows_on_the_chart_are_named_by_that_model():
+    # the adaptive explorer draws BudgetFormer's point from a sibling card: its legend says whose card it is
+    from app.ui.live_panel import chart_series
+
+    card = {"sweeps": {"adaptive": [{"budget": 0.5, "est_cost": 0.5, "accuracy": 0.9, "accuracy_ci": [0.88, 0.92]}],
+                       "budgetformer": [{"est_cost": 0.48, "accuracy": 0.89, "accuracy_ci": [0.87, 0.91],
+                                         "from_model": "ag_news-minilm-budgetformer"}]}}
+    names = [s["name"] for s in chart_series(card, "adaptive", [], "live")]
+    assert any(n.endswith("(ag_news-minilm-budgetformer's card)") for n in names), names
+    assert any(n.endswith("(card)") and "budgetformer" not in n for n in names), names

@@ -50,7 +50,8 @@ def _sibling_rows(card: dict, method: str) -> list[dict]:
     for entry in catalog.list_models():
         c = entry.card or {}
         if c.get("method") == method and c.get("task") == card.get("task") and c.get("model_kind") == card.get("model_kind"):
-            return [dict(r, method=method) for r in (c.get("sweeps") or {}).get(method) or [] if r.get("accuracy") is not None]
+            return [dict(r, method=method, from_model=entry.name) for r in (c.get("sweeps") or {}).get(method) or []
+                    if r.get("accuracy") is not None]
     return []
 
 

@@ -104,7 +104,8 @@ def chart_series(card: dict, own_method: str, points: list, live_label: str) -> 
         else:
             acc, std = r["accuracy"], float(r.get("accuracy_std") or 0)
             lo, hi = acc - std, acc + std
-        name = methods.label(r["method"]) + (" (card, this checkpoint)" if mine and r.get("accuracy_seeds") else " (card)")
+        name = methods.label(r["method"]) + (f" ({r['from_model']}'s card)" if r.get("from_model")  # another model's rows
+                                             else " (card, this checkpoint)" if mine and r.get("accuracy_seeds") else " (card)")
         s = series.setdefault(r["method"], {"name": name, "color": methods.color(r["method"]) or "#555", "dash": False, "pts": []})
         s["pts"].append([round(r["est_cost"], 5), round(acc, 6), round(lo, 6), round(hi, 6), f"b={r.get('budget', '-')}"])
     live = [p for p in points if p.live is not None]
