@@ -97,13 +97,24 @@ def test_user_csv_with_wrong_columns(tmp_path):
         load_csv(p)
 
 
-def test_user_csv_with_string_labels(tmp_path):
+def test_user_csv_with_string_labels(tmp_path, capfd):
     p = tmp_path / "mine.csv"
     lines = ["text,label"] + [f"good thing {i},pos" for i in range(15)] + [f"bad thing {i},neg" for i in range(15)]
     p.write_text("\n".join(lines))
     task = load_csv(p)
     assert task.label_names == ["neg", "pos"]
     assert len(task.train) + len(task.val) + len(task.test) == 30
+    assert "Generating" not in capfd.readouterr().err  # datasets' cache bar is not a step the user needs to see
+    import datasets
+
+    assert not datasets.are_progress_bars_disabled()  # and the setting is as it was
+
+
+def test_a_one_row_csv_is_refused_in_a_sentence(tmp_path):
+    p = tmp_path / "one.csv"
+    p.write_text("text,label\nhello,a\n")
+    with pytest.raises(DataError, match="has 1 usable row "):
+        load_csv(p)
 
 
 def test_user_csv_that_is_not_csv(tmp_path):

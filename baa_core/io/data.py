@@ -380,10 +380,15 @@ def load_csv(path: str | Path, text_column: str = "text", label_column: str = "l
 
     path = Path(path)
     check_csv_file(path)
+    bars_were_off = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()  # "Generating train split": datasets' cache, not a step of ours; the caller reports progress
     try:
         ds = datasets.load_dataset("csv", data_files=str(path), keep_default_na=False)["train"]
     except Exception as exc:  # datasets raises many types for unreadable files; its own message hides the cause
         raise DataError(f"could not read {path.name} as CSV: {_root_cause(exc)}") from exc
+    finally:
+        if not bars_were_off:
+            datasets.enable_progress_bars()
     missing = [c for c in (text_column, label_column) if c not in ds.column_names]
     if missing:
         raise DataError(f"{path.name} has columns {ds.column_names}; it needs {missing} (a text and a label column)")
@@ -398,7 +403,8 @@ def load_csv(path: str | Path, text_column: str = "text", label_column: str = "l
         parts = [f"{n} row{'s' if n != 1 else ''} with an empty {what}" for n, what in ((no_label, "label"), (no_text, "text")) if n]
         warnings.append(f"{path.name}: {' and '.join(parts)} left out ({len(texts)} of {len(all_texts)} rows kept)")
     if len(texts) < 20:
-        raise DataError(f"{path.name} has {len(texts)} usable rows (a text and a label); at least 20 are needed to train and evaluate")
+        raise DataError(f"{path.name} has {len(texts)} usable row{'' if len(texts) == 1 else 's'} (a text and a label); "
+                        f"at least 20 are needed to train and evaluate")
     names = sorted(set(raw), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
     if len(names) < 2:
         raise DataError(f"the label column {label_column!r} has a single value; a classifier needs two or more")
