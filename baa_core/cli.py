@@ -49,6 +49,12 @@ def _on_sigint(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def stop_if_interrupted(event) -> None:
+    """A training callback: a Ctrl+C that a library swallowed stops the run at the next step."""
+    if _SIGINT_SEEN.is_set():
+        raise KeyboardInterrupt
+
+
 def _int_at_least(low: int):
     """An argparse type: a whole number >= ``low`` (a flag that is 0 or negative must not start a run that hangs)."""
     def parse(text: str) -> int:
@@ -167,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one method and save a checkpoint with its measured card")
     p.add_argument("--task", default="synthetic", choices=_tasks())
     p.add_argument("--method", default="baa", choices=_trainable_methods())
-    p.add_argument("--budget", type=_budget, default=None, help="the static baseline's budget, in (0, 1]")
+    p.add_argument("--budget", type=_budget, default=None, help=f"the static baseline's budget, in [{MIN_BUDGET:g}, 1]")
     p.add_argument("--kind", default="word", choices=["word", "bert", "hf"],
                    help="word-level model; a BERT encoder with a fresh mean-pooled head; or hf: any supported Hugging Face "
                         "classifier (BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, ALBERT) keeping its own head and labels")
@@ -247,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write the sliced model at a budget (safetensors folder; --onnx, --int8), "
                                       "measured after export")
     p.add_argument("model", help="checkpoint folder")
-    p.add_argument("--budget", default=None, help="budget in (0, 1] (BAA / static models; ungated models keep all heads)")
+    p.add_argument("--budget", default=None, help=f"budget in [{MIN_BUDGET:g}, 1] (BAA / static models; ungated models keep all heads)")
     p.add_argument("--out", required=True, help="folder to write (refused if it exists, unless --overwrite)")
     p.add_argument("--int8", action="store_true", help="also measure dynamic int8 (Linear layers); with --onnx, write "
                    "model.int8.onnx")
@@ -265,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench-deploy", help="HF dense vs this project's dense / sliced / int8 / ONNX Runtime: latency "
                                             "side by side and test accuracy, one JSON line per variant with --json")
     p.add_argument("model", help="checkpoint folder")
-    p.add_argument("--budget", default=None, help="budget in (0, 1] for the sliced variants")
+    p.add_argument("--budget", default=None, help=f"budget in [{MIN_BUDGET:g}, 1] for the sliced variants")
     p.add_argument("--int8-backend", default="torch", choices=["torch", "torchao"])
     p.add_argument("--no-onnx", action="store_true", help="leave out the ONNX Runtime variants")
     p.add_argument("--batch-size", type=_positive_int, default=8)
@@ -303,14 +309,16 @@ def main(argv=None) -> int:
 
     Known errors (bad data, checkpoints, configs, targets, devices) print ``error: ...`` and exit 2;
     anything else prints one line and the hint to rerun with ``--debug``, which shows the traceback.
-    A Ctrl+C at any moment prints ``error: interrupted`` and exits 130.
+    A Ctrl+C prints ``error: interrupted`` and exits 130.
     """
     # A Ctrl+C that lands inside a library's import can be swallowed there (numpy's, imported under torch: the
-    # run then trained on, or ended in a RecursionError). This handler remembers it, and whatever follows a
-    # Ctrl+C is reported as the interrupt.
+    # run then trained on, or ended in a RecursionError). This handler remembers it: the heavy imports are checked
+    # right after them, training checks at every step, and whatever follows a Ctrl+C is reported as the interrupt.
+    # A process started with SIGINT ignored (a background job of a script) keeps ignoring it.
     _SIGINT_SEEN.clear()
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, _on_sigint) if in_main_thread else None
+    previous = None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
         return _parse_and_run(argv)
     except KeyboardInterrupt:
@@ -322,7 +330,7 @@ def main(argv=None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     finally:
-        if in_main_thread:
+        if previous is not None:  # None: not installed here, or the old handler was not set from Python
             signal.signal(signal.SIGINT, previous)
 
 
@@ -342,7 +350,10 @@ def _parse_and_run(argv) -> int:
         raise KeyboardInterrupt
     try:
         _check_before_running(args)
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        if _SIGINT_SEEN.is_set():  # swallowed by a later lazy import (datasets, transformers): still not a success
+            raise KeyboardInterrupt
+        return code
     except KeyboardInterrupt:
         raise
     except (CheckpointError, DataError, ConfigError, ValueError, OSError) as exc:
@@ -429,7 +440,7 @@ def cmd_train(args) -> int:
     for warning in prep.data.extra.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     ckpt = train_and_save(prep, args.method, args.out, tcfg, budget=args.budget, budgets=args.budgets or DEFAULT_BUDGETS,
-                          command=_command(), callbacks=[TerminalProgress()], n_latency_batches=args.latency_batches,
+                          command=_command(), callbacks=[TerminalProgress(), stop_if_interrupted], n_latency_batches=args.latency_batches,
                           progress=lambda m: print(m, file=sys.stderr), select=args.select, controls=args.controls,
                           overwrite=args.overwrite)
     print(f"trained in {ckpt.card['train_time_s']} s; saved {ckpt.path}")

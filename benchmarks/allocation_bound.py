@@ -94,17 +94,18 @@ def cascade(correct, sure, costs, lo: int, hi: int, target: float):
     return out, float(costs[lo] + n_re / N * costs[hi]), rerun
 
 
-def at_equal_flops(chosen, flops, rerun, lo: int, hi: int, correct, val_correct) -> dict:
-    """The cascade in total encoder FLOPs (both passes, FFNs included) against BAA at the same FLOPs: of BAA's
-    uniform layouts whose FLOPs are at or under the cascade's, the one best on **validation** (BAA's accuracy
-    is not monotone in k, and the test split picks nothing), on the same test inputs (a paired difference)."""
-    dense = float(flops[-1].sum())
-    spent = float(flops[lo].sum() + flops[hi][rerun].sum()) / dense
-    shares = flops.sum(1) / dense  # (K,) BAA's uniform layouts
+def flops_share(flops, rerun, lo: int, hi: int) -> float:
+    """The cascade's total encoder FLOPs (every input's k_lo pass, the reruns' k_hi pass, FFNs included) / dense."""
+    return float(flops[lo].sum() + flops[hi][rerun].sum()) / float(flops[-1].sum())
+
+
+def baa_at_flops(val_correct, val_flops, spent: float) -> int:
+    """BAA's layout to compare with at a FLOP budget, chosen on **validation**: of its uniform layouts whose FLOPs
+    (on the validation inputs) are at or under ``spent``, the most accurate there (its accuracy is not monotone
+    in k); ties go to the cheaper layout."""
+    shares = val_flops.sum(1) / val_flops[-1].sum()  # (K,)
     fits = [j for j in range(len(shares)) if float(shares[j]) <= spent + 1e-12] or [0]
-    j = max(fits, key=lambda i: (float(val_correct[i].double().mean()), -i))  # ties: the cheaper layout
-    return {"total_flops_share": spent, "baa_flops_share": float(shares[j]), "baa_k_index": j,
-            **_versus(chosen, correct[j], spent)}
+    return max(fits, key=lambda j: (float(val_correct[j].double().mean()), -j))
 
 
 def loss_lagrangian(correct, loss, costs, target: float, steps: int = 60):
@@ -147,10 +148,10 @@ def signals(loss, sure, lo: int, n: int) -> dict:
             "random": torch.rand(n, generator=torch.Generator().manual_seed(0))}
 
 
-def bound_rows(val: tuple, test: tuple, grid: list[int], total: int, target: float, flops=None) -> dict:
+def bound_rows(val: tuple, test: tuple, grid: list[int], total: int, target: float, flops=None, val_flops=None) -> dict:
     """One target cost: BAA, every signal's two-level allocation (pair chosen on validation) with its random control,
-    the cascade (with ``flops``, the test inputs' (K, N) FLOPs, also in total FLOPs against BAA at the same FLOPs),
-    the loss oracle and the label oracle, all on test."""
+    the cascade (with ``flops`` and ``val_flops``, the test and validation inputs' (K, N) FLOPs, also in total FLOPs
+    against BAA at the same FLOPs), the loss oracle and the label oracle, all on test."""
     vc, vl, vs, costs = val[:4]
     tc, tl, ts = test[:3]
     j = grid.index(round(target * total))
@@ -175,10 +176,16 @@ def bound_rows(val: tuple, test: tuple, grid: list[int], total: int, target: flo
     chosen, cost, rerun = cascade(tc, ts, costs, *best, target)
     row["cascade"] = _versus(chosen, uniform, cost, k_lo=grid[best[0]], k_hi=grid[best[1]], val_accuracy=val_cascade(best),
                              val_baa_accuracy=float(vc[j].float().mean()), rerun_share=float(rerun.double().mean()))
-    if flops is not None:
-        eq = at_equal_flops(chosen, flops, rerun, *best, tc, vc)
-        eq["baa_k"] = grid[eq.pop("baa_k_index")]
-        row["cascade"]["versus_baa_at_equal_total_flops"] = eq
+    if flops is not None and val_flops is not None:
+        # The FLOP budget and BAA's layout under it are fixed on validation (the cascade's own FLOPs there), then
+        # both are reported on test, paired.
+        val_spent = flops_share(val_flops, cascade(vc, vs, costs, *best, target)[2], *best)
+        jb = baa_at_flops(vc, val_flops, val_spent)
+        test_shares = flops.sum(1) / flops[-1].sum()
+        row["cascade"]["versus_baa_at_equal_total_flops"] = {
+            "total_flops_share": flops_share(flops, rerun, *best), "val_total_flops_share": val_spent,
+            "baa_k": grid[jb], "baa_flops_share": float(test_shares[jb]),
+            **{k: v for k, v in _versus(chosen, tc[jb], cost).items() if k != "cost"}}
     by_loss, loss_cost = loss_lagrangian(tc, tl, costs, target)
     row["loss_oracle"] = _versus(by_loss, uniform, loss_cost)
     right = tc.any(0)
@@ -216,8 +223,8 @@ def main() -> int:
                    max_test=args.max_test or sizes.get("max_test"), checkpoint=ckpt, splits=("val", "test"))
     model = ckpt.model.to(args.device)
     val, test = (per_budget_outcomes(model, getattr(prep, name), grid, device=args.device) for name in ("val", "test"))
-    flops = input_flops(ckpt.config, grid, test[4])
-    rows = [{"model": Path(args.model).name, **bound_rows(val, test, grid, total, t, flops)} for t in args.targets]
+    flops, val_flops = input_flops(ckpt.config, grid, test[4]), input_flops(ckpt.config, grid, val[4])
+    rows = [{"model": Path(args.model).name, **bound_rows(val, test, grid, total, t, flops, val_flops)} for t in args.targets]
     curve = [{"k": k, "cost": k / total, "total_flops_share": float(flops[j].sum() / flops[-1].sum()),
               "accuracy": float(test[0][j].double().mean())} for j, k in enumerate(grid)]
     if args.json:
@@ -235,7 +242,7 @@ def main() -> int:
                   + (f"; random inputs, same pair: {100 * ctrl['difference']:+.2f}" if ctrl else ""))
         eq = r["cascade"]["versus_baa_at_equal_total_flops"]
         print(f"  cascade in total FLOPs: {eq['total_flops_share']:.3f} of dense; BAA's best on validation at or under "
-              f"them, {eq['baa_k']} heads "
+              f"them there ({eq['val_total_flops_share']:.3f}), {eq['baa_k']} heads "
               f"({eq['baa_flops_share']:.3f}): {100 * eq['difference']:+.2f} pt [{100 * eq['difference_ci'][0]:+.2f}, "
               f"{100 * eq['difference_ci'][1]:+.2f}]")
     return 0

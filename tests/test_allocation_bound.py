@@ -67,18 +67,38 @@ def test_input_flops_are_the_flop_model_of_each_input_and_the_cascade_pays_every
         for i, n in enumerate(lengths.tolist()):
             assert float(flops[j, i]) == pytest.approx(model_flops(cfg, per_layer, [n]).total)
     # every input reruns: both passes' FLOPs, more than the dense model's, so every BAA layout fits
+    everyone = torch.ones(3, dtype=torch.bool)
+    spent = bound.flops_share(flops, everyone, 0, 1)
+    assert spent == pytest.approx(float((flops[0] + flops[1]).sum() / flops[2].sum())) and spent > 1
     correct = torch.tensor([[True, False, False], [True, True, False], [True, True, True]])
-    rerun = torch.ones(3, dtype=torch.bool)
-    eq = bound.at_equal_flops(correct[1], flops, rerun, 0, 1, correct, val_correct=correct)
-    assert eq["total_flops_share"] == pytest.approx(float((flops[0] + flops[1]).sum() / flops[2].sum()))
-    assert eq["baa_k_index"] == 2 and eq["difference"] == pytest.approx(-1 / 3)
-    # the layout is BAA's best on validation among those that fit, not on test
+    assert bound.baa_at_flops(correct, flops, spent) == 2
+    # BAA's layout is its best on the validation rows given, among those that fit; ties go to the cheaper one
     val = torch.tensor([[True, True, True], [True, True, True], [True, True, False]])
-    eq = bound.at_equal_flops(correct[1], flops, rerun, 0, 1, correct, val_correct=val)
-    assert eq["baa_k_index"] == 0 and eq["difference"] == pytest.approx(1 / 3)
-    # no rerun: only the cheap layout fits, against itself
-    eq = bound.at_equal_flops(correct[0], flops, torch.zeros(3, dtype=torch.bool), 0, 1, correct, val_correct=val)
-    assert eq["baa_k_index"] == 0 and eq["difference"] == 0
+    assert bound.baa_at_flops(val, flops, spent) == 0
+    # no rerun: only the cheap layout fits
+    assert bound.baa_at_flops(correct, flops, bound.flops_share(flops, torch.zeros(3, dtype=torch.bool), 0, 1)) == 0
+
+
+def test_the_cascade_against_baa_in_flops_is_fixed_on_validation_and_reported_on_test():
+    # validation: only the cheap layout (index 0) is right, so BAA's layout under the FLOP budget is index 0;
+    # on test it is the only one wrong: chosen on test, BAA's layout would be another one
+    K, N = 4, 40
+    costs = torch.tensor([2 / 16, 4 / 16, 8 / 16, 1.0])
+    lengths = torch.full((N,), 10)
+    cfg = type("C", (), {"n_layers": 2, "d_model": 16, "head_dim": 4, "d_ffn": 32})()
+    flops = bound.input_flops(cfg, [2, 4, 8, 16], lengths)
+    vc = torch.zeros(K, N, dtype=torch.bool)
+    vc[0] = True
+    tc = torch.zeros(K, N, dtype=torch.bool)
+    tc[1:] = True
+    sure = torch.rand(K, N, generator=torch.Generator().manual_seed(0))
+    loss = torch.ones(K, N)
+    val, test = (vc, loss, sure, costs, lengths), (tc, loss, sure, costs, lengths)
+    row = bound.bound_rows(val, test, [2, 4, 8, 16], 16, 0.25, flops, flops)
+    eq = row["cascade"]["versus_baa_at_equal_total_flops"]
+    assert eq["baa_k"] == 2 and eq["val_total_flops_share"] == pytest.approx(eq["total_flops_share"])
+    assert bound.baa_at_flops(tc, flops, eq["total_flops_share"]) != 0  # what choosing on test would have given
+    assert "cost" not in eq and eq["baa_flops_share"] == pytest.approx(float(flops[0].sum() / flops[3].sum()))
 
 
 def test_the_loss_oracle_spends_at_most_the_target_and_where_heads_lower_the_loss_most():

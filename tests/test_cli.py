@@ -132,3 +132,24 @@ def test_merge_refuses_what_is_not_a_results_file_in_one_sentence(tmp_path, caps
         assert main(["compare", "--merge", str(path)]) == 2
         err = capsys.readouterr().err
         assert says in err and "Errno" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
+    # a background job of a shell script starts with SIGINT ignored: a Ctrl+C meant for the script must not stop it
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "baa_core", "train", "--task", "synthetic", "--method", "baa",
+                             "--out", str(tmp_path / "m")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1],
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        time.sleep(3.0)  # past the imports: main() is running
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.poll() is None, proc.stderr.read()[-500:]
+    finally:
+        proc.kill()
+        proc.communicate()

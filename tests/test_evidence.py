@@ -278,6 +278,9 @@ def test_controls_table_reads_entries_and_bare_numbers():
     assert rows[1]["chance (1/C)"] is None and rows[0]["accuracy (method)"] == 0.9
     # every measured number is shown with its interval where the card has one; 1/C is exact
     assert rows[0]["intervals"] == {"accuracy (method)": [0.88, 0.92], "every head closed (evaluated)": [0.38, 0.42]}
+    odd = dict(entry, controls=dict(entry["controls"], no_attention_eval={"accuracy": 0.4, "accuracy_ci": [float("nan"), 0.4]},
+                                    no_attention_trained={"accuracy": 0.6, "accuracy_ci": [True, False]}))
+    assert list(controls_table([odd])[0]["intervals"]) == ["accuracy (method)"]  # NaN and booleans are no interval
     from app.ui.figures import format_controls
 
     shown = format_controls(rows)[0]

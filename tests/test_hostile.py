@@ -251,9 +251,14 @@ def test_typed_names_open_hub_names_and_folders_in_the_models_folder_only(tmp_pa
     for probe in ("/etc", "/etc/passwd", "../../etc", str(tmp_path), "~", "x/y/z", "mine/../../.."):
         with pytest.raises(catalog.SourceRefused):
             catalog.resolve_source(probe)
-    for probe in ("a" * 256, "/" + "a" * 300, "mine\x00", "a\nb"):  # names the OS would refuse with an error
+    for probe in ("a" * 256, "mine\x00", "a\nb", "/" + "a" * 300 + "\x00"):  # names the OS would refuse with an error
         with pytest.raises(catalog.SourceRefused, match="characters"):
             catalog.resolve_source(probe)
+    with pytest.raises(catalog.SourceRefused, match="only folders inside your models folder"):
+        catalog.resolve_source("/" + "a" * 300)  # a path: too long for the OS, refused as any outside path
+    deep = tmp_path / "models" / ("d" * 120) / ("e" * 120)  # a real folder with a path over 200 characters
+    deep.mkdir(parents=True)
+    assert catalog.resolve_source(str(deep)) == str(deep.resolve())
     assert catalog.is_folder("a" * 300) is False and catalog.is_folder("a\x00b") is False
 
 

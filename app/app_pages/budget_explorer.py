@@ -7,7 +7,6 @@ import streamlit as st
 
 from app.ui import compute, export_view, figures, live_panel, posthoc_panel, safe, state
 from baa_core import methods
-from baa_core.measure.operating_points import wilson_interval
 
 sel = state.require_model()
 model, card = sel.model, sel.card
@@ -75,9 +74,7 @@ def live_part():
     with mid:
         if data and not live_auto and point.live is None and st.button(f"Evaluate b = {budget:.2f} on the live sample", key="explorer_live_point_btn"):
             acc = state.live_accuracy_cached(*sel.key, point.key, sel.ckpt, data)
-            lo, hi = wilson_interval(acc, len(data.sample))
-            st.metric(f"accuracy, live ({len(data.sample)} examples)", f"{acc:.1%}", help="this sample, computed here now")
-            st.caption(f"95% interval (Wilson, n = {len(data.sample)}): [{lo:.1%}, {hi:.1%}]")
+            live_panel.show_live_accuracy(st, acc, len(data.sample))
     with right:
         acc = point.accuracy
         current = None if acc is None else {"est_cost": point.est_cost, "accuracy": acc.value, "label": f"now: b={budget:.2f}"}

@@ -12,7 +12,6 @@ import streamlit as st
 
 from app.ui import adaptive_figures, catalog, figures
 from baa_core import methods
-from baa_core.measure.operating_points import wilson_interval
 
 FOLLOW_KEY = "explorer_adaptive_follow"  # the session's choice to run the live sample at every released budget
 
@@ -86,11 +85,7 @@ def explorer(sel, data) -> None:
                    f"s_i(b) never falls as b rises, for any input.")
         c = st.columns(3)
         if point is not None:
-            n = len(point["s"])
-            lo, hi = wilson_interval(point["accuracy"], n)
-            c[0].metric(f"accuracy, live ({n} test examples)", f"{point['accuracy']:.1%}",
-                        help="this sample, computed here now; the card's number in the panel is the whole test split's")
-            c[0].caption(f"95% interval (Wilson, n = {n}): [{lo:.1%}, {hi:.1%}]")
+            live_panel.show_live_accuracy(c[0], point["accuracy"], len(point["s"]))
             c[1].metric("realised cost, live", f"{point['est_cost']:.3f}",
                         help="share of heads that run, averaged over inputs and blocks: mean of ceil(s·H)/H")
             c[2].metric("mean s_i(b), live", f"{point['s_mean']:.3f}",

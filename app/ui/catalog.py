@@ -228,17 +228,20 @@ def resolve_source(text: str) -> str:
     # Checked before any filesystem call: the OS refuses names like these with an error, not "no such folder".
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise SourceRefused("a model name cannot contain control characters")
-    if len(text) > MAX_SOURCE_CHARS:
-        raise SourceRefused(f"a model name is at most {MAX_SOURCE_CHARS} characters (a Hub name's parts, 96 each)")
     root = user_models_dir().resolve()
     looks_like_path = text.startswith(("/", ".", "~", "\\")) or text.count("/") > 1 or "\\" in text
+    if not looks_like_path and len(text) > MAX_SOURCE_CHARS:  # a path may be long: is_folder answers for it
+        raise SourceRefused(f"a model name is at most {MAX_SOURCE_CHARS} characters (a Hub name's parts, 96 each)")
     if not looks_like_path:
         inside = (root / text).resolve()
         if inside.is_relative_to(root) and is_folder(inside):
             return str(inside)
         return text
-    path = Path(text).expanduser().resolve()
-    if path.is_relative_to(root) and is_folder(path):
+    try:
+        path = Path(text).expanduser().resolve()
+    except (OSError, RuntimeError):  # a path the OS cannot resolve (too long, a loop, an unknown ~user)
+        path = None
+    if path is not None and path.is_relative_to(root) and is_folder(path):
         return str(path)
     raise SourceRefused(f"only folders inside your models folder ({user_models_dir()}) can be opened from the app")
 

@@ -371,3 +371,13 @@ def inspection_or_stop(sel, text: str, points: list, stops: list[int], point):
                       gate_values=point.gates, flops=model_flops(cfg, point.heads_per_layer, [T]).total,
                       dense_flops=model_flops(cfg, None, [T]).total, unknown_tokens=enc.unknown_tokens,
                       content_tokens=enc.content_tokens)
+
+
+def show_live_accuracy(container, accuracy: float, n: int) -> None:
+    """A live-sample accuracy as a metric, with its 95% Wilson interval under it (a sample of n inputs)."""
+    from baa_core.measure.operating_points import wilson_interval
+
+    lo, hi = wilson_interval(accuracy, n)
+    container.metric(f"accuracy, live ({n} test examples)", f"{accuracy:.1%}",
+                     help="this sample, computed here now; the card's number in the panel is the whole test split's")
+    container.caption(f"95% interval (Wilson, n = {n}): [{lo:.1%}, {hi:.1%}]")
