@@ -488,3 +488,21 @@ def test_training_with_the_difficulty_signal_runs_and_spreads_the_offsets():
                        callbacks=[lambda e: seen.append(e.extra.get("difficulty_spread"))])
     assert [v for v in seen if v is not None], "the signal should report every logged step"
     assert isinstance(model, BudgetedClassifier)
+
+
+def test_shares_without_the_blocks_are_the_full_forwards_shares():
+    """What the explorer draws while the slider moves: s_i(b) from the embeddings and controllers alone."""
+    from baa_core.io.data import EncodedDataset
+    from baa_core.measure.adaptive import adaptive_outputs, shares_at
+
+    model = _random_adaptive()
+    ids, mask = padded_batch(B=12)
+    data = EncodedDataset([ids[i, : int(mask[i].sum())].tolist() for i in range(12)], torch.arange(12) % 2)
+    budgets = [0.15, 0.5, 0.9]
+    s = shares_at(model, data, budgets, batch_size=5)  # batches that split the data unevenly
+    assert s.shape == (3, 12, model.config.n_layers)
+    for k, b in enumerate(budgets):
+        torch.testing.assert_close(s[k], adaptive_outputs(model, data, b)["s"])
+    assert (s[1:] >= s[:-1]).all() and not torch.equal(s[0], s[2])  # monotone in b, and b matters
+    with pytest.raises(ValueError, match="embedding output"):
+        shares_at(_random_adaptive(reads="block"), data, [0.5])

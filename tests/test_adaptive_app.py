@@ -181,3 +181,21 @@ def test_another_models_rows_on_the_chart_are_named_by_that_model():
     names = [s["name"] for s in chart_series(card, "adaptive", [], "live")]
     assert any(n.endswith("(ag_news-minilm-budgetformer's card)") for n in names), names
     assert any(n.endswith("(card)") and "budgetformer" not in n for n in names), names
+
+
+def test_every_budget_of_the_panel_carries_the_samples_per_input_budgets(env):
+    """What the browser redraws while the slider moves: at each budget, the histogram of the live sample's
+    per-input budgets, the same numbers as a full run of the model on that sample at that budget."""
+    at = new_app("budget_explorer")
+    assert_clean(at)
+    data = panel(at)
+    assert all("shist" in p for p in data["points"])
+    n = data["points"][0]["shist"]["n"]
+    for p in data["points"]:
+        assert len(p["shist"]["counts"]) == 20 and sum(p["shist"]["counts"]) == n
+    means = [p["shist"]["mean"] for p in data["points"]]
+    assert means == sorted(means) and means[0] < means[-1]  # the sample's budgets rise with b
+    # small models run the live sample at once: its full-run numbers at the committed budget are on the page
+    shown = next(p for p in data["points"] if p["b"] == data["budget"])["shist"]
+    assert abs(shown["mean"] - float(metric(at, "mean s_i(b), live"))) < 1e-3
+    assert abs(shown["realised"] - float(metric(at, "realised cost, live"))) < 1e-3

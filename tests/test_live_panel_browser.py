@@ -176,6 +176,12 @@ GRID_NUMBERS = ("for (const h of document.querySelectorAll('[data-testid^=\"stBi
                 " if (p) return Array.from(p.querySelectorAll('.bl-cell')).map(c => c.innerText + (c.classList.contains('bl-on') ? '+' : '')).join('|'); }"
                 " return null;")
 
+SHARE_BARS = ("for (const h of document.querySelectorAll('[data-testid^=\"stBidiComponent\"]')) {"
+              " const r = h.shadowRoot || h; const p = r.querySelector('.bl-explorer');"
+              " if (p) return Array.from(p.querySelectorAll('.bl-shbar')).map(b => b.getAttribute('height')).join('|')"
+              " + ' ' + (p.querySelector('.bl-shsub') || {}).textContent; }"
+              " return null;")
+
 
 def test_adaptive_explorer_moves_with_the_drag_and_commits_on_release(app, shots):
     url, driver = app
@@ -184,14 +190,18 @@ def test_adaptive_explorer_moves_with_the_drag_and_commits_on_release(app, shots
     committed = driver.execute_script(BUDGET_RE)
     rect = pd.range_rect(driver, "explorer")
     assert (rect["min"], rect["max"]) == (0.25, 0.75)  # the budgets the card measured
-    grids, w0 = set(), pd.watch(driver)
+    grids, shares, w0 = set(), set(), pd.watch(driver)
     pd._mouse(driver, "mousePressed", pd.x_of(rect, rect["min"]), rect["y"])
     for i in range(1, 21):
         pd._mouse(driver, "mouseMoved", pd.x_of(rect, rect["min"] + (rect["max"] - rect["min"]) * i / 20), rect["y"])
         grids.add(driver.execute_script(GRID_NUMBERS))
+        shares.add(driver.execute_script(SHARE_BARS))
     shown = pd.stats(driver, "explorer_live")["shown"]
     assert {0.25, 0.5, 0.75} <= set(shown), f"the panel did not move through the card's budgets: {sorted(set(shown))}"
     assert len(grids) >= 2, "the per-block mean heads did not change during the drag"
+    # every input's budget moves with the drag too: the live sample's histogram, redrawn in the browser
+    assert None not in shares and len(shares) >= 3, f"the per-input budgets did not move during the drag: {shares}"
+    assert all("mean s" in v for v in shares)
     time.sleep(0.5)
     assert pd.watch(driver)["sent"] == w0["sent"], "Streamlit ran the script during the drag"
     assert driver.execute_script(BUDGET_RE) == committed

@@ -36,6 +36,24 @@ def live_point(path: str, version: float, budget: float, _ckpt, _data) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
+def sample_shares(path: str, version: float, budgets: tuple[float, ...], _ckpt, _data) -> dict | None:
+    """{budget: (each sample input's mean s over blocks, the realised cost)} at every budget of the card, from the
+    embeddings and controllers alone (``shares_at``: no attention block runs, so milliseconds even for MiniLM);
+    None where the shares read the blocks (then only the released budget is drawn, from a full run)."""
+    from baa_core.io.data import EncodedDataset
+    from baa_core.measure.adaptive import shares_at
+    from baa_core.model.adaptive import realised_fraction
+
+    if getattr(_ckpt.model.config, "adaptive_input", "embedding") != "embedding" or not budgets:
+        return None
+    idx = _data.sample
+    sample = EncodedDataset([_data.test.ids[i] for i in idx], _data.test.labels[idx], _data.test.pad_id)
+    s = shares_at(_ckpt.model, sample, list(budgets))  # (K, N, L)
+    heads = _ckpt.model.config.n_heads
+    return {b: (s[k].mean(1).tolist(), float(realised_fraction(s[k], heads).mean())) for k, b in enumerate(budgets)}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
 def curves_for(path: str, version: float, text: str, _ckpt) -> dict:
     from baa_core.measure.adaptive import s_curves
     from baa_core.measure.inspection import encode_text
@@ -62,10 +80,14 @@ def explorer(sel, data) -> None:
     card = sel.card
     siblings = [r for r in _sibling_rows(card, "budgetformer") if r.get("est_cost") is not None]
 
+    budgets = tuple(sorted(float(r["budget"]) for r in (card.get("sweeps") or {}).get("adaptive") or []
+                           if r.get("budget") is not None))
+    shares = sample_shares(*sel.key, budgets, sel.ckpt, data) if data else None
+
     @st.fragment
     def live_part():
         """The panel and what depends on the committed budget: a release reruns only this."""
-        budget, _ = live_panel.show_adaptive(sel, key="explorer_live", sibling_rows=siblings)
+        budget, _ = live_panel.show_adaptive(sel, key="explorer_live", sibling_rows=siblings, sample_shares=shares)
         if budget is None:
             st.info("This model's card has no measured budget to show, so there is nothing to slide over.")
             return

@@ -21,7 +21,9 @@ The payload (plain JSON; ``panel_payload`` builds it, pure):
 Per-input models under one knob (``adaptive``) get the same panel from their card (``adaptive_payload``):
 one point per measured budget, ``mask``/``gates`` null (each input picks its own heads; the grid shows the
 mean heads per block, ``hpl``), and optional ``metric_labels``, ``cost_sub``, ``grid_caption``, ``ktxt``
-and ``lat.sub`` to name what differs.
+and ``lat.sub`` to name what differs. With the evaluation sample's shares at each budget, every point also
+carries ``shist`` ({"counts": [inputs per bin of mean s over blocks, SHARE_BINS bins over [0, 1]], "mean",
+"realised", "n"}): the histogram of per-input budgets the browser redraws while the slider moves.
 
 ``input.at`` is aligned with ``points``: one entry per operating point for the current text. ``mask`` and
 ``s`` are optional per-input fields (a per-input method such as ``adaptive`` sets each input's heads and
@@ -162,13 +164,26 @@ def panel_payload(points: list, *, panel_id: str, mode: str, card: dict, own_met
     return payload
 
 
+SHARE_BINS = 20  # the per-input budget histogram's bins over [0, 1], as the server-side one (adaptive_figures)
+
+
+def share_histogram(values: list[float], realised: float) -> dict:
+    """The ``shist`` of one point: inputs per bin of s (the last bin holds 1.0), their mean, the realised cost."""
+    counts = [0] * SHARE_BINS
+    for v in values:
+        counts[min(SHARE_BINS - 1, max(0, int(float(v) * SHARE_BINS)))] += 1
+    n = len(values)
+    return {"counts": counts, "mean": round(sum(values) / n, 4) if n else None, "realised": round(float(realised), 4), "n": n}
+
+
 def adaptive_payload(card: dict, *, panel_id: str, layers: int, heads: int, sibling_rows: list[dict] | None = None,
-                     mode: str = "explorer") -> dict:
+                     mode: str = "explorer", sample_shares: dict | None = None) -> dict:
     """The panel's data for a per-input model under one budget knob (``adaptive``), from its card's sweep: one
     point per measured budget (full test split, 95% interval), realised cost, mean heads per input and per
     block, latency where the card timed it. No mask: each input picks its own heads, so the grid shows how
     many heads an input runs per block on average. ``sibling_rows``: other models' rows drawn on the chart
-    (BudgetFormer of the same task)."""
+    (BudgetFormer of the same task). ``sample_shares``: {budget: (per-input mean s, realised cost)} on the
+    evaluation sample, drawn as each point's histogram of per-input budgets (``shist``)."""
     from baa_core.measure.operating_points import card_accuracy
 
     rows = sorted((r for r in (card.get("sweeps") or {}).get("adaptive") or []
@@ -198,6 +213,9 @@ def adaptive_payload(card: dict, *, panel_id: str, layers: int, heads: int, sibl
                        "mask": None, "gates": None, "acc": _acc(a), "live": None, "lat": lat,
                        "flop": None if r.get("flop_speedup") is None else round(float(r["flop_speedup"]), 4), "vs_all": vs,
                        "ktxt": f"{k:.1f} of {total} heads per input, on average"})
+        shares = (sample_shares or {}).get(b)
+        if shares is not None:
+            points[-1]["shist"] = share_histogram(*shares)
     chart_card = {**card, "sweeps": {**(card.get("sweeps") or {}), **({"budgetformer": sibling_rows} if sibling_rows else {})}}
     series = chart_series(chart_card, "adaptive", [], "live") if points and mode == "explorer" else []
     ys = [(pt[1], pt[2], pt[3]) for s_ in series for pt in s_["pts"]]
@@ -297,7 +315,7 @@ def show(sel, data, *, key: str, mode: str = "explorer", text: str | None = None
 
 
 def show_adaptive(sel, *, key: str, mode: str = "explorer", sibling_rows: list[dict] | None = None, text: str | None = None,
-                  truth: int | None = None):
+                  truth: int | None = None, sample_shares: dict | None = None):
     """The live panel for an adaptive model (card numbers, see ``adaptive_payload``). Returns (the committed
     budget, the text's ``Inspection`` at it): the budget is the session's shared budget snapped to a budget the
     card measured (None: the card has none); ``mode="inspector"`` with a ``text`` also draws the text's own
@@ -305,7 +323,7 @@ def show_adaptive(sel, *, key: str, mode: str = "explorer", sibling_rows: list[d
     release of the slider runs no model); otherwise it is None."""
     cfg = sel.model.config
     base = adaptive_payload(sel.ckpt.typed_card.as_dict(), panel_id=key, layers=cfg.n_layers, heads=cfg.n_heads,
-                            sibling_rows=sibling_rows, mode=mode)
+                            sibling_rows=sibling_rows, mode=mode, sample_shares=sample_shares)
     if not base["points"]:
         return None, None
     shared = st.session_state.get(state.BUDGET_KEY)

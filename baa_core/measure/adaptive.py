@@ -145,6 +145,33 @@ def complexity_analysis(model, test, complexity: torch.Tensor, budgets=(0.3, 0.5
     return rows
 
 
+@torch.no_grad()
+def shares_at(model, data, budgets, batch_size: int = 256, device: str = "cpu") -> torch.Tensor:
+    """Every input's share s_i^l(b) at each budget, (K, N, L), without running a single attention block.
+
+    Where the shares read the pooled embedding output (``adaptive_input="embedding"``, the default), s_i(b)
+    is the controllers' function of that output and u(b) alone: this is what lets the app redraw every
+    input's budget while the slider moves, for any model size. The same numbers as the full forward's
+    (``adaptive_outputs``; a test checks it). Block-reading shares need the blocks: refused."""
+    from ..model.attention import masked_mean
+    from ..model.gates import as_budget_tensor
+
+    if model.config.gating != "adaptive" or getattr(model.config, "adaptive_input", "embedding") != "embedding":
+        raise ValueError("shares without the blocks need an adaptive model whose shares read the embedding output")
+    was = model.training
+    model.to(device).eval()
+    out = [[] for _ in budgets]
+    for batch in iterate_batches(data, batch_size, device=device):
+        x = model.embeddings(batch["input_ids"])  # (B, T, d)
+        pooled = masked_mean(x, batch["attention_mask"])  # (B, d)
+        for k, b in enumerate(budgets):
+            u = model.calibration(as_budget_tensor(b, x.device))  # () the calibrated budget logit u(b)
+            s = [torch.sigmoid(c.offset(pooled) + c.sensitivity() * u) for c in model.controllers]  # L x (B,)
+            out[k].append(torch.stack(s, 1).float().cpu())  # (B, L)
+    model.train(was)
+    return torch.stack([torch.cat(rows) for rows in out])  # (K, N, L)
+
+
 def operating_point_arrays(model, data, budget: float, device: str = "cpu") -> dict:
     """What the explorer draws at one budget, as plain lists: per input s (mean over blocks), s per
     block, realised head fraction, label, correct; and the summary numbers."""

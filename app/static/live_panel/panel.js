@@ -99,6 +99,7 @@ function build(root, data) {
     for (let h = 0; h < H; h++) cells.push(`<div class="bl-cell" title="block ${l}, head ${h}"></div>`);
   }
   const chart = mode === "explorer" ? buildChart(data) : null;
+  const shist = data.points.some((p) => p.shist) ? buildShareHistogram(data) : "";
   const hasInput = data.input && data.input.at;
   const inputBlock = hasInput ? `<div class="bl-input"><div class="bl-cap bl-pred"></div><div class="bl-bars">${data.input.labels.map((lab, c) =>
     `<div class="bl-bar" data-c="${c}"><span class="bl-blab">${esc(lab)}</span><span class="bl-track"><span class="bl-fill"></span></span><span class="bl-bval"></span></div>`).join("")}</div><div class="bl-s"></div></div>` : "";
@@ -113,6 +114,7 @@ function build(root, data) {
     `<div class="bl-body">${inputBlock}<div class="bl-gridbox"><div class="bl-cap">${esc(data.grid_caption ||
       "Heads at this budget: blue runs, grey is off; the number is the soft gate g(b)")}</div>`,
     `<div class="bl-grid" style="grid-template-columns: max-content repeat(${H}, minmax(0, 1fr))">${head.join("")}${cells.join("")}</div></div>`,
+    shist,
     chart ? `<div class="bl-chartbox"><div class="bl-cap">Accuracy vs cost, every method in the card; the star is the slider's point</div>${chart.html}</div>` : "",
     `</div>`,
     `</div>`,
@@ -126,11 +128,51 @@ function build(root, data) {
     now: q(".bl-now"), nowbar: q(".bl-nowbar"), guide: q(".bl-guide"), chart,
     pred: q(".bl-pred"), bars: Array.from(root.querySelectorAll(".bl-bar")).map((b) => ({el: b, fill: b.querySelector(".bl-fill"), val: b.querySelector(".bl-bval")})),
     sBox: q(".bl-s"),
+    shBars: Array.from(root.querySelectorAll(".bl-shbar")), shMean: q(".bl-shmean"), shSub: q(".bl-shsub"),
   };
   inst.stats.builds += 1;
   if (hasInput) drawSCurve(inst);
   wire(inst);
   return inst;
+}
+
+// The evaluation sample's per-input budgets: one bar per bin of s (mean over blocks), redrawn for every point.
+const SH = {W: 300, H: 120, L: 30, B: 22, T: 6};
+
+function buildShareHistogram(data) {
+  const n = data.points[0].shist ? data.points[0].shist.counts.length : 20, pw = SH.W - SH.L - 8, ph = SH.H - SH.T - SH.B;
+  const bars = Array.from({length: n}, (_, i) =>
+    `<rect class="bl-shbar" x="${(SH.L + (pw * i) / n + 0.5).toFixed(1)}" width="${(pw / n - 1).toFixed(1)}" y="${SH.T + ph}" height="0"><title></title></rect>`);
+  const n0 = (data.points.find((p) => p.shist) || {}).shist.n;
+  return `<div class="bl-shistbox"><div class="bl-cap">Every input's own budget s_i(b) on the live sample (${n0} test inputs, ` +
+    `mean over blocks): it moves as you drag</div><svg viewBox="0 0 ${SH.W} ${SH.H}" class="bl-shist" role="img" aria-label="histogram of per-input budgets">` +
+    `<rect x="${SH.L}" y="${SH.T}" width="${pw}" height="${ph}" class="bl-plot"/>${bars.join("")}` +
+    `<line class="bl-shmean" x1="-10" x2="-10" y1="${SH.T}" y2="${SH.T + ph}"/>` +
+    [0, 0.5, 1].map((t) => `<text x="${(SH.L + pw * t).toFixed(1)}" y="${SH.H - 8}" text-anchor="middle" class="bl-tick">${t}</text>`).join("") +
+    `<text x="${SH.L - 4}" y="${SH.T + 8}" text-anchor="end" class="bl-tick">n</text></svg><div class="bl-shsub bl-cap"></div></div>`;
+}
+
+function drawShareHistogram(inst, p) {
+  const h = p.shist;
+  if (!inst.shBars.length) return;
+  const pw = SH.W - SH.L - 8, ph = SH.H - SH.T - SH.B, n = inst.shBars.length;
+  if (!h) {
+    inst.shBars.forEach((r) => { r.setAttribute("height", "0"); r.setAttribute("y", SH.T + ph); });
+    inst.shSub.textContent = "not computed at this budget";
+    return;
+  }
+  const top = Math.max(1, ...h.counts);
+  inst.shBars.forEach((r, i) => {
+    const c = h.counts[i] || 0, hh = (ph * c) / top;
+    r.setAttribute("height", hh.toFixed(1));
+    r.setAttribute("y", (SH.T + ph - hh).toFixed(1));
+    r.querySelector("title").textContent = `s in [${(i / n).toFixed(2)}, ${((i + 1) / n).toFixed(2)}): ${c} inputs`;
+  });
+  const x = (SH.L + pw * h.mean).toFixed(1);
+  inst.shMean.setAttribute("x1", x);
+  inst.shMean.setAttribute("x2", x);
+  inst.shSub.textContent = `b = ${fmtB(p.b)}: mean s ${h.mean.toFixed(3)} · realised cost ${h.realised.toFixed(3)} on this sample ` +
+    `(the share of heads run; ceil(s·H) heads, at least one per block)`;
 }
 
 function drawSCurve(inst) {
@@ -210,6 +252,7 @@ function render(inst, idx, raw) {
       }
     }
     inst.ticks.forEach((t, j) => t.classList.toggle("bl-current", data.stops[j] === idx));
+    drawShareHistogram(inst, p);
     if (inst.metrics.length) {
       const a = p.acc;
       setMetric(inst.metrics[0], a ? pct(a.v) : "not measured",
