@@ -164,7 +164,7 @@ def panel_payload(points: list, *, panel_id: str, mode: str, card: dict, own_met
     return payload
 
 
-SHARE_BINS = 20  # the per-input budget histogram's bins over [0, 1], as the server-side one (adaptive_figures)
+SHARE_BINS = 40  # the per-input budget histogram's bins over [0, 1]: 0.025 wide, as the server-side one (adaptive_figures)
 
 
 def share_histogram(values: list[float], realised: float) -> dict:
@@ -214,7 +214,7 @@ def adaptive_payload(card: dict, *, panel_id: str, layers: int, heads: int, sibl
                        "flop": None if r.get("flop_speedup") is None else round(float(r["flop_speedup"]), 4), "vs_all": vs,
                        "ktxt": f"{k:.1f} of {total} heads per input, on average"})
         shares = (sample_shares or {}).get(b)
-        if shares is not None:
+        if shares is not None and len(shares[0]):
             points[-1]["shist"] = share_histogram(*shares)
     chart_card = {**card, "sweeps": {**(card.get("sweeps") or {}), **({"budgetformer": sibling_rows} if sibling_rows else {})}}
     series = chart_series(chart_card, "adaptive", [], "live") if points and mode == "explorer" else []

@@ -140,11 +140,10 @@ function build(root, data) {
 const SH = {W: 300, H: 120, L: 30, B: 22, T: 6};
 
 function buildShareHistogram(data) {
-  const n = data.points[0].shist ? data.points[0].shist.counts.length : 20, pw = SH.W - SH.L - 8, ph = SH.H - SH.T - SH.B;
+  const first = data.points.find((p) => p.shist).shist, n = first.counts.length, pw = SH.W - SH.L - 8, ph = SH.H - SH.T - SH.B;
   const bars = Array.from({length: n}, (_, i) =>
     `<rect class="bl-shbar" x="${(SH.L + (pw * i) / n + 0.5).toFixed(1)}" width="${(pw / n - 1).toFixed(1)}" y="${SH.T + ph}" height="0"><title></title></rect>`);
-  const n0 = (data.points.find((p) => p.shist) || {}).shist.n;
-  return `<div class="bl-shistbox"><div class="bl-cap">Every input's own budget s_i(b) on the live sample (${n0} test inputs, ` +
+  return `<div class="bl-shistbox"><div class="bl-cap">Every input's own budget s_i(b) on the live sample (${first.n} test inputs, ` +
     `mean over blocks): it moves as you drag</div><svg viewBox="0 0 ${SH.W} ${SH.H}" class="bl-shist" role="img" aria-label="histogram of per-input budgets">` +
     `<rect x="${SH.L}" y="${SH.T}" width="${pw}" height="${ph}" class="bl-plot"/>${bars.join("")}` +
     `<line class="bl-shmean" x1="-10" x2="-10" y1="${SH.T}" y2="${SH.T + ph}"/>` +
