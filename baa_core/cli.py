@@ -352,7 +352,8 @@ def _parse_and_run(argv) -> int:
         _check_before_running(args)
         code = COMMANDS[args.command](args)
         if _SIGINT_SEEN.is_set():  # swallowed by a later lazy import (datasets, transformers): still not a success
-            raise KeyboardInterrupt
+            print("error: interrupted, after the command had finished (what it printed or saved is complete)", file=sys.stderr)
+            return 130
         return code
     except KeyboardInterrupt:
         raise

@@ -506,3 +506,7 @@ def test_shares_without_the_blocks_are_the_full_forwards_shares():
     assert (s[1:] >= s[:-1]).all() and not torch.equal(s[0], s[2])  # monotone in b, and b matters
     with pytest.raises(ValueError, match="embedding output"):
         shares_at(_random_adaptive(reads="block"), data, [0.5])
+    model.train()
+    with pytest.raises(ValueError, match=r"lie in \(0, 1\]"):  # every budget checked before any work
+        shares_at(model, data, [0.5, 0.0])
+    assert model.training  # the caller's mode is kept, also on a refusal

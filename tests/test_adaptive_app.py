@@ -199,3 +199,22 @@ def test_every_budget_of_the_panel_carries_the_samples_per_input_budgets(env):
     shown = next(p for p in data["points"] if p["b"] == data["budget"])["shist"]
     assert abs(shown["mean"] - float(metric(at, "mean s_i(b), live"))) < 1e-3
     assert abs(shown["realised"] - float(metric(at, "realised cost, live"))) < 1e-3
+
+
+def test_a_card_row_at_budget_zero_does_not_break_the_explorer(env, tmp_path, monkeypatch):
+    # the card check accepts budgets in [0, 1]; the model takes (0, 1]: the panel's per-input budgets skip that row
+    import json
+    import shutil
+
+    folder = tmp_path / "pretrained" / "zero-adaptive"
+    shutil.copytree(env / "pretrained" / "tiny-adaptive", folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["sweeps"]["adaptive"].append(dict(card["sweeps"]["adaptive"][0], budget=0.0))
+    (folder / "card.json").write_text(json.dumps(card))
+    monkeypatch.setenv("BAA_PRETRAINED_DIR", str(tmp_path / "pretrained"))
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    at.selectbox(key="model_id").set_value("shipped/zero-adaptive").run()
+    at.switch_page("app_pages/budget_explorer.py").run()
+    assert_clean(at)
+    assert sum("shist" in p for p in panel(at)["points"]) >= 3

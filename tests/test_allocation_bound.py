@@ -117,3 +117,24 @@ def test_a_target_under_the_cheapest_layout_is_refused_instead_of_searched_forev
         bound.loss_lagrangian(torch.ones(4, 3, dtype=torch.bool), torch.ones(4, 3), COSTS, 0.1)
     assert bound.pairs_for(COSTS, float(COSTS[0])) == []
     assert (0, 3) in bound.pairs_for(COSTS, 0.25 + 1e-3)
+
+
+def test_the_flop_budget_comes_from_the_validation_inputs_not_the_test_inputs():
+    # validation FLOPs admit layouts 0 and 1 under the cascade's budget; test FLOPs would admit layout 2 too, which
+    # validation rates best: a budget taken on test would pick it
+    K, N = 4, 16
+    costs = torch.tensor([2 / 16, 4 / 16, 8 / 16, 1.0])
+    val_flops = torch.tensor([1.0, 2.0, 4.0, 8.0])[:, None].expand(K, N).clone()
+    test_flops = torch.tensor([1.0, 1.1, 1.2, 8.0])[:, None].expand(K, N).clone()
+    vc = torch.zeros(K, N, dtype=torch.bool)
+    vc[1, : N // 2] = True
+    vc[2] = True
+    sure = torch.linspace(0.1, 0.9, N).expand(K, N).clone()
+    loss = torch.ones(K, N)
+    lengths = torch.full((N,), 8)
+    val, test = (vc, loss, sure, costs, lengths), (vc.clone(), loss, sure, costs, lengths)
+    eq = bound.bound_rows(val, test, [2, 4, 8, 16], 16, 0.25, test_flops, val_flops)["cascade"]["versus_baa_at_equal_total_flops"]
+    on_test = bound.baa_at_flops(vc, test_flops, eq["total_flops_share"])
+    on_val = bound.baa_at_flops(vc, val_flops, eq["val_total_flops_share"])
+    assert on_test != on_val  # the case tells the two apart
+    assert eq["baa_k"] == [2, 4, 8, 16][on_val]

@@ -44,9 +44,9 @@ def sample_shares(path: str, version: float, budgets: tuple[float, ...], _ckpt, 
     from baa_core.measure.adaptive import shares_at
     from baa_core.model.adaptive import realised_fraction
 
-    if getattr(_ckpt.model.config, "adaptive_input", "embedding") != "embedding" or not budgets:
-        return None
     idx = _data.sample
+    if getattr(_ckpt.model.config, "adaptive_input", "embedding") != "embedding" or not budgets or not len(idx):
+        return None
     sample = EncodedDataset([_data.test.ids[i] for i in idx], _data.test.labels[idx], _data.test.pad_id)
     s = shares_at(_ckpt.model, sample, list(budgets))  # (K, N, L)
     heads = _ckpt.model.config.n_heads
@@ -80,8 +80,9 @@ def explorer(sel, data) -> None:
     card = sel.card
     siblings = [r for r in _sibling_rows(card, "budgetformer") if r.get("est_cost") is not None]
 
-    budgets = tuple(sorted(float(r["budget"]) for r in (card.get("sweeps") or {}).get("adaptive") or []
-                           if r.get("budget") is not None))
+    # the card's budgets that a model accepts (a card may hold a row at 0.0; the check takes [0, 1])
+    budgets = tuple(sorted({float(r["budget"]) for r in (card.get("sweeps") or {}).get("adaptive") or []
+                            if r.get("budget") is not None and 0.0 < float(r["budget"]) <= 1.0}))
     shares = sample_shares(*sel.key, budgets, sel.ckpt, data) if data else None
 
     @st.fragment

@@ -158,17 +158,22 @@ def shares_at(model, data, budgets, batch_size: int = 256, device: str = "cpu") 
 
     if model.config.gating != "adaptive" or getattr(model.config, "adaptive_input", "embedding") != "embedding":
         raise ValueError("shares without the blocks need an adaptive model whose shares read the embedding output")
+    if not len(data) or not len(budgets):
+        raise ValueError("shares need at least one input and one budget")
+    budgets = [as_budget_tensor(b, device) for b in budgets]  # each checked before any work: (0, 1]
     was = model.training
     model.to(device).eval()
     out = [[] for _ in budgets]
-    for batch in iterate_batches(data, batch_size, device=device):
-        x = model.embeddings(batch["input_ids"])  # (B, T, d)
-        pooled = masked_mean(x, batch["attention_mask"])  # (B, d)
-        for k, b in enumerate(budgets):
-            u = model.calibration(as_budget_tensor(b, x.device))  # () the calibrated budget logit u(b)
-            s = [torch.sigmoid(c.offset(pooled) + c.sensitivity() * u) for c in model.controllers]  # L x (B,)
-            out[k].append(torch.stack(s, 1).float().cpu())  # (B, L)
-    model.train(was)
+    try:
+        for batch in iterate_batches(data, batch_size, device=device):
+            x = model.embeddings(batch["input_ids"])  # (B, T, d)
+            pooled = masked_mean(x, batch["attention_mask"])  # (B, d)
+            for k, b in enumerate(budgets):
+                u = model.calibration(b)  # () the calibrated budget logit u(b)
+                s = [torch.sigmoid(c.offset(pooled) + c.sensitivity() * u) for c in model.controllers]  # L x (B,)
+                out[k].append(torch.stack(s, 1).float().cpu())  # (B, L)
+    finally:
+        model.train(was)
     return torch.stack([torch.cat(rows) for rows in out])  # (K, N, L)
 
 

@@ -113,8 +113,7 @@ function build(root, data) {
       "latency, ms/batch", "speedup vs dense", "FLOP-model bound"]).map(metricBox).join("")}</div><div class="bl-noise"></div>`,
     `<div class="bl-body">${inputBlock}<div class="bl-gridbox"><div class="bl-cap">${esc(data.grid_caption ||
       "Heads at this budget: blue runs, grey is off; the number is the soft gate g(b)")}</div>`,
-    `<div class="bl-grid" style="grid-template-columns: max-content repeat(${H}, minmax(0, 1fr))">${head.join("")}${cells.join("")}</div></div>`,
-    shist,
+    `<div class="bl-grid" style="grid-template-columns: max-content repeat(${H}, minmax(0, 1fr))">${head.join("")}${cells.join("")}</div>${shist}</div>`,
     chart ? `<div class="bl-chartbox"><div class="bl-cap">Accuracy vs cost, every method in the card; the star is the slider's point</div>${chart.html}</div>` : "",
     `</div>`,
     `</div>`,
@@ -128,7 +127,7 @@ function build(root, data) {
     now: q(".bl-now"), nowbar: q(".bl-nowbar"), guide: q(".bl-guide"), chart,
     pred: q(".bl-pred"), bars: Array.from(root.querySelectorAll(".bl-bar")).map((b) => ({el: b, fill: b.querySelector(".bl-fill"), val: b.querySelector(".bl-bval")})),
     sBox: q(".bl-s"),
-    shBars: Array.from(root.querySelectorAll(".bl-shbar")), shMean: q(".bl-shmean"), shSub: q(".bl-shsub"),
+    shBars: Array.from(root.querySelectorAll(".bl-shbar")), shMean: q(".bl-shmean"), shB: q(".bl-shb"), shSub: q(".bl-shsub"),
   };
   inst.stats.builds += 1;
   if (hasInput) drawSCurve(inst);
@@ -146,17 +145,20 @@ function buildShareHistogram(data) {
   return `<div class="bl-shistbox"><div class="bl-cap">Every input's own budget s_i(b) on the live sample (${first.n} test inputs, ` +
     `mean over blocks): it moves as you drag</div><svg viewBox="0 0 ${SH.W} ${SH.H}" class="bl-shist" role="img" aria-label="histogram of per-input budgets">` +
     `<rect x="${SH.L}" y="${SH.T}" width="${pw}" height="${ph}" class="bl-plot"/>${bars.join("")}` +
-    `<line class="bl-shmean" x1="-10" x2="-10" y1="${SH.T}" y2="${SH.T + ph}"/>` +
+    `<line class="bl-shb" x1="-10" x2="-10" y1="${SH.T}" y2="${SH.T + ph}"/><line class="bl-shmean" x1="-10" x2="-10" y1="${SH.T}" y2="${SH.T + ph}"/>` +
     [0, 0.5, 1].map((t) => `<text x="${(SH.L + pw * t).toFixed(1)}" y="${SH.H - 8}" text-anchor="middle" class="bl-tick">${t}</text>`).join("") +
-    `<text x="${SH.L - 4}" y="${SH.T + 8}" text-anchor="end" class="bl-tick">n</text></svg><div class="bl-shsub bl-cap"></div></div>`;
+    `<text x="${SH.L - 4}" y="${SH.T + 8}" text-anchor="end" class="bl-tick">n</text></svg><div class="bl-shsub"></div></div>`;
 }
 
 function drawShareHistogram(inst, p) {
   const h = p.shist;
   if (!inst.shBars.length) return;
   const pw = SH.W - SH.L - 8, ph = SH.H - SH.T - SH.B, n = inst.shBars.length;
+  const at = (line, v) => { const x = v == null ? -10 : (SH.L + pw * v).toFixed(1); line.setAttribute("x1", x); line.setAttribute("x2", x); };
+  at(inst.shB, p.b);
   if (!h) {
     inst.shBars.forEach((r) => { r.setAttribute("height", "0"); r.setAttribute("y", SH.T + ph); });
+    at(inst.shMean, null);
     inst.shSub.textContent = "not computed at this budget";
     return;
   }
@@ -165,13 +167,11 @@ function drawShareHistogram(inst, p) {
     const c = h.counts[i] || 0, hh = (ph * c) / top;
     r.setAttribute("height", hh.toFixed(1));
     r.setAttribute("y", (SH.T + ph - hh).toFixed(1));
-    r.querySelector("title").textContent = `s in [${(i / n).toFixed(2)}, ${((i + 1) / n).toFixed(2)}): ${c} inputs`;
+    r.querySelector("title").textContent = `s in [${(i / n).toFixed(3)}, ${((i + 1) / n).toFixed(3)}${i === n - 1 ? "]" : ")"}: ${c} inputs`;
   });
-  const x = (SH.L + pw * h.mean).toFixed(1);
-  inst.shMean.setAttribute("x1", x);
-  inst.shMean.setAttribute("x2", x);
-  inst.shSub.textContent = `b = ${fmtB(p.b)}: mean s ${h.mean.toFixed(3)} · realised cost ${h.realised.toFixed(3)} on this sample ` +
-    `(the share of heads run; ceil(s·H) heads, at least one per block)`;
+  at(inst.shMean, h.mean);
+  inst.shSub.textContent = `b = ${fmtB(p.b)} (dashed): mean s ${h.mean.toFixed(3)} (red) · realised cost ${h.realised.toFixed(3)} ` +
+    `on this sample (the share of heads run: ceil(s·H) heads, at least one per block)`;
 }
 
 function drawSCurve(inst) {
