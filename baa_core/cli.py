@@ -355,20 +355,15 @@ def _parse_and_run(argv) -> int:
             print("error: interrupted, after the command had finished (what it printed or saved is complete)", file=sys.stderr)
             return 130
         return code
-    except KeyboardInterrupt:
-        raise
-    except (CheckpointError, DataError, ConfigError, ValueError, OSError) as exc:
-        if _SIGINT_SEEN.is_set():
+    except Exception as exc:
+        if _SIGINT_SEEN.is_set():  # a failure that follows a swallowed Ctrl+C is the interrupt's
             raise KeyboardInterrupt from None
         if debug:
             raise
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a bug, or a fault nobody foresaw: one line, and where to look
-        if _SIGINT_SEEN.is_set():
-            raise KeyboardInterrupt from None
-        if debug:
-            raise
+        if isinstance(exc, (CheckpointError, DataError, ConfigError, ValueError, OSError)):
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        # a bug, or a fault nobody foresaw: one line, and where to look
         print(f"error: {type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)", file=sys.stderr)
         return 1
 
