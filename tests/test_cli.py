@@ -96,19 +96,26 @@ def test_a_csv_model_is_measured_from_the_csv_kept_beside_it(tmp_path, capsys):
     assert "pass it again with --csv" in capsys.readouterr().err
 
 
+def _start_training(out, **popen):
+    """``python -m baa_core train`` on the synthetic task, as a user starts it, in its own process."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "baa_core", "train", "--task", "synthetic", "--method", "baa",
+                             "--out", str(out)], stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1], **popen)
+
+
 @pytest.mark.parametrize("delay_s", [0.3, 0.45, 0.6, 1.5])
 def test_ctrl_c_at_any_moment_ends_in_one_line_and_leaves_no_folder(tmp_path, delay_s):
     """Early on, the interrupt lands in torch's imports, where numpy's import once swallowed it: training went
     on (or ended in a RecursionError); later, in training. Every time: one line, status 130, no output folder."""
     import signal
     import subprocess
-    import sys
     import time
 
     out = tmp_path / "m"
-    proc = subprocess.Popen([sys.executable, "-m", "baa_core", "train", "--task", "synthetic", "--method", "baa",
-                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[1])
+    proc = _start_training(out, stdout=subprocess.PIPE)
     time.sleep(delay_s)
     proc.send_signal(signal.SIGINT)
     try:
@@ -138,13 +145,10 @@ def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
     # a background job of a shell script starts with SIGINT ignored: a Ctrl+C meant for the script must not stop it
     import signal
     import subprocess
-    import sys
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "baa_core", "train", "--task", "synthetic", "--method", "baa",
-                             "--out", str(tmp_path / "m")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[1],
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    proc = _start_training(tmp_path / "m", stdout=subprocess.DEVNULL,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         proc.stderr.readline()  # the first line is printed from main(), past the imports: the handler question is settled
         proc.send_signal(signal.SIGINT)

@@ -170,7 +170,7 @@ def shares_at(model, data, budgets, batch_size: int = 256, device: str = "cpu") 
             pooled = masked_mean(x, batch["attention_mask"])  # (B, d)
             for k, b in enumerate(budgets):
                 u = model.calibration(b)  # () the calibrated budget logit u(b)
-                s = [torch.sigmoid(c.offset(pooled) + c.sensitivity() * u) for c in model.controllers]  # L x (B,)
+                s = [c.share(pooled, u) for c in model.controllers]  # L x (B,)
                 out[k].append(torch.stack(s, 1).float().cpu())  # (B, L)
     finally:
         model.train(was)

@@ -75,9 +75,11 @@ class AdaptiveController(HeadController):
                 pooled: torch.Tensor = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = x.mean(1) if attention_mask is None else masked_mean(x, attention_mask)  # (B, d) block input
         scores = self.head_scores(h, budget_logit)  # (B, H)
-        f = self.offset(pooled if self.reads == "embedding" else h)  # (B,)
-        s = torch.sigmoid(f + self.sensitivity() * budget_logit)  # (B,); budget_logit () or (B,)
-        return s, scores
+        return self.share(pooled if self.reads == "embedding" else h, budget_logit), scores
+
+    def share(self, read: torch.Tensor, budget_logit: torch.Tensor) -> torch.Tensor:
+        """s_i(b) = sigmoid(f(h_i) + softplus(alpha) * u(b)): (B, d) what the share reads -> (B,); u () or (B,)."""
+        return torch.sigmoid(self.offset(read) + self.sensitivity() * budget_logit)
 
     def head_scores(self, h: torch.Tensor, budget_logit: torch.Tensor) -> torch.Tensor:
         """(B, d) pooled block input -> (B, H) head scores (which heads; the share s says how many)."""
